@@ -39,6 +39,13 @@ memory_flags() {
     esac
 }
 
+# Other compiler releases may emit different bytes, so the toolchain that
+# built the committed files is recorded beside them.
+{
+    $CC --version | head -n 1
+    $WASM_LD --version | head -n 1
+} >"$out/TOOLCHAIN"
+
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT INT TERM
 

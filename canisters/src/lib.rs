@@ -1,5 +1,56 @@
 //! Example canisters, written in C and compiled to wasm32 with clang-19.
 //!
 //! The built `.wasm` files are committed under `wasm/`, so nothing here needs
-//! clang to build or test; `build.sh` rebuilds them. See `README.md` in this
-//! folder for each canister's methods.
+//! clang to build or test; `build.sh` rebuilds them, and this crate's test
+//! checks that the committed files match their sources whenever the same
+//! clang is installed. See `README.md` in this folder for every method.
+
+/// `inc`/`get` on a counter, and `inc_then_trap`.
+pub const COUNTER: &[u8] = include_bytes!("../wasm/counter.wasm");
+/// Reads and writes memory in controlled patterns (benchmarks, tests).
+pub const MEMORY_STRESS: &[u8] = include_bytes!("../wasm/memory_stress.wasm");
+/// A hash-map key-value store.
+pub const KV: &[u8] = include_bytes!("../wasm/kv.wasm");
+/// Accounts and transfers: the micropayments workload.
+pub const LEDGER: &[u8] = include_bytes!("../wasm/ledger.wasm");
+
+/// Every example canister, by name.
+pub const ALL: &[(&str, &[u8])] =
+    &[("counter", COUNTER), ("memory_stress", MEMORY_STRESS), ("kv", KV), ("ledger", LEDGER)];
+
+/// First address of memory_stress's test region; everything below holds
+/// its stack and static data.
+pub const MEMORY_STRESS_HEAP_START: u64 = 1 << 20;
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::process::Command;
+
+    /// Rebuilding from the C sources reproduces the committed modules, byte
+    /// for byte, whenever the toolchain that built them is installed.
+    #[test]
+    fn committed_wasm_matches_the_sources() {
+        let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let available = |tool: &str| Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success());
+        if !available("clang-19") || !available("wasm-ld-19") {
+            eprintln!("clang-19/wasm-ld-19 not installed: cannot rebuild the canisters to compare");
+            return;
+        }
+        let out = tempfile::tempdir().unwrap();
+        let status = Command::new(here.join("build.sh")).arg(out.path()).status().unwrap();
+        assert!(status.success(), "build.sh failed");
+        let committed_toolchain = std::fs::read_to_string(here.join("wasm/TOOLCHAIN")).unwrap();
+        let toolchain = std::fs::read_to_string(out.path().join("TOOLCHAIN")).unwrap();
+        if toolchain != committed_toolchain {
+            eprintln!(
+                "installed toolchain differs from the committed one; bytes may legitimately differ:\n{toolchain}"
+            );
+            return;
+        }
+        for (name, committed) in super::ALL {
+            let rebuilt = std::fs::read(out.path().join(format!("{name}.wasm"))).unwrap();
+            assert!(rebuilt == *committed, "{name}.wasm does not match its sources: run canisters/build.sh");
+        }
+    }
+}
