@@ -396,6 +396,28 @@ bool cd_opt_blob(cd_decoder *d, cd_bytes *out) {
     return true;
 }
 
+/* `opt text` is not a cd_type (replies never carry it), so it is checked
+ * here rather than in matches(). */
+bool cd_opt_text(cd_decoder *d, cd_bytes *out) {
+    if (d->next >= d->nargs) rt_trap("candid: decoding past the last argument");
+    uint32_t i = d->next++;
+    int32_t t = d->arg_types[i];
+    out->ptr = NULL;
+    out->len = 0;
+    if (t == T_NULL) return false; /* null has no value bytes */
+    if (!(t >= 0 && table[t].kind == T_OPT && table[t].inner == T_TEXT)) {
+        char got[96];
+        describe(got, sizeof got, t, 0);
+        rt_trapf("candid: argument %u: expected opt text, got %s", i + 1, got);
+    }
+    uint8_t tag = read_byte(d);
+    if (tag > 1) rt_trapf("candid: argument %u: invalid opt tag %u", i + 1, (unsigned)tag);
+    if (!tag) return false;
+    *out = read_bytes(d);
+    if (!valid_utf8(out->ptr, out->len)) rt_trapf("candid: argument %u: text is not valid UTF-8", i + 1);
+    return true;
+}
+
 size_t cd_blob_ref(cd_decoder *d, size_t *msg_offset) {
     next_arg(d, CD_BLOB);
     uint64_t len = read_count(d);

@@ -5,8 +5,9 @@
  * entries, recursive types), then checks each argument's type against the
  * type the canister expects, trapping with a descriptive message on any
  * mismatch or malformed input. Supported types: bool, nat8, nat32, nat64,
- * int64, nat (must fit in 64 bits), text, blob (vec nat8) and opt blob; an
- * `opt blob` argument also accepts `null` (Candid subtyping). The number of
+ * int64, nat (must fit in 64 bits), text, blob (vec nat8), opt blob and
+ * (as an argument only) opt text; an `opt blob` or `opt text` argument
+ * also accepts `null` (Candid subtyping). The number of
  * arguments must match exactly; trailing bytes are rejected.
  *
  * The decoder keeps the parsed type table in static storage, so only one
@@ -74,6 +75,8 @@ cd_bytes cd_text(cd_decoder *d);
 cd_bytes cd_blob(cd_decoder *d);
 /* Returns false for `null` / absent; otherwise stores the blob in *out. */
 bool cd_opt_blob(cd_decoder *d, cd_bytes *out);
+/* The same for `opt text` (arguments only; there is no opt text reply). */
+bool cd_opt_text(cd_decoder *d, cd_bytes *out);
 /* Decodes a blob argument without needing its bytes in the buffer: stores
  * their offset within the message argument in *msg_offset (for
  * ic0_msg_arg_data_copy) and returns the length. Must be the last

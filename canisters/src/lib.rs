@@ -14,9 +14,21 @@ pub const KV: &[u8] = include_bytes!("../wasm/kv.wasm");
 /// Accounts and transfers: the micropayments workload.
 pub const LEDGER: &[u8] = include_bytes!("../wasm/ledger.wasm");
 
+/// Calls every System API import this host implements.
+pub const SYSAPI: &[u8] = include_bytes!("../wasm/sysapi.wasm");
+/// A greeter shaped like a Motoko canister (imports call_simple, exports
+/// `__motoko_async_helper`, keeps constants in data segments).
+pub const MOTOKO_STYLE: &[u8] = include_bytes!("../wasm/motoko_style.wasm");
+
 /// Every example canister, by name.
-pub const ALL: &[(&str, &[u8])] =
-    &[("counter", COUNTER), ("memory_stress", MEMORY_STRESS), ("kv", KV), ("ledger", LEDGER)];
+pub const ALL: &[(&str, &[u8])] = &[
+    ("counter", COUNTER),
+    ("memory_stress", MEMORY_STRESS),
+    ("kv", KV),
+    ("ledger", LEDGER),
+    ("sysapi", SYSAPI),
+    ("motoko_style", MOTOKO_STYLE),
+];
 
 /// First address of memory_stress's test region; everything below holds
 /// its stack and static data.

@@ -110,8 +110,9 @@ pub struct CanisterState {
 }
 
 impl CanisterState {
-    /// The state right after installing `module`: its data segments in the
-    /// heap, everything else empty. Stable memory is left as given.
+    /// This state with `module` installed over a fresh heap: its data
+    /// segments in memory and its globals as it initialises them. Stable
+    /// memory and the rest are left as they are.
     pub fn with_module(&self, module: Arc<CanisterModule>) -> CanisterState {
         let mut heap = PageMap::new();
         for segment in &module.info.data {
@@ -119,6 +120,11 @@ impl CanisterState {
         }
         let heap_pages = module.info.memory.map_or(0, |m| m.initial_pages);
         CanisterState { module: Some(module), heap, heap_pages, globals: Vec::new(), ..self.clone() }
+    }
+
+    /// Bytes of heap, stable memory and module: what a snapshot holds.
+    pub fn size_bytes(&self) -> u64 {
+        (self.heap_pages + self.stable_pages) * WASM_PAGE + self.module.as_ref().map_or(0, |m| m.wasm.len() as u64)
     }
 }
 
@@ -148,6 +154,12 @@ impl Canister {
     /// Drop the live instance (for example after its memory was remapped).
     pub fn evict_instance(&mut self) {
         self.live = None;
+    }
+
+    /// Replace what messages learn about the canister (controllers, status,
+    /// version). The live instance stays: messages read this afresh.
+    pub fn set_env(&mut self, env: CanisterEnv) {
+        self.state.env = Arc::new(env);
     }
 
     pub fn has_live_instance(&self) -> bool {

@@ -145,6 +145,12 @@ impl PageDelta {
         Some(PageIndex(key * GROUP_PAGES + 63 - group.mask.leading_zeros() as u64))
     }
 
+    /// Whether `other` is this very version (a clone not changed since):
+    /// clones share their structure instead of copying pages.
+    pub fn same_version(&self, other: &PageDelta) -> bool {
+        self.groups.ptr_eq(&other.groups) && self.order.ptr_eq(&other.order)
+    }
+
     /// Which of the 64 pages `64 * word .. 64 * word + 64` are in the delta:
     /// bit `b` is set when page `64 * word + b` is.
     ///
@@ -215,6 +221,8 @@ mod tests {
         assert_eq!(snapshot.get(PageIndex(3)).unwrap().bytes()[0], 2);
         assert!(snapshot.get(PageIndex(70)).is_none());
         assert_eq!((delta.len(), snapshot.len()), (2, 1));
+        assert!(!delta.same_version(&snapshot));
+        assert!(snapshot.clone().same_version(&snapshot));
     }
 
     #[test]
