@@ -86,3 +86,31 @@ pub fn random_delta(n: u64, limit: u64, seed: u64) -> PageDelta {
     delta.apply(pages);
     delta
 }
+
+/// Samples ranks 0..n with probability proportional to 1/(rank+1)^s: the
+/// skewed account activity of the micropayments workload.
+pub struct Zipf {
+    cdf: Vec<f64>,
+    rng: Lcg,
+}
+
+impl Zipf {
+    pub fn new(n: usize, s: f64, seed: u64) -> Zipf {
+        let mut total = 0.0;
+        let mut cdf: Vec<f64> = (0..n)
+            .map(|k| {
+                total += 1.0 / ((k + 1) as f64).powf(s);
+                total
+            })
+            .collect();
+        for c in &mut cdf {
+            *c /= total;
+        }
+        Zipf { cdf, rng: Lcg(seed) }
+    }
+
+    pub fn sample(&mut self) -> u64 {
+        let u = (self.rng.next_u64() % 1_000_000_007) as f64 / 1_000_000_007.0;
+        self.cdf.partition_point(|c| *c < u) as u64
+    }
+}

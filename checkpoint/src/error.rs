@@ -71,6 +71,9 @@ pub enum Error {
 
     #[error("refusing to prune every checkpoint: keep must be at least 1")]
     PruneAll,
+
+    #[error("state directory {dir} was opened read-only; it cannot be written")]
+    ReadOnly { dir: PathBuf },
 }
 
 impl Error {

@@ -36,6 +36,7 @@ pub struct StateDir {
     fs: Arc<dyn Fs>,
     _lock: LockGuard,
     manifests: Mutex<HashMap<u64, Arc<Manifest>>>,
+    read_only: bool,
 }
 
 impl std::fmt::Debug for StateDir {
@@ -89,9 +90,38 @@ impl StateDir {
         if created {
             fs.sync_dir(root).map_err(Error::io("sync", root))?;
         }
-        let dir = StateDir { root: root.to_path_buf(), fs, _lock: lock, manifests: Mutex::new(HashMap::new()) };
+        let dir = StateDir {
+            root: root.to_path_buf(),
+            fs,
+            _lock: lock,
+            manifests: Mutex::new(HashMap::new()),
+            read_only: false,
+        };
         dir.wipe_tmp()?;
         Ok(dir)
+    }
+
+    /// Open `root` only to read checkpoints: no lock is taken and nothing is
+    /// changed, so it works beside the process that owns the directory
+    /// (replay verification). Published checkpoints are immutable; one
+    /// pruned while being read fails the read loudly.
+    pub fn open_read_only(root: &Path) -> Result<StateDir> {
+        let checkpoints = root.join(CHECKPOINTS_DIR);
+        if !checkpoints.is_dir() {
+            let source = io::Error::new(io::ErrorKind::NotFound, "not a state directory (no checkpoints/)");
+            return Err(Error::Io { op: "open", path: root.to_path_buf(), source });
+        }
+        Ok(StateDir {
+            root: root.to_path_buf(),
+            fs: Arc::new(RealFs),
+            _lock: Box::new(()),
+            manifests: Mutex::new(HashMap::new()),
+            read_only: true,
+        })
+    }
+
+    pub(crate) fn check_writable(&self) -> Result<()> {
+        if self.read_only { Err(Error::ReadOnly { dir: self.root.clone() }) } else { Ok(()) }
     }
 
     fn wipe_tmp(&self) -> Result<()> {
@@ -131,6 +161,17 @@ impl StateDir {
 
     pub fn checkpoint_dir(&self, height: u64) -> PathBuf {
         self.checkpoints_dir().join(checkpoint_dir_name(height))
+    }
+
+    /// The published checkpoint file at `path`, if it is one: how a page
+    /// map's base file is named as the source of the next checkpoint.
+    pub fn file_ref_for(&self, path: &Path) -> Option<crate::FileRef> {
+        let rel = path.strip_prefix(self.checkpoints_dir()).ok()?;
+        let mut components = rel.components();
+        let height = parse_checkpoint_dir_name(components.next()?.as_os_str().to_str()?)?;
+        let file = components.as_path().to_str()?.to_string();
+        validate_rel_path(&file).ok()?;
+        Some(crate::FileRef { height, path: file })
     }
 
     /// Heights of the published checkpoints, ascending. Anything else in
@@ -280,6 +321,7 @@ impl StateDir {
     /// renamed into `tmp/` before it is deleted, so a crash never leaves a
     /// half-deleted checkpoint in `checkpoints/`. Returns the pruned heights.
     pub fn prune(&self, keep: usize) -> Result<Vec<u64>> {
+        self.check_writable()?;
         if keep == 0 {
             return Err(Error::PruneAll);
         }

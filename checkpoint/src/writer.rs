@@ -74,6 +74,7 @@ impl StateDir {
     /// Memory files are hashed from memory on a second thread while this one
     /// copies, writes and syncs them.
     pub fn stage(&self, spec: CheckpointSpec<'_>) -> Result<Staged<'_>> {
+        self.check_writable()?;
         let height = spec.height;
         if let Some(&newest) = self.heights()?.last()
             && height <= newest

@@ -279,3 +279,26 @@ fn bad_inputs_are_refused_before_touching_disk() {
     assert_eq!(dir.heights().unwrap(), vec![1]);
     assert!(fs::read_dir(tmp.path().join("tmp")).unwrap().next().is_none());
 }
+
+#[test]
+fn paths_of_published_files_name_their_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = StateDir::open(tmp.path()).unwrap();
+    let c1 = gen1(&dir);
+    let path = c1.path("canisters/a/heap.bin").unwrap();
+    assert_eq!(dir.file_ref_for(&path), Some(c1.file_ref("canisters/a/heap.bin").unwrap()));
+    assert_eq!(dir.file_ref_for(&tmp.path().join("elsewhere/heap.bin")), None);
+    assert_eq!(dir.file_ref_for(&dir.checkpoint_dir(1).join("../x")), None);
+}
+
+#[test]
+fn a_read_only_open_reads_beside_the_owner_and_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let owner = StateDir::open(tmp.path()).unwrap();
+    let c1 = gen1(&owner);
+    let reader = StateDir::open_read_only(tmp.path()).unwrap();
+    assert_eq!(reader.verify(1).unwrap().root_hash(), c1.root_hash());
+    assert!(matches!(reader.create(Gen1::new().spec()), Err(Error::ReadOnly { .. })));
+    assert!(matches!(reader.prune(1), Err(Error::ReadOnly { .. })));
+    assert!(StateDir::open_read_only(&tmp.path().join("nope")).is_err());
+}

@@ -8,10 +8,12 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
+use std::sync::Arc;
 
 use candid::Principal;
 use page_delta::PageMap;
 
+use crate::engine::CanisterModule;
 use crate::execution::{Call, Canister, CanisterState, ExecutionError, Executor, MessageResult, Target};
 use crate::module::{EntryPoint, MethodKind, ModuleError};
 use crate::system_api::CanisterEnv;
@@ -49,7 +51,7 @@ impl fmt::Display for CanisterStatus {
 }
 
 /// How `install_code` treats the existing canister.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, candid::CandidType, serde::Deserialize)]
 pub enum InstallMode {
     /// The canister must be empty; runs `canister_init`.
     Install,
@@ -121,6 +123,21 @@ fn list(principals: &[Principal]) -> String {
     }
 }
 
+/// Everything a [`CanisterRecord`] holds, for saving it in a checkpoint and
+/// restoring it.
+pub struct RecordParts {
+    pub id: Principal,
+    pub name: Option<String>,
+    pub controllers: Vec<Principal>,
+    pub status: CanisterStatus,
+    pub version: u64,
+    pub log: Vec<LogRecord>,
+    pub next_log_index: u64,
+    pub snapshots: Vec<Snapshot>,
+    pub next_snapshot: u64,
+    pub state: CanisterState,
+}
+
 /// A canister: identity, controllers, status, log and snapshots, around its
 /// executable state.
 pub struct CanisterRecord {
@@ -151,6 +168,53 @@ impl CanisterRecord {
             next_snapshot: 0,
             exec: Canister::default(),
         }
+    }
+
+    /// Rebuild a record from saved parts.
+    pub fn restore(parts: RecordParts, exec: &Executor) -> CanisterRecord {
+        let mut record = CanisterRecord {
+            id: parts.id,
+            name: parts.name,
+            controllers: parts.controllers,
+            status: parts.status,
+            version: parts.version,
+            log: parts.log.into(),
+            next_log_index: parts.next_log_index,
+            snapshots: parts.snapshots.into_iter().map(|s| (s.id, s)).collect(),
+            next_snapshot: parts.next_snapshot,
+            exec: Canister::new(parts.state),
+        };
+        record.refresh_env(exec);
+        record
+    }
+
+    /// Index the next log record will get.
+    pub fn next_log_index(&self) -> u64 {
+        self.next_log_index
+    }
+
+    /// Id the next snapshot will get.
+    pub fn next_snapshot(&self) -> u64 {
+        self.next_snapshot
+    }
+
+    /// Swap the memories of the state (`None`) and of each snapshot for
+    /// equal ones, e.g. freshly mapped from a new checkpoint. The live
+    /// instance is dropped: its memory maps the old files.
+    pub fn remap<E>(
+        &mut self,
+        mut f: impl FnMut(Option<u64>, &CanisterState) -> Result<(PageMap, PageMap), E>,
+    ) -> Result<(), E> {
+        let (heap, stable) = f(None, self.exec.state())?;
+        let state = self.exec.state_mut();
+        state.heap = heap;
+        state.stable = stable;
+        for snapshot in self.snapshots.values_mut() {
+            let (heap, stable) = f(Some(snapshot.id), &snapshot.state)?;
+            snapshot.state.heap = heap;
+            snapshot.state.stable = stable;
+        }
+        Ok(())
     }
 
     pub fn id(&self) -> Principal {
@@ -261,8 +325,22 @@ impl CanisterRecord {
     ) -> Result<(), CanisterError> {
         self.check_controller(sender)?;
         let module = exec.compile(wasm)?;
+        self.install_module(exec, sender, mode, module, arg, time)
+    }
+
+    /// `install_code` with a module already compiled.
+    pub fn install_module(
+        &mut self,
+        exec: &Executor,
+        sender: &Principal,
+        mode: InstallMode,
+        module: Arc<CanisterModule>,
+        arg: &[u8],
+        time: u64,
+    ) -> Result<(), CanisterError> {
+        self.check_controller(sender)?;
         let current = self.exec.state().clone();
-        let env = std::sync::Arc::new(self.env(exec));
+        let env = Arc::new(self.env(exec));
         let run = |canister: &mut Canister, entry: EntryPoint, arg: &[u8], log: &mut Vec<MessageResult>| {
             let call = Call { target: Target::Entry(entry), arg, caller: sender.as_slice(), time };
             let result = exec.execute(canister, call);
@@ -444,6 +522,27 @@ impl CanisterRecord {
         let result = exec.execute(&mut self.exec, call);
         self.record_log(time, &result);
         Some(result)
+    }
+
+    /// Run `canister_heartbeat` (if exported and running): once a round.
+    pub fn run_heartbeat(&mut self, exec: &Executor, time: u64) -> Option<MessageResult> {
+        let exports = self.state().module.as_ref().is_some_and(|m| m.info.has(EntryPoint::Heartbeat));
+        if !exports || self.status != CanisterStatus::Running {
+            return None;
+        }
+        let call = Call { target: Target::Entry(EntryPoint::Heartbeat), arg: &[], caller: self.id.as_slice(), time };
+        let result = exec.execute(&mut self.exec, call);
+        self.record_log(time, &result);
+        Some(result)
+    }
+
+    /// Whether a round at `time` has work for this canister even without
+    /// messages: a due timer or a heartbeat.
+    pub fn has_system_task(&self, time: u64) -> bool {
+        let state = self.state();
+        let exports = |e| state.module.as_ref().is_some_and(|m| m.info.has(e));
+        self.status == CanisterStatus::Running
+            && (exports(EntryPoint::Heartbeat) || (state.global_timer != 0 && state.global_timer <= time))
     }
 
     /// Save heap, stable memory, module, globals and certified data. The

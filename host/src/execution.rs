@@ -58,7 +58,7 @@ impl Default for ExecutionConfig {
 }
 
 /// The value of a mutable global, saved between messages.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum GlobalValue {
     I32(i32),
     I64(i64),
@@ -304,6 +304,22 @@ impl Executor {
         self.engine.compile(wasm, self.config.max_module_bytes)
     }
 
+    /// Compile `replacement` to stand in for the module whose SHA-256 is
+    /// `identity`: it runs the replacement's code but keeps the original's
+    /// identity, so digests differ only where behaviour does (replay
+    /// verification of a modified module).
+    pub fn compile_substitute(
+        &self,
+        replacement: &[u8],
+        identity: [u8; 32],
+    ) -> Result<Arc<CanisterModule>, crate::module::ModuleError> {
+        let module = self.engine.compile(replacement, self.config.max_module_bytes)?;
+        let mut module =
+            Arc::try_unwrap(module).unwrap_or_else(|_| unreachable!("a freshly compiled module is not shared"));
+        module.hash = identity;
+        Ok(Arc::new(module))
+    }
+
     fn context_and_limit(&self, target: Target<'_>) -> (ApiContext, u64, bool) {
         let c = &self.config;
         match target {
@@ -371,6 +387,7 @@ impl Executor {
             },
         };
         let message = self.message(&canister.state, context, call, limit);
+        let before = live.counters();
         let run = live.run(&export, message, limit);
         let mut result = MessageResult {
             outcome: Ok(Response::None),
@@ -395,6 +412,8 @@ impl Executor {
                     (Response::None, Target::Method { .. }) => Err(ExecutionError::DidNotReply),
                     (response, _) => Ok(response),
                 };
+                // Count re-protecting the dirty pages as part of the message.
+                result.stats.memory = live.counters() - before;
                 if self.config.reuse_instances {
                     canister.live = Some(live);
                 }
@@ -481,7 +500,7 @@ impl Executor {
             state.heap.apply(pages);
             state.heap_pages = size as u64 / WASM_PAGE;
             if self.config.reuse_instances {
-                cell.with(|t| t.rearm(state.heap.clone())).expect("not busy: checked above")?;
+                cell.with(|t| t.rearm(state.heap.clone(), &dirty.heap)).expect("not busy: checked above")?;
             }
         }
         state.globals = live.read_globals();

@@ -7,7 +7,9 @@
 //! - [`engine`] and [`execution`]: wasmtime configured for deterministic
 //!   execution, and running messages against canister state;
 //! - [`canister`] and [`registry`]: the canister lifecycle (install modes,
-//!   controllers, stop/start, snapshots, logs) and the set of canisters.
+//!   controllers, stop/start, snapshots, logs) and the set of canisters;
+//! - [`runtime`]: the [`Host`]: rounds on a worker pool, the durable message
+//!   log, checkpoints every N rounds, recovery and replay verification.
 //!
 //! See `ARCHITECTURE.md` for how the pieces fit together.
 
@@ -17,6 +19,7 @@ pub mod execution;
 pub mod memory;
 pub mod module;
 pub mod registry;
+pub mod runtime;
 pub mod system_api;
 
 pub use candid::Principal;
@@ -29,4 +32,5 @@ pub use execution::{
 pub use memory::{MemoryCounters, TrackingMode};
 pub use module::{EntryPoint, MethodKind, ModuleError};
 pub use registry::{Registry, canister_id};
+pub use runtime::{CallError, CallHandle, CanisterInfo, Host, HostConfig, HostError, RecoveryReport, TimeSource};
 pub use system_api::{CanisterEnv, Response};

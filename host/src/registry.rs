@@ -71,6 +71,25 @@ impl Registry {
         Ok(())
     }
 
+    /// Take a canister out (to run it on another thread); `put` it back.
+    pub fn take(&mut self, id: &Principal) -> Option<CanisterRecord> {
+        self.canisters.remove(id)
+    }
+
+    pub fn put(&mut self, record: CanisterRecord) {
+        self.canisters.insert(record.id(), record);
+    }
+
+    /// Index the next created canister's id will use.
+    pub fn next_index(&self) -> u64 {
+        self.next_index
+    }
+
+    /// A registry holding `records`, creating ids from `next_index` on.
+    pub fn from_parts(records: Vec<CanisterRecord>, next_index: u64) -> Registry {
+        Registry { canisters: records.into_iter().map(|r| (r.id(), r)).collect(), next_index }
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = &CanisterRecord> {
         self.canisters.values()
     }

@@ -214,3 +214,38 @@ fn naive_mode_takes_a_fault_per_page_and_copies_every_page() {
     assert!(r.stats.memory.faults >= 128, "{}", r.stats.memory.faults);
     assert!(r.stats.memory.pages_copied >= 64, "{}", r.stats.memory.pages_copied);
 }
+
+#[test]
+fn hot_pages_stay_writable_and_idle_ones_are_reprotected() {
+    let exec = executor(TrackingMode::ReadMapped, true);
+    let mut c = stress_canister(&exec, 64 * 4096);
+    let page_a = HEAP_START;
+    let page_b = HEAP_START + 10 * 4096;
+    let write = |c: &mut Canister, at: u64, value: u8| {
+        let r = update(&exec, c, "write_pages", sweep(at, 1, 4096, false, value));
+        assert!(r.outcome.is_ok(), "{:?}", r.outcome);
+        r
+    };
+    // Warm up: the canister's own pages (stack, argument buffer) and A.
+    for v in 1..4 {
+        write(&mut c, page_a, v);
+    }
+    // Steady state: writing the same hot page faults and protects nothing,
+    // yet every change is still reported.
+    for v in 4..8 {
+        let r = write(&mut c, page_a, v);
+        assert_eq!((r.stats.memory.faults, r.stats.memory.mprotects), (0, 0), "message {v}");
+        assert!(r.dirty.heap.contains(&page_delta::PageIndex(page_a / 4096)));
+        assert_eq!(heap_bytes(&c, page_a, 1), vec![v]);
+    }
+    // A writable page written with its own bytes is not dirty.
+    let r = write(&mut c, page_a, 7);
+    assert!(!r.dirty.heap.contains(&page_delta::PageIndex(page_a / 4096)));
+    // Left alone long enough, A is protected again: the next write faults.
+    for v in 0..20 {
+        write(&mut c, page_b, v);
+    }
+    let r = write(&mut c, page_a, 99);
+    assert_eq!(r.stats.memory.faults, 1);
+    assert_eq!(heap_bytes(&c, page_a, 1), vec![99]);
+}

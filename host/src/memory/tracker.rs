@@ -49,6 +49,13 @@ pub enum TrackingMode {
     Untracked,
 }
 
+/// At most this many pages stay writable between messages (see
+/// [`Tracker::rearm`]); a message changing more re-protects them all.
+const MAX_STICKY_PAGES: usize = 64;
+/// A writable page is re-protected once this many messages in a row left
+/// it unchanged.
+const STICKY_IDLE_MESSAGES: u8 = 16;
+
 /// At most this many separate runs are made readable when a read-mapped
 /// memory is set up; past that, the rest are left to faults rather than
 /// fragmenting the mapping (each run costs a VMA, see `vm.max_map_count`).
@@ -94,7 +101,8 @@ pub struct ProtectFailure {
 }
 
 /// A list of page numbers with a capacity fixed up front; pushing never
-/// allocates.
+/// allocates. The vector stays private so nothing can swap it for one with
+/// less capacity.
 struct PageList {
     pages: Vec<u32>,
 }
@@ -102,6 +110,18 @@ struct PageList {
 impl PageList {
     fn with_capacity(n: usize) -> PageList {
         PageList { pages: Vec::with_capacity(n) }
+    }
+
+    fn as_slice(&self) -> &[u32] {
+        &self.pages
+    }
+
+    /// Copy the pages out, sorted, and empty the list (keeping capacity).
+    fn take_sorted(&mut self) -> Vec<u32> {
+        let mut out = self.pages.clone();
+        self.pages.clear();
+        out.sort_unstable();
+        out
     }
 
     fn push(&mut self, page: usize) {
@@ -155,6 +175,9 @@ pub struct Tracker {
     speculative: PageList,
     counters: Counters,
     failure: Option<ProtectFailure>,
+    /// Pages kept writable between messages, sorted, with the number of
+    /// messages since each last changed.
+    sticky: Vec<(u32, u8)>,
 }
 
 impl Tracker {
@@ -183,6 +206,7 @@ impl Tracker {
             speculative: PageList::with_capacity(lists),
             counters: Counters::default(),
             failure: None,
+            sticky: Vec::new(),
         };
         tracker.map_base()?;
         Ok(tracker)
@@ -481,7 +505,8 @@ impl Tracker {
     /// the committed contents, in page order. Pages written with their old
     /// bytes, and prefetched pages never written, are dropped.
     pub fn collect_dirty(&mut self) -> Vec<(PageIndex, Page)> {
-        let mut candidates: Vec<u32> = self.written.pages.iter().chain(&self.speculative.pages).copied().collect();
+        let mut candidates: Vec<u32> =
+            self.written.as_slice().iter().chain(self.speculative.as_slice()).copied().collect();
         candidates.sort_unstable();
         let mut out = Vec::with_capacity(candidates.len());
         for p in candidates {
@@ -497,11 +522,48 @@ impl Tracker {
     }
 
     /// Start the next message: `contents` is the newly committed state (the
-    /// memory's bytes), and every dirty page becomes clean again.
-    pub fn rearm(&mut self, contents: PageMap) -> Result<(), ProtectFailure> {
+    /// memory's bytes) and `changed` the pages the message changed (as
+    /// `collect_dirty` returned them, in order).
+    ///
+    /// Dirty pages are made clean (read-only) again, except that recently
+    /// changed pages stay writable: pages a message changes (its stack, its
+    /// argument buffers, hot data) are usually changed again soon, and
+    /// comparing a writable page after a message (a 4 KiB `memcmp`) costs far
+    /// less than the fault, `mprotect` and TLB shootdown of re-protecting it.
+    /// They stay listed, so every message compares them and the dirty set
+    /// stays exact. A page counts as used when it changed or took a write
+    /// fault (written with the same bytes: a stack slot, say); one unused
+    /// for `STICKY_IDLE_MESSAGES` messages in a row is re-protected. Naive
+    /// mode re-protects everything, like the IC before its optimisations.
+    pub fn rearm(&mut self, contents: PageMap, changed: &[PageIndex]) -> Result<(), ProtectFailure> {
         self.contents = contents;
-        let mut pages: Vec<u32> = self.written.pages.drain(..).chain(self.speculative.pages.drain(..)).collect();
+        let written = self.written.take_sorted();
+        let mut pages: Vec<u32> = written.iter().copied().chain(self.speculative.take_sorted()).collect();
         pages.sort_unstable();
+        let previous = std::mem::take(&mut self.sticky);
+        if self.mode != TrackingMode::Naive && changed.len() <= MAX_STICKY_PAGES {
+            let mut changed = changed.iter().map(|p| p.0 as u32).peekable();
+            for &p in &pages {
+                while changed.peek().is_some_and(|c| *c < p) {
+                    changed.next();
+                }
+                let idle = if changed.peek() == Some(&p) || written.binary_search(&p).is_ok() {
+                    Some(0)
+                } else {
+                    let before = previous.binary_search_by_key(&p, |(q, _)| *q).ok().map(|i| previous[i].1);
+                    before.map(|idle| idle + 1).filter(|idle| *idle < STICKY_IDLE_MESSAGES)
+                };
+                if let Some(idle) = idle
+                    && self.sticky.len() < MAX_STICKY_PAGES
+                {
+                    self.sticky.push((p, idle));
+                }
+            }
+            pages.retain(|p| self.sticky.binary_search_by_key(p, |(q, _)| *q).is_err());
+            for &(p, _) in &self.sticky {
+                self.speculative.push(p as usize);
+            }
+        }
         let mut i = 0;
         while i < pages.len() {
             let first = pages[i] as usize;
@@ -516,11 +578,6 @@ impl Tracker {
             i += n;
         }
         Ok(())
-    }
-
-    /// Pages written or prefetched for writing by the current message.
-    pub fn dirty_candidates(&self) -> usize {
-        self.written.pages.len() + self.speculative.pages.len()
     }
 }
 

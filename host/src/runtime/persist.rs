@@ -1,0 +1,325 @@
+//! Saving the set of canisters as a checkpoint, and loading it back.
+//!
+//! ```text
+//! host.json                                   height, time, next canister index
+//! canisters/<id>/meta.json                    identity, controllers, status, log, globals...
+//! canisters/<id>/{module.wasm, heap.bin, stable.bin}
+//! canisters/<id>/snapshots/<sid:016x>/{module.wasm, heap.bin, stable.bin}
+//! ```
+//!
+//! Memory files are built from each page map's base file (the previous
+//! checkpoint's) plus its delta, so an unchanged canister is hard-linked.
+//! Modules already stored in the previous checkpoint are hard-linked too.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use candid::Principal;
+use checkpoint::{Checkpoint, CheckpointSpec, FileRef, FileSource, FileSpec, StateDir};
+use page_delta::{PAGE_SIZE, PageMap};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::HostError;
+use super::round::{Hash, ModuleOverrides};
+use crate::canister::{CanisterRecord, CanisterStatus, LogRecord, RecordParts, Snapshot};
+use crate::engine::CanisterModule;
+use crate::execution::{CanisterState, Executor, GlobalValue};
+use crate::module::WASM_PAGE;
+use crate::registry::Registry;
+
+const FORMAT: u32 = 1;
+
+/// Host-wide facts stored with every checkpoint.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HostMeta {
+    pub format: u32,
+    pub height: u64,
+    pub time: u64,
+    pub next_canister_index: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CanisterMeta {
+    id: String,
+    name: Option<String>,
+    controllers: Vec<String>,
+    running: bool,
+    version: u64,
+    next_log_index: u64,
+    log: Vec<LogMeta>,
+    next_snapshot: u64,
+    state: StateMeta,
+    snapshots: Vec<SnapshotMeta>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct LogMeta {
+    index: u64,
+    time: u64,
+    content: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SnapshotMeta {
+    id: u64,
+    taken_at: u64,
+    state: StateMeta,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StateMeta {
+    /// SHA-256 of the module, hex; absent for an empty canister.
+    module: Option<String>,
+    heap_pages: u64,
+    stable_pages: u64,
+    globals: Vec<GlobalValue>,
+    certified_data: String,
+    global_timer: u64,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
+}
+
+/// Where each module lives in the newest checkpoint, by its SHA-256, so the
+/// next checkpoint can link instead of copying it.
+#[derive(Default)]
+pub struct ModuleFiles(HashMap<Hash, FileRef>);
+
+/// One memory (heap or stable) or module of a canister or snapshot.
+struct Part<'a> {
+    dir: String,
+    state: &'a CanisterState,
+}
+
+impl Part<'_> {
+    fn file(&self, name: &str) -> String {
+        format!("{}/{name}", self.dir)
+    }
+}
+
+fn canister_dir(id: &Principal) -> String {
+    format!("canisters/{}", id.to_text())
+}
+
+fn snapshot_dir(id: &Principal, snapshot: u64) -> String {
+    format!("canisters/{}/snapshots/{snapshot:016x}", id.to_text())
+}
+
+fn state_meta(state: &CanisterState) -> StateMeta {
+    StateMeta {
+        module: state.module.as_ref().map(|m| hex(&m.hash)),
+        heap_pages: state.heap_pages,
+        stable_pages: state.stable_pages,
+        globals: state.globals.clone(),
+        certified_data: hex(&state.certified_data),
+        global_timer: state.global_timer,
+    }
+}
+
+fn canister_meta(record: &CanisterRecord) -> CanisterMeta {
+    CanisterMeta {
+        id: record.id().to_text(),
+        name: record.name().map(str::to_string),
+        controllers: record.controllers().iter().map(Principal::to_text).collect(),
+        running: record.status() == CanisterStatus::Running,
+        version: record.version(),
+        next_log_index: record.next_log_index(),
+        log: record.log().map(|l| LogMeta { index: l.index, time: l.time, content: hex(&l.content) }).collect(),
+        next_snapshot: record.next_snapshot(),
+        state: state_meta(record.state()),
+        snapshots: record
+            .snapshots()
+            .map(|s| SnapshotMeta { id: s.id, taken_at: s.taken_at, state: state_meta(&s.state) })
+            .collect(),
+    }
+}
+
+/// Memory file size: the memory's size, never less than its base file.
+fn memory_size(map: &PageMap, pages: u64) -> u64 {
+    (pages * WASM_PAGE).max(map.base_pages() * PAGE_SIZE as u64)
+}
+
+/// Write checkpoint `meta.height` of `registry`.
+pub fn save(
+    dir: &StateDir,
+    registry: &Registry,
+    meta: &HostMeta,
+    modules: &ModuleFiles,
+) -> Result<(Checkpoint, ModuleFiles), HostError> {
+    let host_json = serde_json::to_vec_pretty(meta).expect("host metadata always serialises");
+    let mut metas: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut parts: Vec<Part<'_>> = Vec::new();
+    for record in registry.iter() {
+        let json = serde_json::to_vec_pretty(&canister_meta(record)).expect("canister metadata always serialises");
+        metas.push((format!("{}/meta.json", canister_dir(&record.id())), json));
+        parts.push(Part { dir: canister_dir(&record.id()), state: record.state() });
+        for snapshot in record.snapshots() {
+            parts.push(Part { dir: snapshot_dir(&record.id(), snapshot.id), state: &snapshot.state });
+        }
+    }
+    let mut files = vec![FileSpec { path: "host.json".into(), source: FileSource::Bytes(&host_json) }];
+    for (path, json) in &metas {
+        files.push(FileSpec { path: path.clone(), source: FileSource::Bytes(json) });
+    }
+    let memory = |map: &PageMap| map.base().and_then(|b| dir.file_ref_for(b.path()));
+    let mut written_modules = Vec::new();
+    for part in &parts {
+        let state = part.state;
+        files.push(FileSpec {
+            path: part.file("heap.bin"),
+            source: FileSource::Memory {
+                base: memory(&state.heap),
+                map: &state.heap,
+                size: memory_size(&state.heap, state.heap_pages),
+            },
+        });
+        files.push(FileSpec {
+            path: part.file("stable.bin"),
+            source: FileSource::Memory {
+                base: memory(&state.stable),
+                map: &state.stable,
+                size: memory_size(&state.stable, state.stable_pages),
+            },
+        });
+        if let Some(module) = &state.module {
+            let source = match modules.0.get(&module.hash) {
+                Some(file) => FileSource::Link(file.clone()),
+                None => FileSource::Bytes(&module.wasm),
+            };
+            files.push(FileSpec { path: part.file("module.wasm"), source });
+            written_modules.push((module.hash, part.file("module.wasm")));
+        }
+    }
+    let checkpoint = dir.create(CheckpointSpec { height: meta.height, files })?;
+    let mut next = ModuleFiles::default();
+    for (hash, path) in written_modules {
+        next.0.entry(hash).or_insert(FileRef { height: meta.height, path });
+    }
+    Ok((checkpoint, next))
+}
+
+/// Point every memory in `registry` at its file in `checkpoint`, so deltas
+/// start empty again.
+pub fn remap(registry: &mut Registry, checkpoint: &Checkpoint) -> Result<(), HostError> {
+    for record in registry.iter_mut() {
+        let id = record.id();
+        record.remap(|snapshot, _| {
+            let dir = snapshot.map_or_else(|| canister_dir(&id), |s| snapshot_dir(&id, s));
+            Ok::<_, HostError>((
+                checkpoint.open_page_map(&format!("{dir}/heap.bin"))?,
+                checkpoint.open_page_map(&format!("{dir}/stable.bin"))?,
+            ))
+        })?;
+    }
+    Ok(())
+}
+
+/// Load the canisters of `checkpoint`. Modules whose hash `overrides` names
+/// are replaced (replay verification of a modified module).
+pub fn load(
+    checkpoint: &Checkpoint,
+    exec: &Executor,
+    overrides: &ModuleOverrides,
+) -> Result<(Registry, HostMeta, ModuleFiles), HostError> {
+    let corrupt =
+        |what: String, reason: String| HostError::CorruptCheckpoint { height: checkpoint.height(), what, reason };
+    let meta: HostMeta = serde_json::from_slice(&checkpoint.read("host.json")?)
+        .map_err(|e| corrupt("host.json".into(), e.to_string()))?;
+    if meta.format != FORMAT || meta.height != checkpoint.height() {
+        return Err(corrupt("host.json".into(), format!("format {} at height {}", meta.format, meta.height)));
+    }
+    let mut compiled: HashMap<Hash, Arc<CanisterModule>> = HashMap::new();
+    let mut modules = ModuleFiles::default();
+    let mut records = Vec::new();
+    let meta_files: Vec<String> = checkpoint
+        .manifest()
+        .files()
+        .iter()
+        .filter(|f| {
+            f.path.starts_with("canisters/") && f.path.ends_with("/meta.json") && f.path.matches('/').count() == 2
+        })
+        .map(|f| f.path.clone())
+        .collect();
+    for path in meta_files {
+        let m: CanisterMeta =
+            serde_json::from_slice(&checkpoint.read(&path)?).map_err(|e| corrupt(path.clone(), e.to_string()))?;
+        let principal =
+            |text: &str| Principal::from_text(text).map_err(|e| corrupt(path.clone(), format!("{text}: {e}")));
+        let id = principal(&m.id)?;
+        let mut load_state = |dir: String, s: &StateMeta| -> Result<CanisterState, HostError> {
+            let module = match &s.module {
+                None => None,
+                Some(hash_hex) => {
+                    let file = format!("{dir}/module.wasm");
+                    let bytes = checkpoint.read(&file)?;
+                    let hash: Hash = Sha256::digest(&bytes).into();
+                    if hex(&hash) != *hash_hex {
+                        return Err(corrupt(file, "the module does not match its recorded hash".into()));
+                    }
+                    modules.0.entry(hash).or_insert(checkpoint.file_ref(&file)?);
+                    let module = match compiled.get(&hash) {
+                        Some(m) => m.clone(),
+                        None => {
+                            let m = match overrides.get(&hash) {
+                                Some(replacement) => exec.compile_substitute(replacement, hash)?,
+                                None => exec.compile(&bytes)?,
+                            };
+                            compiled.insert(hash, m.clone());
+                            m
+                        }
+                    };
+                    Some(module)
+                }
+            };
+            Ok(CanisterState {
+                env: Arc::default(),
+                module,
+                heap: checkpoint.open_page_map(&format!("{dir}/heap.bin"))?,
+                heap_pages: s.heap_pages,
+                globals: s.globals.clone(),
+                stable: checkpoint.open_page_map(&format!("{dir}/stable.bin"))?,
+                stable_pages: s.stable_pages,
+                certified_data: unhex(&s.certified_data)
+                    .ok_or_else(|| corrupt(dir.clone(), "bad certified data".into()))?,
+                global_timer: s.global_timer,
+            })
+        };
+        let state = load_state(canister_dir(&id), &m.state)?;
+        let mut snapshots = Vec::new();
+        for s in &m.snapshots {
+            let state = load_state(snapshot_dir(&id, s.id), &s.state)?;
+            snapshots.push(Snapshot { id: s.id, taken_at: s.taken_at, state });
+        }
+        let log = m
+            .log
+            .iter()
+            .map(|l| {
+                let content = unhex(&l.content).ok_or_else(|| corrupt(path.clone(), "bad log record".into()))?;
+                Ok(LogRecord { index: l.index, time: l.time, content })
+            })
+            .collect::<Result<Vec<_>, HostError>>()?;
+        let parts = RecordParts {
+            id,
+            name: m.name,
+            controllers: m.controllers.iter().map(|c| principal(c)).collect::<Result<_, _>>()?,
+            status: if m.running { CanisterStatus::Running } else { CanisterStatus::Stopped },
+            version: m.version,
+            log,
+            next_log_index: m.next_log_index,
+            snapshots,
+            next_snapshot: m.next_snapshot,
+            state,
+        };
+        records.push(CanisterRecord::restore(parts, exec));
+    }
+    Ok((Registry::from_parts(records, meta.next_canister_index), meta, modules))
+}
