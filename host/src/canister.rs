@@ -451,18 +451,7 @@ impl CanisterRecord {
         time: u64,
     ) -> Result<(), CanisterError> {
         self.check_running()?;
-        let exports_inspect = self.state().module.as_ref().is_some_and(|m| m.info.has(EntryPoint::InspectMessage));
-        if !exports_inspect {
-            return Ok(());
-        }
-        let call = Call { target: Target::Inspect { method }, arg, caller: caller.as_slice(), time };
-        let result = exec.query(self.state(), call);
-        let reason = match result.outcome {
-            Err(error) => error.to_string(),
-            Ok(_) if result.accepted => return Ok(()),
-            Ok(_) => "the canister did not accept it".to_string(),
-        };
-        Err(CanisterError::InspectRejected { canister: self.id, reason })
+        inspect(exec, self.id, self.state(), caller, method, arg, time)
     }
 
     /// Run an update method. Debug output (and a trap's message) goes to
@@ -509,28 +498,28 @@ impl CanisterRecord {
     /// Fire the global timer if it is set and due: it is cleared first, as
     /// the IC does, and `canister_global_timer` runs (if exported).
     pub fn run_timer_if_due(&mut self, exec: &Executor, time: u64) -> Option<MessageResult> {
-        let state = self.exec.state();
-        let due = self.status == CanisterStatus::Running && state.global_timer != 0 && state.global_timer <= time;
-        if !due {
+        let timer = self.exec.state().global_timer;
+        if self.status != CanisterStatus::Running || timer == 0 || timer > time {
             return None;
         }
         self.exec.state_mut().global_timer = 0;
-        if !self.state().module.as_ref().is_some_and(|m| m.info.has(EntryPoint::GlobalTimer)) {
-            return None;
-        }
-        let call = Call { target: Target::Entry(EntryPoint::GlobalTimer), arg: &[], caller: self.id.as_slice(), time };
-        let result = exec.execute(&mut self.exec, call);
-        self.record_log(time, &result);
-        Some(result)
+        self.run_system_task(exec, EntryPoint::GlobalTimer, time)
     }
 
     /// Run `canister_heartbeat` (if exported and running): once a round.
     pub fn run_heartbeat(&mut self, exec: &Executor, time: u64) -> Option<MessageResult> {
-        let exports = self.state().module.as_ref().is_some_and(|m| m.info.has(EntryPoint::Heartbeat));
-        if !exports || self.status != CanisterStatus::Running {
+        if self.status != CanisterStatus::Running {
             return None;
         }
-        let call = Call { target: Target::Entry(EntryPoint::Heartbeat), arg: &[], caller: self.id.as_slice(), time };
+        self.run_system_task(exec, EntryPoint::Heartbeat, time)
+    }
+
+    /// Run a system entry point, if the module exports it, logging its output.
+    fn run_system_task(&mut self, exec: &Executor, entry: EntryPoint, time: u64) -> Option<MessageResult> {
+        if !self.state().module.as_ref().is_some_and(|m| m.info.has(entry)) {
+            return None;
+        }
+        let call = Call { target: Target::Entry(entry), arg: &[], caller: self.id.as_slice(), time };
         let result = exec.execute(&mut self.exec, call);
         self.record_log(time, &result);
         Some(result)
@@ -589,4 +578,28 @@ impl CanisterRecord {
         self.check_controller(sender)?;
         self.snapshots.remove(&id).map(|_| ()).ok_or(CanisterError::SnapshotNotFound { canister: self.id, id })
     }
+}
+
+/// Run `canister_inspect_message` (if `state`'s module exports one) for an
+/// ingress call of `method`; an error says why the message is refused.
+pub fn inspect(
+    exec: &Executor,
+    canister: Principal,
+    state: &CanisterState,
+    caller: &Principal,
+    method: &str,
+    arg: &[u8],
+    time: u64,
+) -> Result<(), CanisterError> {
+    if !state.module.as_ref().is_some_and(|m| m.info.has(EntryPoint::InspectMessage)) {
+        return Ok(());
+    }
+    let call = Call { target: Target::Inspect { method }, arg, caller: caller.as_slice(), time };
+    let result = exec.query(state, call);
+    let reason = match result.outcome {
+        Err(error) => error.to_string(),
+        Ok(_) if result.accepted => return Ok(()),
+        Ok(_) => "the canister did not accept it".to_string(),
+    };
+    Err(CanisterError::InspectRejected { canister, reason })
 }

@@ -154,7 +154,17 @@ fn results_do_not_depend_on_the_number_of_workers() {
     };
     let mut finals = Vec::new();
     for workers in [1, 2, 1] {
-        let report = verify(tmp.path(), VerifyOptions { workers, ..VerifyOptions::default() }, &mut |_| {}).unwrap();
+        let mut progress = Vec::new();
+        let options = VerifyOptions { workers, progress_every: 10, ..VerifyOptions::default() };
+        let report = verify(tmp.path(), options, &mut |p| progress.push((p.height, p.rounds, p.last_height))).unwrap();
+        // Progress every 10 rounds, counting up towards the end of the log.
+        assert_eq!(progress.len() as u64, report.rounds / 10);
+        assert!(
+            progress
+                .iter()
+                .enumerate()
+                .all(|(i, (_, rounds, last))| *rounds == 10 * (i as u64 + 1) && *last == report.to_height)
+        );
         assert_eq!(report.divergence, None, "{workers} workers");
         assert!(report.rounds > 30 && report.messages >= 120, "{report:?}");
         finals.push(report.final_state);

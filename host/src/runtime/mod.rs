@@ -30,9 +30,8 @@ use rpds::HashTrieMapSync;
 use crate::canister::{CanisterError, CanisterStatus, InstallMode, LogRecord};
 use crate::engine::{Engine, EngineError};
 use crate::execution::{Call, CanisterState, ExecutionConfig, Executor, Target};
-use crate::module::{EntryPoint, MethodKind, ModuleError};
+use crate::module::{MethodKind, ModuleError};
 use crate::registry::Registry;
-use crate::system_api::Response;
 use log::{LogError, MessageLog};
 use persist::{HostMeta, ModuleFiles};
 use round::{Hash, Operation, Outcome, RoundRecord, WorkerPool};
@@ -413,21 +412,13 @@ impl Host {
     pub fn submit_update(&self, canister: Principal, sender: Principal, method: &str, arg: Vec<u8>) -> CallHandle {
         let view = self.view();
         if let Some(info) = view.canisters.get(&canister) {
-            if info.status == CanisterStatus::Stopped {
-                let error = CanisterError::Stopped { canister }.to_string();
-                return CallHandle { reply: Err(CallError::Failed(error)) };
-            }
-            let exports_inspect = info.state.module.as_ref().is_some_and(|m| m.info.has(EntryPoint::InspectMessage));
-            if exports_inspect {
-                let call =
-                    Call { target: Target::Inspect { method }, arg: &arg, caller: sender.as_slice(), time: view.time };
-                let result = self.shared.executor.query(&info.state, call);
-                if result.outcome.is_err() || !result.accepted {
-                    let reason =
-                        result.outcome.err().map_or("the canister did not accept it".into(), |e| e.to_string());
-                    let error = CanisterError::InspectRejected { canister, reason }.to_string();
-                    return CallHandle { reply: Err(CallError::Failed(error)) };
-                }
+            let refused = if info.status == CanisterStatus::Stopped {
+                Err(CanisterError::Stopped { canister })
+            } else {
+                crate::canister::inspect(&self.shared.executor, canister, &info.state, &sender, method, &arg, view.time)
+            };
+            if let Err(error) = refused {
+                return CallHandle { reply: Err(CallError::Failed(error.to_string())) };
             }
         }
         let op = Operation::Update { sender, canister, method: method.to_string(), arg };
@@ -469,13 +460,7 @@ impl Host {
             caller: sender.as_slice(),
             time: view.time,
         };
-        let result = self.shared.executor.query(&info.state, call);
-        match result.outcome {
-            Ok(Response::Reply(bytes)) => Ok(bytes),
-            Ok(Response::Reject(message)) => Err(CallError::Rejected(message)),
-            Ok(Response::None) => Err(CallError::Failed("the canister did not reply to the call".into())),
-            Err(error) => Err(CallError::Failed(error.to_string())),
-        }
+        call_result(Outcome::from(&self.shared.executor.query(&info.state, call)))
     }
 
     fn view(&self) -> Arc<View> {

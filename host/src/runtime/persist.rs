@@ -174,22 +174,12 @@ pub fn save(
     let mut written_modules = Vec::new();
     for part in &parts {
         let state = part.state;
-        files.push(FileSpec {
-            path: part.file("heap.bin"),
-            source: FileSource::Memory {
-                base: memory(&state.heap),
-                map: &state.heap,
-                size: memory_size(&state.heap, state.heap_pages),
-            },
-        });
-        files.push(FileSpec {
-            path: part.file("stable.bin"),
-            source: FileSource::Memory {
-                base: memory(&state.stable),
-                map: &state.stable,
-                size: memory_size(&state.stable, state.stable_pages),
-            },
-        });
+        for (name, map, pages) in
+            [("heap.bin", &state.heap, state.heap_pages), ("stable.bin", &state.stable, state.stable_pages)]
+        {
+            let source = FileSource::Memory { base: memory(map), map, size: memory_size(map, pages) };
+            files.push(FileSpec { path: part.file(name), source });
+        }
         if let Some(module) = &state.module {
             let source = match modules.0.get(&module.hash) {
                 Some(file) => FileSource::Link(file.clone()),
