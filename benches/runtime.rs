@@ -4,8 +4,11 @@
 //! - `round_throughput`: one round of 200 transfers spread over 4 ledger
 //!   canisters, with the log synced per round (`fsync`) and not
 //!   (`no_fsync`, the baseline): rounds/s = 1 / time, messages/s = 200 / time;
+//! - `history_100_rounds`: 100 live rounds of 4 transfers (one per ledger),
+//!   the shape of the logged history below, with and without fsync:
+//!   `no_fsync` is the baseline that recovery and verification replay against;
 //! - `recovery`: opening a state directory that has 100 and 400 rounds of
-//!   log after its checkpoint (replayed), against 0 (the baseline);
+//!   log after its checkpoint (replayed), and 0 (the fixed cost of opening);
 //! - `verify`: replaying 400 logged rounds from a checkpoint, in messages/s.
 
 use std::path::Path;
@@ -77,14 +80,9 @@ fn round_throughput(c: &mut Criterion) {
     g.finish();
 }
 
-/// A state directory with a checkpoint followed by `rounds` logged rounds.
-fn history(dir: &Path, rounds: usize) {
-    let host = Host::open(dir, config(true)).unwrap();
-    let ids = ledgers(&host);
-    host.checkpoint().unwrap();
-    let mut zipf = Zipf::new(ACCOUNTS as usize, 1.0, 9);
+/// `rounds` rounds of one transfer per ledger.
+fn small_rounds(host: &Host, ids: &[Principal], zipf: &mut Zipf, rounds: usize) {
     for _ in 0..rounds {
-        // One transfer per ledger per round keeps rounds distinct.
         let calls: Vec<_> = ids
             .iter()
             .map(|id| {
@@ -95,7 +93,27 @@ fn history(dir: &Path, rounds: usize) {
             call.wait().unwrap();
         }
     }
+}
+
+/// A state directory with a checkpoint followed by `rounds` logged rounds.
+fn history(dir: &Path, rounds: usize) {
+    let host = Host::open(dir, config(true)).unwrap();
+    let ids = ledgers(&host);
+    host.checkpoint().unwrap();
+    small_rounds(&host, &ids, &mut Zipf::new(ACCOUNTS as usize, 1.0, 9), rounds);
     // Dropped without close: the rounds stay in the log only.
+}
+
+fn live_history(c: &mut Criterion) {
+    let mut g = c.benchmark_group("runtime/history_100_rounds");
+    for (name, fsync) in [("no_fsync", false), ("fsync", true)] {
+        let tmp = tempfile::tempdir().unwrap();
+        let host = Host::open(tmp.path(), config(fsync)).unwrap();
+        let ids = ledgers(&host);
+        let mut zipf = Zipf::new(ACCOUNTS as usize, 1.0, 9);
+        g.bench_function(name, |b| b.iter(|| small_rounds(&host, &ids, &mut zipf, 100)));
+    }
+    g.finish();
 }
 
 fn recovery(c: &mut Criterion) {
@@ -136,6 +154,6 @@ fn verify_throughput(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(4));
-    targets = round_throughput, recovery, verify_throughput
+    targets = round_throughput, live_history, recovery, verify_throughput
 }
 criterion_main!(benches);
