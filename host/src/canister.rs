@@ -299,11 +299,11 @@ impl CanisterRecord {
     }
 
     fn record_log(&mut self, time: u64, result: &MessageResult) {
-        let mut lines: Vec<Vec<u8>> = result.debug_prints.clone();
-        if let Err(ExecutionError::Trapped(message)) = &result.outcome {
-            lines.push(format!("[TRAP]: {message}").into_bytes());
-        }
-        for content in lines {
+        let trap = match &result.outcome {
+            Err(ExecutionError::Trapped(message)) => Some(format!("[TRAP]: {message}").into_bytes()),
+            _ => None,
+        };
+        for content in result.debug_prints.iter().cloned().chain(trap) {
             self.log.push_back(LogRecord { index: self.next_log_index, time, content });
             self.next_log_index += 1;
             if self.log.len() > MAX_LOG_RECORDS {

@@ -151,19 +151,10 @@ impl Canister {
         &mut self.state
     }
 
-    /// Drop the live instance (for example after its memory was remapped).
-    pub fn evict_instance(&mut self) {
-        self.live = None;
-    }
-
     /// Replace what messages learn about the canister (controllers, status,
     /// version). The live instance stays: messages read this afresh.
     pub fn set_env(&mut self, env: CanisterEnv) {
         self.state.env = Arc::new(env);
-    }
-
-    pub fn has_live_instance(&self) -> bool {
-        self.live.is_some()
     }
 }
 
@@ -388,12 +379,12 @@ impl Executor {
         };
         let message = self.message(&canister.state, context, call, limit);
         let before = live.counters();
-        let run = live.run(&export, message, limit);
+        let mut run = live.run(&export, message, limit);
         let mut result = MessageResult {
             outcome: Ok(Response::None),
             committed: false,
             stats: MessageStats { instructions: run.instructions, memory: run.memory, ..MessageStats::default() },
-            debug_prints: run.message.debug_prints.clone(),
+            debug_prints: std::mem::take(&mut run.message.debug_prints),
             dirty: DirtyPages::default(),
             accepted: false,
         };
@@ -518,7 +509,8 @@ pub(crate) struct LiveInstance {
     store: Store<HostState>,
     instance: Instance,
     tracker: Option<Arc<TrackerCell>>,
-    module: Arc<CanisterModule>,
+    /// The module's mutable globals, in module order (looked up once).
+    globals: Vec<wasmtime::Global>,
 }
 
 /// What running one export produced.
@@ -567,30 +559,28 @@ impl LiveInstance {
             store.data_mut().heap = Some(cell.clone());
             tracker = Some(cell);
         }
-        let mut live = LiveInstance { store, instance, tracker, module: module.clone() };
+        let mut globals = Vec::with_capacity(module.info.globals.len());
+        for global in &module.info.globals {
+            globals.push(instance.get_global(&mut store, &global.export).ok_or_else(|| {
+                ExecutionError::Instantiation(format!("global {} is missing from the instance", global.export))
+            })?);
+        }
+        let mut live = LiveInstance { store, instance, tracker, globals };
         live.restore_globals(&state.globals)?;
         Ok(live)
     }
 
     fn restore_globals(&mut self, values: &[GlobalValue]) -> Result<(), ExecutionError> {
-        for (global, value) in self.module.info.globals.iter().zip(values) {
-            let g = self.instance.get_global(&mut self.store, &global.export).ok_or_else(|| {
-                ExecutionError::Instantiation(format!("global {} is missing from the instance", global.export))
-            })?;
-            g.set(&mut self.store, value.to_val())
-                .map_err(|e| ExecutionError::Instantiation(format!("cannot restore global {}: {e:#}", global.index)))?;
+        for (i, (global, value)) in self.globals.iter().zip(values).enumerate() {
+            global
+                .set(&mut self.store, value.to_val())
+                .map_err(|e| ExecutionError::Instantiation(format!("cannot restore mutable global {i}: {e:#}")))?;
         }
         Ok(())
     }
 
     fn read_globals(&mut self) -> Vec<GlobalValue> {
-        let mut values = Vec::with_capacity(self.module.info.globals.len());
-        for global in &self.module.info.globals {
-            if let Some(g) = self.instance.get_global(&mut self.store, &global.export) {
-                values.extend(GlobalValue::from_val(&g.get(&mut self.store)));
-            }
-        }
-        values
+        self.globals.iter().filter_map(|g| GlobalValue::from_val(&g.get(&mut self.store))).collect()
     }
 
     fn counters(&self) -> MemoryCounters {

@@ -339,11 +339,6 @@ impl MessageLog {
         }
         Ok(removed)
     }
-
-    /// Paths of the segments, oldest first.
-    pub fn segment_paths(&self) -> Vec<PathBuf> {
-        self.segments.iter().map(|s| s.path.clone()).collect()
-    }
 }
 
 fn sync_dir(dir: &Path) -> Result<(), LogError> {

@@ -266,8 +266,8 @@ impl Host {
                 return Err(HostError::LogGap { checkpoint: meta.height, missing: height + 1 });
             }
             let round = decode(&log, record)?;
-            replay(&pool, &mut registry, &round)?;
             (height, time) = (round.height, round.time);
+            replay(&pool, &mut registry, round)?;
             report.replayed_rounds += 1;
         }
         log.continue_after(height);
@@ -587,10 +587,10 @@ fn divergence(round: &RoundRecord, replayed: &round::RoundResult) -> Option<(Opt
 }
 
 /// Re-execute a logged round, insisting on the recorded results.
-fn replay(pool: &WorkerPool, registry: &mut Registry, round: &RoundRecord) -> Result<(), HostError> {
-    let ops: Vec<Arc<Operation>> = round.operations.iter().cloned().map(Arc::new).collect();
+fn replay(pool: &WorkerPool, registry: &mut Registry, mut round: RoundRecord) -> Result<(), HostError> {
+    let ops: Vec<Arc<Operation>> = std::mem::take(&mut round.operations).into_iter().map(Arc::new).collect();
     let result = pool.execute(registry, round.height, round.time, &ops);
-    match divergence(round, &result) {
+    match divergence(&round, &result) {
         None => Ok(()),
         Some((canister, recorded, replayed)) => {
             Err(HostError::ReplayDiverged { height: round.height, canister, recorded, replayed })
@@ -705,8 +705,12 @@ impl Scheduler {
         let height = self.height + 1;
         let time = self.next_time();
         let (operations, replies): (Vec<Operation>, Vec<Sender<Outcome>>) = ops.into_iter().unzip();
-        let shared_ops: Vec<Arc<Operation>> = operations.iter().cloned().map(Arc::new).collect();
+        let shared_ops: Vec<Arc<Operation>> = operations.into_iter().map(Arc::new).collect();
         let result = self.pool.execute(&mut self.registry, height, time, &shared_ops);
+        // The workers have dropped their references: take the operations
+        // back for the record instead of copying arguments and modules.
+        let operations =
+            shared_ops.into_iter().map(|op| Arc::try_unwrap(op).unwrap_or_else(|op| (*op).clone())).collect();
         let record = RoundRecord {
             height,
             time,

@@ -124,8 +124,8 @@ pub fn verify(
         if record.height != from + 1 + i as u64 {
             return Err(HostError::LogGap { checkpoint: from, missing: from + 1 + i as u64 });
         }
-        let round = decode(&log, record)?;
-        let ops: Vec<_> = round.operations.iter().cloned().map(Arc::new).collect();
+        let mut round = decode(&log, record)?;
+        let ops: Vec<_> = std::mem::take(&mut round.operations).into_iter().map(Arc::new).collect();
         let result = pool.execute(&mut registry, round.height, round.time, &ops);
         report.rounds += 1;
         report.messages += result.messages as u64;
