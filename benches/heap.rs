@@ -12,9 +12,9 @@
 use std::sync::Arc;
 
 use candid::Encode;
-use canister_host::*;
 use checkpoint::{CheckpointSpec, FileSource, FileSpec, StateDir};
 use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
+use embedder::*;
 
 const REGION: u64 = 256 << 20;
 const PAGES: u64 = REGION / 4096;
@@ -24,7 +24,7 @@ const HEAP_START: u64 = canisters::MEMORY_STRESS_HEAP_START;
 /// reopened so the heap is a file with an empty delta.
 fn checkpointed_state(engine: &Arc<Engine>, dir: &StateDir) -> CanisterState {
     let exec = Executor::new(engine.clone(), ExecutionConfig::default());
-    let mut c = Canister::new(CanisterState::default().with_module(exec.compile(canisters::MEMORY_STRESS).unwrap()));
+    let mut c = Executable::new(CanisterState::default().with_module(exec.compile(canisters::MEMORY_STRESS).unwrap()));
     let grow = Encode!(&(REGION / 65536)).unwrap();
     let fill = Encode!(&HEAP_START, &PAGES, &4096u64, &false, &1u8).unwrap();
     for (name, arg) in [("grow", &grow), ("write_pages", &fill)] {
@@ -32,7 +32,7 @@ fn checkpointed_state(engine: &Arc<Engine>, dir: &StateDir) -> CanisterState {
         assert!(exec.execute(&mut c, call).outcome.is_ok());
     }
     let state = c.state().clone();
-    let size = state.heap_pages * 65536;
+    let size = state.heap_pages.bytes();
     let spec = CheckpointSpec {
         height: 1,
         files: vec![FileSpec {
@@ -82,7 +82,7 @@ fn bench(c: &mut Criterion) {
                                 } else {
                                     Encode!(&HEAP_START, &PAGES, &4096u64, &backward).unwrap()
                                 };
-                                (Canister::new(state.clone()), arg)
+                                (Executable::new(state.clone()), arg)
                             },
                             |(mut canister, arg)| {
                                 let call = Call {

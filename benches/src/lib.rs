@@ -3,22 +3,27 @@
 //! Benchmarks report ratios against a baseline measured in the same run
 //! (machines here are noisy); see each benchmark's header for its baseline.
 
+#![deny(unsafe_code)]
+
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use page_delta::{PAGE_SIZE, Page, PageDelta, PageIndex};
 
+/// One mebibyte.
 pub const MIB: u64 = 1 << 20;
 
 /// A small deterministic generator, so benchmark inputs are reproducible.
 pub struct Lcg(pub u64);
 
 impl Lcg {
+    /// The next pseudo-random value (53 bits).
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         self.0 >> 11
     }
 
+    /// A pseudo-random value below `n`.
     pub fn below(&mut self, n: u64) -> u64 {
         self.next_u64() % n
     }
@@ -95,6 +100,7 @@ pub struct Zipf {
 }
 
 impl Zipf {
+    /// A Zipf distribution over `0..n` with exponent `s`.
     pub fn new(n: usize, s: f64, seed: u64) -> Zipf {
         let mut total = 0.0;
         let mut cdf: Vec<f64> = (0..n)
@@ -109,6 +115,7 @@ impl Zipf {
         Zipf { cdf, rng: Lcg(seed) }
     }
 
+    /// The next sample.
     pub fn sample(&mut self) -> u64 {
         let u = (self.rng.next_u64() % 1_000_000_007) as f64 / 1_000_000_007.0;
         self.cdf.partition_point(|c| *c < u) as u64

@@ -5,6 +5,8 @@
 //! checks that the committed files match their sources whenever the same
 //! clang is installed. See `README.md` in this folder for every method.
 
+#![deny(unsafe_code)]
+
 /// `inc`/`get` on a counter, and `inc_then_trap`.
 pub const COUNTER: &[u8] = include_bytes!("../wasm/counter.wasm");
 /// Reads and writes memory in controlled patterns (benchmarks, tests).

@@ -11,7 +11,9 @@ use crate::manifest::Manifest;
 /// A file of a published checkpoint, as a source for the next one.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct FileRef {
+    /// The checkpoint's height.
     pub height: u64,
+    /// The file's path inside it.
     pub path: String,
 }
 
@@ -28,7 +30,7 @@ impl std::fmt::Debug for Checkpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Checkpoint")
             .field("height", &self.height)
-            .field("root", &crate::hash::hex(&self.root_hash()))
+            .field("root", &hex::encode(self.root_hash()))
             .finish()
     }
 }
@@ -38,22 +40,27 @@ impl Checkpoint {
         Checkpoint { height, dir, manifest, fs }
     }
 
+    /// Its height.
     pub fn height(&self) -> u64 {
         self.height
     }
 
+    /// Its manifest's root hash.
     pub fn root_hash(&self) -> Hash {
         self.manifest.root_hash()
     }
 
+    /// Its directory.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
+    /// Its manifest.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
     }
 
+    /// Whether it holds `file`.
     pub fn contains(&self, file: &str) -> bool {
         self.manifest.file(file).is_some()
     }

@@ -15,9 +15,12 @@ pub const CHUNK_SIZE: u64 = 1 << 20;
 /// Pages per chunk.
 pub const CHUNK_PAGES: u64 = CHUNK_SIZE / PAGE_SIZE as u64;
 
+/// A SHA-256 hash.
 pub type Hash = [u8; 32];
 
-fn tagged(tag: &str) -> Sha256 {
+/// A SHA-256 hasher primed with `tag` (length-prefixed), so hashes of
+/// different kinds of data never collide.
+pub fn tagged_hasher(tag: &str) -> Sha256 {
     let mut h = Sha256::new();
     h.update([tag.len() as u8]);
     h.update(tag.as_bytes());
@@ -26,7 +29,7 @@ fn tagged(tag: &str) -> Sha256 {
 
 /// Hash of the bytes of one page (the last page of a file may be shorter).
 pub fn page_hash(bytes: &[u8]) -> Hash {
-    let mut h = tagged("ch-page");
+    let mut h = tagged_hasher("ch-page");
     h.update(bytes);
     h.finalize().into()
 }
@@ -45,7 +48,7 @@ pub fn zero_chunk_hash() -> Hash {
 
 /// Hash of a chunk of `len` bytes, given the hashes of its pages in order.
 pub fn chunk_hash(len: u64, page_hashes: &[Hash]) -> Hash {
-    let mut h = tagged("ch-chunk");
+    let mut h = tagged_hasher("ch-chunk");
     h.update(len.to_be_bytes());
     for p in page_hashes {
         h.update(p);
@@ -55,7 +58,7 @@ pub fn chunk_hash(len: u64, page_hashes: &[Hash]) -> Hash {
 
 /// Hash of a file of `size` bytes, given its chunk hashes in order.
 pub fn file_hash(size: u64, chunk_hashes: &[Hash]) -> Hash {
-    let mut h = tagged("ch-file");
+    let mut h = tagged_hasher("ch-file");
     h.update(size.to_be_bytes());
     h.update((chunk_hashes.len() as u64).to_be_bytes());
     for c in chunk_hashes {
@@ -67,7 +70,7 @@ pub fn file_hash(size: u64, chunk_hashes: &[Hash]) -> Hash {
 /// Root hash of a checkpoint: its version, height, and every file's path and
 /// hash, in path order.
 pub fn root_hash<'a>(version: u32, height: u64, files: impl ExactSizeIterator<Item = (&'a str, Hash)>) -> Hash {
-    let mut h = tagged("ch-manifest");
+    let mut h = tagged_hasher("ch-manifest");
     h.update(version.to_be_bytes());
     h.update(height.to_be_bytes());
     h.update((files.len() as u64).to_be_bytes());
@@ -93,11 +96,6 @@ pub fn chunk_hashes_of(bytes: &[u8]) -> Vec<Hash> {
 /// Number of chunks in a file of `size` bytes.
 pub fn chunk_count(size: u64) -> u64 {
     size.div_ceil(CHUNK_SIZE)
-}
-
-/// Lowercase hex, for messages and logs.
-pub fn hex(hash: &Hash) -> String {
-    hash.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

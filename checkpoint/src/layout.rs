@@ -4,14 +4,19 @@
 //! STATE_DIR/
 //!   LOCK                       flock: one host process per state directory
 //!   checkpoints/<height:016x>/ immutable once published; MANIFEST + files
-//!   log/                       owned by the host's message log
+//!   log/                       the host's write-ahead log (WAL)
 //!   tmp/                       work in progress; wiped at open
 //! ```
 
+/// The lock file: one process per state directory.
 pub const LOCK_FILE: &str = "LOCK";
+/// Published checkpoints, one directory each.
 pub const CHECKPOINTS_DIR: &str = "checkpoints";
-pub const LOG_DIR: &str = "log";
+/// The host's write-ahead log.
+pub const WAL_DIR: &str = "log";
+/// Work in progress; wiped at open.
 pub const TMP_DIR: &str = "tmp";
+/// A checkpoint's manifest.
 pub const MANIFEST_FILE: &str = "MANIFEST";
 
 /// The directory name of checkpoint `height`.

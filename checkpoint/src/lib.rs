@@ -23,6 +23,8 @@
 //! All file operations go through [`Fs`]; [`sim::SimFs`] simulates crashes
 //! and injects faults for the tests that prove the above.
 
+#![deny(unsafe_code)]
+
 mod checkpoint;
 mod chunks;
 mod error;
@@ -31,6 +33,7 @@ pub mod hash;
 pub mod layout;
 mod manifest;
 mod memory_hash;
+#[allow(unsafe_code)] // FICLONE and sync_file_range, which nix does not wrap
 mod real_fs;
 pub mod sim;
 mod state_dir;

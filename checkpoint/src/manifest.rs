@@ -16,18 +16,23 @@ const MAGIC: &[u8; 8] = b"CHMNFST\x01";
 /// One file of a checkpoint.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileEntry {
+    /// Path inside the checkpoint.
     pub path: String,
+    /// Size in bytes.
     pub size: u64,
+    /// Hash of each 1 MiB chunk, in order.
     pub chunks: Vec<Hash>,
 }
 
 impl FileEntry {
+    /// The file's hash (over its size and chunk hashes).
     pub fn hash(&self) -> Hash {
         hash::file_hash(self.size, &self.chunks)
     }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
+/// What a checkpoint holds: every file with its chunk hashes, and a root hash.
 pub struct Manifest {
     height: u64,
     files: Vec<FileEntry>,
@@ -53,10 +58,12 @@ impl Manifest {
         Ok(Manifest { height, files, root })
     }
 
+    /// The checkpoint's height.
     pub fn height(&self) -> u64 {
         self.height
     }
 
+    /// The root hash over every file.
     pub fn root_hash(&self) -> Hash {
         self.root
     }
@@ -66,10 +73,12 @@ impl Manifest {
         &self.files
     }
 
+    /// The entry of `path`, if listed.
     pub fn file(&self, path: &str) -> Option<&FileEntry> {
         self.files.binary_search_by(|f| f.path.as_str().cmp(path)).ok().map(|i| &self.files[i])
     }
 
+    /// The manifest's bytes, as stored in `MANIFEST`.
     pub fn encode(&self) -> Vec<u8> {
         let chunks: usize = self.files.iter().map(|f| f.chunks.len()).sum();
         let mut out = Vec::with_capacity(64 + self.files.len() * 64 + chunks * 32);
@@ -127,8 +136,8 @@ impl Manifest {
         if root != stored_root {
             return Err(format!(
                 "root hash {} does not match the contents (computed {})",
-                hash::hex(&stored_root),
-                hash::hex(&root)
+                hex::encode(stored_root),
+                hex::encode(root)
             ));
         }
         Ok(Manifest { height, files, root })

@@ -14,6 +14,7 @@ use nix::unistd::{Whence, lseek};
 use crate::fs::{DirEntry, EntryKind, Fs, FsFile, LockGuard, Stat};
 
 #[derive(Clone, Copy, Debug, Default)]
+/// The operating system's filesystem.
 pub struct RealFs;
 
 fn kind(file_type: std::fs::FileType) -> EntryKind {

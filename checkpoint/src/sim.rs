@@ -10,6 +10,10 @@
 //!
 //! Every trait call counts as one operation, so a test can fail exactly the
 //! Nth one ([`Fault::FailOp`]) or crash at the Nth sync ([`Fault::CrashAtSync`]).
+//!
+//! One file on purpose: the model's state, the `Fs` implementation that
+//! changes it and the crash materialization that reads it share private
+//! types and are checked against each other when read.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -22,16 +26,20 @@ use crate::fs::{DirEntry, EntryKind, Fs, FsFile, LockGuard, Stat};
 /// A fault to inject.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fault {
+    /// Nothing fails.
     None,
     /// Operation `n` (1-based, counted from the last counter reset) fails
     /// with `EIO`; with `persistent`, every later operation fails too.
     FailOp {
+        /// Which operation.
         n: u64,
+        /// Whether every later operation fails too.
         persistent: bool,
     },
     /// Sync `n` (file or directory, 1-based) does not happen: the machine
     /// "crashes" there and every later operation fails.
     CrashAtSync {
+        /// Which sync.
         n: u64,
     },
 }
@@ -45,7 +53,10 @@ pub enum View {
     Durable,
     /// Each unsynced file and directory independently keeps either its
     /// synced or its current state, chosen by a seeded generator.
-    Mixed { seed: u64 },
+    Mixed {
+        /// Seeds the choices.
+        seed: u64,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -83,6 +94,7 @@ fn not_found(path: &Path) -> io::Error {
 }
 
 impl SimFs {
+    /// A simulated filesystem holding the paths under `prefix`.
     pub fn new(prefix: impl Into<PathBuf>) -> SimFs {
         let root = Node::Dir { entries: BTreeMap::new(), durable: BTreeMap::new() };
         let state = State { nodes: vec![root], ops: 0, syncs: 0, fault: Fault::None, crashed: false, trace: vec![] };
@@ -112,6 +124,7 @@ impl SimFs {
         (s.ops, s.syncs)
     }
 
+    /// Whether the simulated machine has crashed.
     pub fn crashed(&self) -> bool {
         self.lock_state().crashed
     }

@@ -25,6 +25,7 @@ pub enum Verification {
 /// A checkpoint that loaded, and the newer ones that did not.
 #[derive(Debug)]
 pub struct Loaded {
+    /// The newest checkpoint that validated.
     pub checkpoint: Checkpoint,
     /// Newer checkpoints that failed validation, newest first.
     pub skipped: Vec<(u64, Error)>,
@@ -75,7 +76,7 @@ impl StateDir {
         lock_file.write_at(0, pid.as_bytes()).map_err(Error::io("write pid to", &lock_path))?;
 
         let mut created = false;
-        for sub in [CHECKPOINTS_DIR, LOG_DIR, TMP_DIR] {
+        for sub in [CHECKPOINTS_DIR, WAL_DIR, TMP_DIR] {
             let path = root.join(sub);
             match fs.stat(&path) {
                 Ok(stat) if stat.kind == EntryKind::Dir => {}
@@ -138,17 +139,19 @@ impl StateDir {
         Ok(())
     }
 
+    /// The state directory's path.
     pub fn root(&self) -> &Path {
         &self.root
     }
 
+    /// The filesystem it uses.
     pub fn fs(&self) -> &Arc<dyn Fs> {
         &self.fs
     }
 
-    /// Directory reserved for the host's message log.
-    pub fn log_dir(&self) -> PathBuf {
-        self.root.join(LOG_DIR)
+    /// Directory reserved for the host's write-ahead log.
+    pub fn wal_dir(&self) -> PathBuf {
+        self.root.join(WAL_DIR)
     }
 
     pub(crate) fn tmp_dir(&self) -> PathBuf {
@@ -159,6 +162,7 @@ impl StateDir {
         self.root.join(CHECKPOINTS_DIR)
     }
 
+    /// The directory of checkpoint `height`.
     pub fn checkpoint_dir(&self, height: u64) -> PathBuf {
         self.checkpoints_dir().join(checkpoint_dir_name(height))
     }

@@ -21,17 +21,22 @@ const WRITE_BATCH_PAGES: usize = 256;
 /// What to put in checkpoint `height`.
 #[derive(Debug)]
 pub struct CheckpointSpec<'a> {
+    /// Its height: above every published checkpoint's.
     pub height: u64,
+    /// Every file it holds.
     pub files: Vec<FileSpec<'a>>,
 }
 
+/// One file of a checkpoint to write.
 #[derive(Debug)]
 pub struct FileSpec<'a> {
     /// Path relative to the checkpoint directory.
     pub path: String,
+    /// Where its contents come from.
     pub source: FileSource<'a>,
 }
 
+/// Where a file's contents come from.
 #[derive(Debug)]
 pub enum FileSource<'a> {
     /// Write these bytes (small files: metadata).
@@ -42,17 +47,30 @@ pub enum FileSource<'a> {
     /// A memory of `size` bytes holding `map`'s contents. `base` names the
     /// published file that `map`'s base maps (`None` when `map` has no base):
     /// the new file is a clone of it with `map`'s delta written over it.
-    Memory { base: Option<FileRef>, map: &'a PageMap, size: u64 },
+    Memory {
+        /// The published file `map`'s base maps.
+        base: Option<FileRef>,
+        /// The contents.
+        map: &'a PageMap,
+        /// The file's size in bytes.
+        size: u64,
+    },
 }
 
 /// What staging a checkpoint cost.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StageStats {
+    /// Files hard-linked from the previous checkpoint.
     pub files_linked: u64,
+    /// Memory files cloned from their base.
     pub files_cloned: u64,
+    /// Files written from scratch.
     pub files_written: u64,
+    /// Delta pages written over clones.
     pub pages_written: u64,
+    /// Chunks hashed.
     pub chunks_hashed: u64,
+    /// Chunk hashes reused from the previous manifest.
     pub chunks_reused: u64,
     /// Reused chunks rehashed as a guard (also counted in `chunks_hashed`).
     pub chunks_guarded: u64,
@@ -305,6 +323,7 @@ fn write_pages(file: &mut dyn FsFile, delta: &PageDelta, target: &Path) -> Resul
 }
 
 impl Staged<'_> {
+    /// The checkpoint's height.
     pub fn height(&self) -> u64 {
         self.manifest.height()
     }
@@ -314,6 +333,7 @@ impl Staged<'_> {
         self.manifest.root_hash()
     }
 
+    /// What staging cost.
     pub fn stats(&self) -> &StageStats {
         &self.stats
     }

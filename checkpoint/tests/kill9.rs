@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use checkpoint::{StateDir, Verification, hash};
+use checkpoint::{StateDir, Verification};
 
 const KILLS: usize = 50;
 
@@ -60,7 +60,7 @@ fn kill_9_at_random_moments_never_loses_a_verified_checkpoint() {
         };
         assert!(loaded.skipped.is_empty(), "round {round}: a damaged checkpoint was published: {:?}", loaded.skipped);
         let c = loaded.checkpoint;
-        let root = hash::hex(&c.root_hash());
+        let root = hex::encode(c.root_hash());
         let roots = recorded_roots(&record);
         assert!(
             roots.get(&c.height()).is_some_and(|r| r.contains(&root)),

@@ -40,6 +40,7 @@ impl BaseFile {
         Ok(Arc::new(BaseFile { path: path.to_path_buf(), file, map, pages: len / PAGE_SIZE as u64 }))
     }
 
+    /// The file's path.
     pub fn path(&self) -> &Path {
         &self.path
     }

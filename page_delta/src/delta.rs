@@ -30,7 +30,7 @@ impl Group {
 /// A persistent ordered map from [`PageIndex`] to [`Page`]: the pages written
 /// since a checkpoint.
 ///
-/// Cloning is O(1) and clones share structure, so an old version (a snapshot)
+/// Cloning is O(1) and clones share structure, so an old version (a fork)
 /// stays valid and unchanged however many batches the live version applies.
 ///
 /// Pages are kept in 64-page groups, each a small copy-on-write array, so
@@ -58,6 +58,7 @@ impl Default for PageDelta {
 }
 
 impl PageDelta {
+    /// An empty delta.
     pub fn new() -> PageDelta {
         PageDelta::default()
     }
@@ -67,6 +68,7 @@ impl PageDelta {
         self.len
     }
 
+    /// Whether no page was written.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -215,14 +217,14 @@ mod tests {
     fn later_pages_win_and_clones_are_isolated() {
         let mut delta = PageDelta::new();
         delta.apply([(PageIndex(3), page(1)), (PageIndex(3), page(2))]);
-        let snapshot = delta.clone();
+        let fork = delta.clone();
         delta.apply([(PageIndex(3), page(7)), (PageIndex(70), page(8))]);
         assert_eq!(delta.get(PageIndex(3)).unwrap().bytes()[0], 7);
-        assert_eq!(snapshot.get(PageIndex(3)).unwrap().bytes()[0], 2);
-        assert!(snapshot.get(PageIndex(70)).is_none());
-        assert_eq!((delta.len(), snapshot.len()), (2, 1));
-        assert!(!delta.same_version(&snapshot));
-        assert!(snapshot.clone().same_version(&snapshot));
+        assert_eq!(fork.get(PageIndex(3)).unwrap().bytes()[0], 2);
+        assert!(fork.get(PageIndex(70)).is_none());
+        assert_eq!((delta.len(), fork.len()), (2, 1));
+        assert!(!delta.same_version(&fork));
+        assert!(fork.clone().same_version(&fork));
     }
 
     #[test]

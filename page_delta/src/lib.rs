@@ -3,9 +3,9 @@
 //! A canister memory (heap or stable) is a [`PageMap`]: an optional read-only
 //! *base* (a checkpoint file mapped with `memmap2`, see [`BaseFile`]) overlaid
 //! by a [`PageDelta`], the pages written since that checkpoint. The delta is a
-//! persistent map (`rpds`), so cloning a page map is O(1): a query can run on a
-//! snapshot while updates keep applying new pages to the live map, and the
-//! snapshot never sees them.
+//! persistent map (`rpds`), so forking a page map (an O(1) copy) is cheap: a
+//! query can run on a fork while updates keep applying new pages to the live
+//! map, and the fork never sees them.
 //!
 //! Pages are immutable and shared by `Arc` ([`Page`]); one process-wide zero
 //! page stands for every page that was never written.
@@ -16,6 +16,9 @@
 //! same question for 64 pages at a time without allocating, for use inside a
 //! signal handler.
 
+#![deny(unsafe_code)]
+
+#[allow(unsafe_code)] // maps checkpoint files (memmap2)
 mod base_file;
 mod delta;
 mod page;

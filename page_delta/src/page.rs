@@ -32,7 +32,7 @@ impl fmt::Display for PageIndex {
 /// An immutable 4 KiB page, shared by reference counting.
 ///
 /// Cloning a page never copies its bytes, so a page written once can sit in
-/// many delta versions and snapshots at the cost of one allocation.
+/// many delta versions and forks at the cost of one allocation.
 #[derive(Clone)]
 pub struct Page(Arc<PageBytes>);
 
@@ -48,6 +48,7 @@ impl Page {
         ZERO.get_or_init(|| Page(Arc::new([0; PAGE_SIZE]))).clone()
     }
 
+    /// The page's bytes.
     pub fn bytes(&self) -> &PageBytes {
         &self.0
     }

@@ -9,15 +9,20 @@ use crate::page::{PAGE_SIZE, Page, PageBytes, PageIndex};
 
 const ZERO_PAGE: PageBytes = [0; PAGE_SIZE];
 
+/// Why a page map could not be opened or written.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // fields are named by what they hold; each message says the rest
 pub enum PageMapError {
+    /// The base file could not be opened or mapped.
     #[error("cannot open memory file {path}: {source}")]
     Open { path: PathBuf, source: io::Error },
     #[error(
         "memory file {path} is {len} bytes, not a whole number of {PAGE_SIZE}-byte pages; \
          it is truncated or not a memory file"
     )]
+    /// The base file is not a whole number of pages.
     UnalignedBase { path: PathBuf, len: u64 },
+    /// A byte range does not fit in 64 bits.
     #[error("byte range of {len} bytes at offset {offset} overflows the 64-bit address space")]
     RangeOverflow { offset: u64, len: u64 },
 }
@@ -36,15 +41,18 @@ pub enum RunSource {
 /// A maximal run of consecutive pages with the same [`RunSource`].
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct Run {
+    /// Its first page.
     pub start: PageIndex,
+    /// Its length in pages.
     pub len: u64,
+    /// Where its bytes come from.
     pub source: RunSource,
 }
 
 /// A memory: an optional read-only base file overlaid by a [`PageDelta`].
 ///
 /// Reads look in the delta first, then the base, then fall back to zero.
-/// Cloning (or [`PageMap::snapshot`]) is O(1) and the clone is isolated from
+/// Cloning (or [`PageMap::fork`]) is O(1) and the clone is isolated from
 /// later writes to either side.
 #[derive(Clone, Default)]
 pub struct PageMap {
@@ -68,6 +76,7 @@ impl PageMap {
         Ok(PageMap::with_base(BaseFile::open(path)?))
     }
 
+    /// The base file, if any.
     pub fn base(&self) -> Option<&Arc<BaseFile>> {
         self.base.as_ref()
     }
@@ -77,6 +86,7 @@ impl PageMap {
         self.base.as_ref().map_or(0, |b| b.num_pages())
     }
 
+    /// The pages written since the base.
     pub fn delta(&self) -> &PageDelta {
         &self.delta
     }
@@ -128,8 +138,10 @@ impl PageMap {
         self.delta.apply(dirty);
     }
 
-    /// An O(1) copy that later writes to `self` do not affect.
-    pub fn snapshot(&self) -> PageMap {
+    /// A fork: an O(1) copy that later writes to `self` do not affect (and
+    /// that does not affect `self`). "Snapshot" is kept for canister
+    /// snapshots.
+    pub fn fork(&self) -> PageMap {
         self.clone()
     }
 

@@ -1,6 +1,6 @@
 //! Model-based property test: a `PageMap` must behave like a plain byte
-//! vector under any sequence of writes, page applies, snapshots and rebases
-//! onto a file, and a snapshot must never see anything applied after it.
+//! vector under any sequence of writes, page applies, forks and rebases
+//! onto a file, and a fork must never see anything applied after it.
 
 use std::io::Write;
 
@@ -17,7 +17,7 @@ enum Op {
         data: Vec<u8>,
     },
     ApplyPages(Vec<(u64, u8)>),
-    Snapshot,
+    Fork,
     /// Persist the first `pages` pages to a file and reopen it as the base,
     /// like a checkpoint followed by a remap.
     Rebase {
@@ -30,7 +30,7 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (0..SIZE, prop::collection::vec(any::<u8>(), 0..3 * PAGE_SIZE))
             .prop_map(|(offset, data)| Op::Write { offset, data }),
         2 => prop::collection::vec((0..PAGES, any::<u8>()), 1..6).prop_map(Op::ApplyPages),
-        2 => Just(Op::Snapshot),
+        2 => Just(Op::Fork),
         1 => (0..=PAGES).prop_map(|pages| Op::Rebase { pages }),
     ]
 }
@@ -86,7 +86,7 @@ proptest! {
     fn page_map_matches_byte_vector(ops in prop::collection::vec(op(), 1..40)) {
         let dir = tempfile::tempdir().unwrap();
         let mut live = Model { map: PageMap::new(), bytes: vec![0; SIZE] };
-        let mut snapshots: Vec<Model> = Vec::new();
+        let mut forks: Vec<Model> = Vec::new();
         for (step, op) in ops.into_iter().enumerate() {
             match op {
                 Op::Write { offset, data } => {
@@ -102,7 +102,7 @@ proptest! {
                         live.bytes[start..start + PAGE_SIZE].fill(b);
                     }
                 }
-                Op::Snapshot => snapshots.push(Model { map: live.map.snapshot(), bytes: live.bytes.clone() }),
+                Op::Fork => forks.push(Model { map: live.map.fork(), bytes: live.bytes.clone() }),
                 Op::Rebase { pages } => {
                     let len = pages as usize * PAGE_SIZE;
                     let path = dir.path().join(format!("base-{step}"));
@@ -119,8 +119,8 @@ proptest! {
                 }
             }
             check(&live.map, &live.bytes);
-            for snapshot in &snapshots {
-                check(&snapshot.map, &snapshot.bytes);
+            for fork in &forks {
+                check(&fork.map, &fork.bytes);
             }
         }
     }

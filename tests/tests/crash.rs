@@ -7,21 +7,20 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use candid::{Decode, Encode};
-use canister_host::runtime::{VerifyOptions, verify};
-use canister_host::{Host, HostConfig, Principal};
+use canister_host::{Host, HostConfig, Principal, VerifyOptions, verify};
 
 const KILLS: usize = 50;
-
-fn unhex(text: &str) -> Vec<u8> {
-    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap()).collect()
-}
 
 /// The acknowledged puts: complete lines only (a kill can cut the last).
 fn acknowledged(path: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let mut lines: Vec<&str> = text.split('\n').collect();
     lines.pop(); // after the last newline: empty or a cut line
-    lines.iter().map(|l| l.split_once(' ').unwrap()).map(|(k, v)| (unhex(k), unhex(v))).collect()
+    lines
+        .iter()
+        .map(|l| l.split_once(' ').unwrap())
+        .map(|(k, v)| (hex::decode(k).unwrap(), hex::decode(v).unwrap()))
+        .collect()
 }
 
 #[test]

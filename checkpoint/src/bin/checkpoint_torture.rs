@@ -11,7 +11,7 @@ use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::PathBuf;
 
-use checkpoint::{CheckpointSpec, FileSource, FileSpec, StateDir, Verification, hash};
+use checkpoint::{CheckpointSpec, FileSource, FileSpec, StateDir, Verification};
 use page_delta::{PAGE_SIZE, Page, PageIndex, PageMap};
 
 const CANISTERS: u64 = 3;
@@ -51,7 +51,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             files.push(FileSpec { path: format!("canisters/c{c}/meta"), source: FileSource::Bytes(&meta) });
         }
         let staged = dir.stage(CheckpointSpec { height, files })?;
-        writeln!(record, "{height} {}", hash::hex(&staged.root_hash()))?;
+        writeln!(record, "{height} {}", hex::encode(staged.root_hash()))?;
         record.sync_all()?;
         let checkpoint = staged.publish()?;
         dir.prune(3)?;

@@ -28,7 +28,7 @@ pub fn fresh_map(seed: u8, indices: &[u64]) -> PageMap {
 
 /// `base` with `pages(seed, indices)` applied.
 pub fn changed(base: &PageMap, seed: u8, indices: &[u64]) -> PageMap {
-    let mut m = base.snapshot();
+    let mut m = base.fork();
     m.apply(pages(seed, indices));
     m
 }

@@ -16,10 +16,6 @@ use canister_host::{Host, HostConfig, InstallMode, Principal};
 
 const OWNER: Principal = Principal::from_slice(&[0x42; 29]);
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args_os().skip(1);
     let (Some(state), Some(acks)) = (args.next(), args.next()) else {
@@ -29,7 +25,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         workers: 2,
         checkpoint_interval: 7,
         keep_checkpoints: 2,
-        log_segment_bytes: 16 << 10,
+        wal_segment_bytes: 16 << 10,
         ..HostConfig::default()
     };
     let host = Host::open(&PathBuf::from(state), config)?;
@@ -56,7 +52,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut lines = String::new();
         for (key, value, call) in puts {
             call.wait()?;
-            lines += &format!("{} {}\n", hex(&key), hex(&value));
+            lines += &format!("{} {}\n", hex::encode(&key), hex::encode(&value));
         }
         acks.write_all(lines.as_bytes())?;
         acks.sync_data()?;

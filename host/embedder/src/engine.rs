@@ -1,0 +1,114 @@
+//! The wasmtime engine, configured for deterministic canister execution over
+//! tracked memory, and compiled canister modules.
+
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use wasmtime::{Config, InstancePre, Linker, Module, OptLevel};
+
+use memory_tracker::{MemoryBackend, SignalBackend};
+
+use crate::module::{self, ModuleError, ModuleInfo};
+use crate::system_api::{self, HostState};
+
+/// Address space reserved per linear memory: all of wasm32, so bounds
+/// checks are elided and the memory never moves.
+pub const MEMORY_RESERVATION: u64 = 4 << 30;
+/// Inaccessible space on each side of a memory. Accesses with larger static
+/// offsets get explicit bounds checks.
+pub const MEMORY_GUARD: u64 = 32 << 20;
+
+/// The engine could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot configure the wasmtime engine: {0}")]
+pub struct EngineError(String);
+
+/// A memory-tracking backend for canister stores.
+pub(crate) type Backend = dyn MemoryBackend<HostState>;
+
+/// A shared wasmtime engine with the System API linked in.
+pub struct Engine {
+    pub(crate) wasmtime: wasmtime::Engine,
+    pub(crate) backend: Arc<Backend>,
+    linker: Linker<HostState>,
+}
+
+impl Engine {
+    /// An engine tracking memory with the SIGSEGV backend.
+    pub fn new() -> Result<Engine, EngineError> {
+        Engine::with_backend(Arc::new(SignalBackend::new()))
+    }
+
+    /// An engine tracking memory with `backend`.
+    pub(crate) fn with_backend(backend: Arc<Backend>) -> Result<Engine, EngineError> {
+        // Threads, function references, exceptions and components need
+        // wasmtime features that are not compiled in, so they are off.
+        let mut config = Config::new();
+        config
+            .consume_fuel(true)
+            .cranelift_nan_canonicalization(true)
+            .cranelift_opt_level(OptLevel::Speed)
+            .wasm_relaxed_simd(false)
+            .wasm_memory64(false)
+            .wasm_multi_memory(false)
+            .wasm_tail_call(false)
+            .wasm_gc(false)
+            .memory_reservation(MEMORY_RESERVATION)
+            .memory_guard_size(MEMORY_GUARD)
+            .guard_before_linear_memory(true)
+            .memory_may_move(false)
+            .memory_reservation_for_growth(0)
+            .with_host_memory(backend.memory_creator());
+        let wasmtime = wasmtime::Engine::new(&config).map_err(|e| EngineError(format!("{e:#}")))?;
+        let mut linker = Linker::new(&wasmtime);
+        system_api::link(&mut linker, &wasmtime).map_err(|e| EngineError(format!("{e:#}")))?;
+        Ok(Engine { wasmtime, backend, linker })
+    }
+
+    /// Check, prepare and compile a canister module.
+    pub fn compile(&self, wasm: &[u8], max_bytes: usize) -> Result<Arc<CanisterModule>, ModuleError> {
+        let (info, rewritten) = module::prepare(wasm, max_bytes)?;
+        let mut linker = self.linker.clone();
+        for import in &info.imports {
+            match system_api::spec::lookup(&import.name) {
+                Some(spec) if spec.params != import.params || spec.results != import.results => {
+                    return Err(ModuleError::NotCanister(format!(
+                        "it imports ic0.{} with type {:?} -> {:?}, but the System API defines {:?} -> {:?}",
+                        import.name, import.params, import.results, spec.params, spec.results
+                    )));
+                }
+                Some(_) => {}
+                // Not in the spec this host knows: link it anyway, so the
+                // module runs as long as it never calls it.
+                None => system_api::define_unsupported(
+                    &mut linker,
+                    &self.wasmtime,
+                    &import.name,
+                    &import.params,
+                    &import.results,
+                )
+                .map_err(|e| ModuleError::Invalid(format!("cannot link ic0.{}: {e:#}", import.name)))?,
+            }
+        }
+        let compiled = Module::new(&self.wasmtime, &rewritten).map_err(|e| ModuleError::Invalid(format!("{e:#}")))?;
+        let pre = linker.instantiate_pre(&compiled).map_err(|e| ModuleError::Invalid(format!("{e:#}")))?;
+        Ok(Arc::new(CanisterModule { wasm: wasm.into(), hash: Sha256::digest(wasm).into(), info, pre }))
+    }
+}
+
+/// A canister module ready to instantiate.
+pub struct CanisterModule {
+    /// The module as installed (what checkpoints store).
+    pub wasm: Arc<[u8]>,
+    /// SHA-256 of `wasm`.
+    pub hash: [u8; 32],
+    /// What the module exports, imports and initialises.
+    pub info: ModuleInfo,
+    pub(crate) pre: InstancePre<HostState>,
+}
+
+impl std::fmt::Debug for CanisterModule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CanisterModule").field("bytes", &self.wasm.len()).field("methods", &self.info.methods).finish()
+    }
+}

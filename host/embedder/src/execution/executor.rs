@@ -1,0 +1,246 @@
+//! The executor: resolves what a message calls, runs it on an instance,
+//! and commits what it did.
+
+use std::sync::Arc;
+
+use super::instance::LiveInstance;
+use super::{
+    Call, CanisterState, DirtyPages, Executable, ExecutionConfig, ExecutionError, MessageResult, MessageStats, Target,
+};
+use crate::engine::{CanisterModule, Engine};
+use crate::module::{EntryPoint, MethodKind, ModuleError};
+use crate::system_api::{ApiContext, MessageState, Response, StableMemory};
+use crate::units::WasmPages;
+use memory_tracker::TrackingMode;
+
+/// Runs messages for canisters.
+pub struct Executor {
+    engine: Arc<Engine>,
+    config: ExecutionConfig,
+}
+
+impl Executor {
+    /// An executor on `engine` with `config`.
+    pub fn new(engine: Arc<Engine>, config: ExecutionConfig) -> Executor {
+        Executor { engine, config }
+    }
+
+    /// The engine modules are compiled with.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// How messages execute.
+    pub fn config(&self) -> &ExecutionConfig {
+        &self.config
+    }
+
+    /// Check and compile a module under this executor's size limit.
+    pub fn compile(&self, wasm: &[u8]) -> Result<Arc<CanisterModule>, ModuleError> {
+        self.engine.compile(wasm, self.config.max_module_bytes)
+    }
+
+    /// Compile `replacement` to stand in for the module whose SHA-256 is
+    /// `identity`: it runs the replacement's code but keeps the original's
+    /// identity, so digests differ only where behaviour does (replay
+    /// verification of a modified module).
+    pub fn compile_substitute(
+        &self,
+        replacement: &[u8],
+        identity: [u8; 32],
+    ) -> Result<Arc<CanisterModule>, ModuleError> {
+        let module = self.engine.compile(replacement, self.config.max_module_bytes)?;
+        let mut module =
+            Arc::try_unwrap(module).unwrap_or_else(|_| unreachable!("a freshly compiled module is not shared"));
+        module.hash = identity;
+        Ok(Arc::new(module))
+    }
+
+    fn context_and_limit(&self, target: Target<'_>) -> (ApiContext, u64, bool) {
+        let c = &self.config;
+        match target {
+            Target::Method { kind: MethodKind::Update, .. } => (ApiContext::Update, c.update_instruction_limit, true),
+            Target::Method { .. } => (ApiContext::Query, c.query_instruction_limit, false),
+            Target::Entry(EntryPoint::Init | EntryPoint::PostUpgrade) => {
+                (ApiContext::Init, c.install_instruction_limit, true)
+            }
+            Target::Entry(EntryPoint::PreUpgrade) => (ApiContext::PreUpgrade, c.install_instruction_limit, true),
+            Target::Entry(EntryPoint::InspectMessage) | Target::Inspect { .. } => {
+                (ApiContext::InspectMessage, c.query_instruction_limit, false)
+            }
+            Target::Entry(_) => (ApiContext::SystemTask, c.update_instruction_limit, true),
+        }
+    }
+
+    /// The export to call for `target`, or why there is none.
+    fn resolve(module: &CanisterModule, target: Target<'_>) -> Result<String, ExecutionError> {
+        match target {
+            Target::Method { name, kind } => match module.info.methods.get(name) {
+                Some(actual)
+                    if *actual == kind || (kind == MethodKind::Query && *actual == MethodKind::CompositeQuery) =>
+                {
+                    Ok(format!("{}{name}", actual.export_prefix()))
+                }
+                Some(actual) => {
+                    Err(ExecutionError::WrongKind { method: name.into(), requested: kind, actual: *actual })
+                }
+                None => Err(ExecutionError::MethodNotFound {
+                    method: name.into(),
+                    kind,
+                    available: module.info.methods.iter().map(|(m, k)| format!("{m} ({k})")).collect(),
+                }),
+            },
+            Target::Entry(entry) => Ok(entry.export_name().to_string()),
+            Target::Inspect { .. } => Ok(EntryPoint::InspectMessage.export_name().to_string()),
+        }
+    }
+
+    /// Run a message that may change the canister: an update, or a system
+    /// entry point. On failure the canister is exactly as before.
+    ///
+    /// Under [`TrackingMode::Untracked`] nothing can persist, so the message
+    /// runs like a query on the current state (the benchmark baseline).
+    pub fn execute(&self, canister: &mut Executable, call: Call<'_>) -> MessageResult {
+        let started = std::time::Instant::now();
+        let (context, limit, persists) = self.context_and_limit(call.target);
+        let persists = persists && self.config.tracking != TrackingMode::Untracked;
+        let Some(module) = canister.state.module.clone() else {
+            return MessageResult::failed(ExecutionError::NoModule);
+        };
+        let export = match Self::resolve(&module, call.target) {
+            Ok(export) => export,
+            Err(e) => return MessageResult::failed(e),
+        };
+        if !persists {
+            // Queries and inspect_message never change state.
+            return self.run_detached(&canister.state, call);
+        }
+        let mut live = match canister.live.take().filter(|_| self.config.reuse_instances) {
+            Some(live) => live,
+            None => match LiveInstance::new(&self.engine, &self.config, &module, &canister.state, true) {
+                Ok(live) => live,
+                Err(e) => return MessageResult::failed(e),
+            },
+        };
+        let message = self.message(&canister.state, context, call, limit);
+        let before = live.counters();
+        let mut run = live.run(&export, message, limit);
+        let mut result = MessageResult {
+            outcome: Ok(Response::None),
+            committed: false,
+            stats: MessageStats { instructions: run.instructions, memory: run.memory, ..MessageStats::default() },
+            debug_prints: std::mem::take(&mut run.message.debug_prints),
+            dirty: DirtyPages::default(),
+            accepted: false,
+        };
+        if let Err(e) = run.result {
+            result.outcome = Err(e);
+            result.stats.duration = started.elapsed();
+            return result; // `live` is dropped: the next message starts clean
+        }
+        match self.commit(&mut canister.state, &mut live, run.message) {
+            Ok((response, dirty)) => {
+                result.stats.dirty_pages = dirty.heap.len() as u64;
+                result.stats.stable_dirty_pages = dirty.stable.len() as u64;
+                result.dirty = dirty;
+                result.committed = true;
+                result.outcome = match (response, call.target) {
+                    (Response::None, Target::Method { .. }) => Err(ExecutionError::DidNotReply),
+                    (response, _) => Ok(response),
+                };
+                // Count re-protecting the dirty pages as part of the message.
+                result.stats.memory = live.counters() - before;
+                if self.config.reuse_instances {
+                    canister.live = Some(live);
+                }
+            }
+            Err(e) => result.outcome = Err(e),
+        }
+        result.stats.duration = started.elapsed();
+        result
+    }
+
+    /// Run a query (or inspect_message) on `state`. Nothing it does
+    /// persists. A method is always called as a query, so an update method
+    /// is refused.
+    pub fn query(&self, state: &CanisterState, call: Call<'_>) -> MessageResult {
+        let target = match call.target {
+            Target::Method { name, .. } => Target::Method { name, kind: MethodKind::Query },
+            other => other,
+        };
+        self.run_detached(state, Call { target, ..call })
+    }
+
+    /// Run `call` on a fresh instance over `state`, keeping nothing.
+    fn run_detached(&self, state: &CanisterState, call: Call<'_>) -> MessageResult {
+        let started = std::time::Instant::now();
+        let (context, limit, _) = self.context_and_limit(call.target);
+        let Some(module) = state.module.clone() else { return MessageResult::failed(ExecutionError::NoModule) };
+        let export = match Self::resolve(&module, call.target) {
+            Ok(export) => export,
+            Err(e) => return MessageResult::failed(e),
+        };
+        let mut live = match LiveInstance::new(&self.engine, &self.config, &module, state, false) {
+            Ok(live) => live,
+            Err(e) => return MessageResult::failed(e),
+        };
+        let message = self.message(state, context, call, limit);
+        let run = live.run(&export, message, limit);
+        let outcome = run.result.and_then(|()| match (run.message.response.clone(), call.target) {
+            (Response::None, Target::Method { .. }) => Err(ExecutionError::DidNotReply),
+            (response, _) => Ok(response),
+        });
+        MessageResult {
+            outcome,
+            committed: false,
+            stats: MessageStats {
+                instructions: run.instructions,
+                memory: run.memory,
+                duration: started.elapsed(),
+                ..MessageStats::default()
+            },
+            debug_prints: run.message.debug_prints,
+            dirty: DirtyPages::default(),
+            accepted: run.message.accepted,
+        }
+    }
+
+    fn message(&self, state: &CanisterState, context: ApiContext, call: Call<'_>, limit: u64) -> MessageState {
+        let method = match call.target {
+            Target::Method { name, .. } | Target::Inspect { method: name } => name,
+            Target::Entry(entry) => entry.export_name(),
+        };
+        let mut message =
+            MessageState::new(context, method, call.arg.to_vec(), call.caller.to_vec(), call.time, state.env.clone());
+        message.instruction_limit = limit;
+        message.certified_data = state.certified_data.clone();
+        message.global_timer = state.global_timer;
+        message.stable = StableMemory::new(
+            state.stable.clone(),
+            state.stable_pages,
+            WasmPages::from_bytes(self.config.stable_limit_bytes),
+        );
+        message
+    }
+
+    /// Fold a successful message into the state.
+    fn commit(
+        &self,
+        state: &mut CanisterState,
+        live: &mut LiveInstance,
+        message: MessageState,
+    ) -> Result<(Response, DirtyPages), ExecutionError> {
+        let mut dirty = DirtyPages::default();
+        if let Some((changed, size)) = live.commit_heap(&mut state.heap, self.config.reuse_instances)? {
+            dirty.heap = changed;
+            state.heap_pages = size;
+        }
+        state.globals = live.read_globals();
+        dirty.stable = message.stable.changed_pages(&state.stable);
+        state.stable = message.stable.map;
+        state.stable_pages = message.stable.pages;
+        state.certified_data = message.certified_data;
+        state.global_timer = message.global_timer;
+        Ok((message.response, dirty))
+    }
+}

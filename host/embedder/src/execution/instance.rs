@@ -1,0 +1,168 @@
+//! A wasmtime instance of a canister over tracked memory: set up, run one
+//! export, read and restore globals.
+
+use std::sync::Arc;
+
+use memory_tracker::{AttachError, MemoryCounters, ProtectFailure, TrackOptions, TrackedMemory};
+use page_delta::{PageIndex, PageMap};
+use wasmtime::{Instance, Store, Trap};
+
+use super::{CanisterState, ExecutionConfig, ExecutionError, GlobalValue};
+use crate::engine::{CanisterModule, Engine};
+use crate::module::MEMORY_EXPORT;
+use crate::system_api::{ApiContext, HostState, HostTrap, MessageState};
+use crate::units::WasmPages;
+
+/// A wasmtime instance of a canister, over tracked memory.
+pub(crate) struct LiveInstance {
+    store: Store<HostState>,
+    instance: Instance,
+    heap: Option<TrackedMemory>,
+    /// The module's mutable globals, in module order (looked up once).
+    globals: Vec<wasmtime::Global>,
+}
+
+/// What running one export produced.
+pub(super) struct Run {
+    pub(super) result: Result<(), ExecutionError>,
+    pub(super) message: MessageState,
+    pub(super) instructions: u64,
+    pub(super) memory: MemoryCounters,
+}
+
+impl LiveInstance {
+    /// Instantiate `module` over `state`, tracking heap writes if
+    /// `track_writes`.
+    pub(super) fn new(
+        engine: &Engine,
+        config: &ExecutionConfig,
+        module: &Arc<CanisterModule>,
+        state: &CanisterState,
+        track_writes: bool,
+    ) -> Result<LiveInstance, ExecutionError> {
+        let fail = |e: wasmtime::Error| ExecutionError::Instantiation(format!("{e:#}"));
+        let host = HostState {
+            message: MessageState::new(ApiContext::Update, "", Vec::new(), Vec::new(), 0, state.env.clone()),
+            heap: None,
+            heap_limit: usize::try_from(config.heap_limit_bytes).unwrap_or(usize::MAX),
+        };
+        let mut store = Store::new(&engine.wasmtime, host);
+        store.limiter(|host| host);
+        let instance = module.pre.instantiate(&mut store).map_err(fail)?;
+        let mut heap = None;
+        if let Some(memory) = instance.get_memory(&mut store, MEMORY_EXPORT) {
+            let current = memory.size(&store);
+            if state.heap_pages.0 > current {
+                memory.grow(&mut store, state.heap_pages.0 - current).map_err(|e| {
+                    ExecutionError::Instantiation(format!(
+                        "the heap of {} does not fit the memory limit: {e:#}",
+                        state.heap_pages
+                    ))
+                })?;
+            }
+            let options = TrackOptions { mode: config.tracking, track_writes, prefetch_pages: config.prefetch_pages };
+            let tracked =
+                engine.backend.attach(&mut store, memory, state.heap.clone(), options).map_err(|e| match e {
+                    AttachError::ForeignMemory => {
+                        ExecutionError::Instantiation("the memory was not created by this engine".into())
+                    }
+                    AttachError::Protect(failure) => failure.into(),
+                })?;
+            store.data_mut().heap = Some(tracked.clone());
+            heap = Some(tracked);
+        }
+        let mut globals = Vec::with_capacity(module.info.globals.len());
+        for global in &module.info.globals {
+            globals.push(instance.get_global(&mut store, &global.export).ok_or_else(|| {
+                ExecutionError::Instantiation(format!("global {} is missing from the instance", global.export))
+            })?);
+        }
+        let mut live = LiveInstance { store, instance, heap, globals };
+        live.restore_globals(&state.globals)?;
+        Ok(live)
+    }
+
+    fn restore_globals(&mut self, values: &[GlobalValue]) -> Result<(), ExecutionError> {
+        for (i, (global, value)) in self.globals.iter().zip(values).enumerate() {
+            global
+                .set(&mut self.store, value.to_val())
+                .map_err(|e| ExecutionError::Instantiation(format!("cannot restore mutable global {i}: {e:#}")))?;
+        }
+        Ok(())
+    }
+
+    /// The mutable globals' current values, in module order.
+    pub(super) fn read_globals(&mut self) -> Vec<GlobalValue> {
+        self.globals.iter().filter_map(|g| GlobalValue::from_val(&g.get(&mut self.store))).collect()
+    }
+
+    /// The heap's fault-handling counters since the instance was set up.
+    pub(super) fn counters(&self) -> MemoryCounters {
+        self.heap.as_ref().map(TrackedMemory::counters).unwrap_or_default()
+    }
+
+    /// After a successful message: apply the heap pages it changed to
+    /// `heap`, and (to keep the instance) re-arm the memory for the next
+    /// message. Returns the changed pages and the heap's size.
+    pub(super) fn commit_heap(
+        &mut self,
+        heap: &mut PageMap,
+        keep: bool,
+    ) -> Result<Option<(Vec<PageIndex>, WasmPages)>, ExecutionError> {
+        let Some(memory) = &self.heap else { return Ok(None) };
+        let pages = memory.collect_dirty(&self.store)?;
+        let changed: Vec<PageIndex> = pages.iter().map(|(i, _)| *i).collect();
+        heap.apply(pages);
+        let size = WasmPages::from_bytes(memory.byte_size() as u64);
+        if keep {
+            memory.rearm(&mut self.store, heap.clone(), &changed)?;
+        }
+        Ok(Some((changed, size)))
+    }
+
+    /// Run `export` for `message` with `limit` instructions of fuel.
+    pub(super) fn run(&mut self, export: &str, message: MessageState, limit: u64) -> Run {
+        let before = self.counters();
+        self.store.data_mut().message = message;
+        let result = self.call(export, limit);
+        let instructions = limit.saturating_sub(self.store.get_fuel().unwrap_or(0));
+        let placeholder = MessageState::new(ApiContext::Update, "", Vec::new(), Vec::new(), 0, Arc::default());
+        let message = std::mem::replace(&mut self.store.data_mut().message, placeholder);
+        Run { result, message, instructions, memory: self.counters() - before }
+    }
+
+    fn call(&mut self, export: &str, limit: u64) -> Result<(), ExecutionError> {
+        self.store.set_fuel(limit).map_err(|e| ExecutionError::Instantiation(format!("{e:#}")))?;
+        let func = self
+            .instance
+            .get_typed_func::<(), ()>(&mut self.store, export)
+            .map_err(|e| ExecutionError::Instantiation(format!("export {export}: {e:#}")))?;
+        let error = match func.call(&mut self.store, ()) {
+            Ok(()) => return Ok(()),
+            Err(error) => error,
+        };
+        let failure = self.heap.as_ref().and_then(TrackedMemory::failure);
+        Err(classify(error, failure, limit))
+    }
+}
+
+/// Turn a wasmtime error into the reason the message failed.
+fn classify(error: wasmtime::Error, failure: Option<ProtectFailure>, limit: u64) -> ExecutionError {
+    if let Some(trap) = error.downcast_ref::<HostTrap>() {
+        return match trap {
+            HostTrap::Trap(message) => ExecutionError::Trapped(message.clone()),
+            HostTrap::Memory(failure) => (*failure).into(),
+        };
+    }
+    if let Some(trap) = error.downcast_ref::<Trap>() {
+        if *trap == Trap::OutOfFuel {
+            return ExecutionError::InstructionLimit { limit };
+        }
+        // A fault the tracker could not serve surfaces as a wasm trap.
+        if let Some(failure) = failure {
+            return failure.into();
+        }
+        return ExecutionError::Trapped(trap.to_string());
+    }
+    ExecutionError::Trapped(format!("{error:#}"))
+}

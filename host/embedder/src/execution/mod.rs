@@ -1,0 +1,20 @@
+//! Running messages: instances over tracked memory, fuel, and turning what a
+//! message did into the canister's next state.
+//!
+//! An update runs on the canister's *live instance* when it has one: the
+//! instance's memory already holds the committed state, so after a success
+//! only the pages it dirtied are compared, copied into the heap's page map
+//! and made read-only again. Any failure drops the live instance, so the
+//! next message starts from the committed state. Queries always run on a
+//! fresh instance over an O(1) copy of the state, with no write tracking.
+
+mod config;
+mod executor;
+mod instance;
+mod outcome;
+mod state;
+
+pub use config::ExecutionConfig;
+pub use executor::Executor;
+pub use outcome::{Call, DirtyPages, ExecutionError, MessageResult, MessageStats, Target};
+pub use state::{CanisterState, Executable, GlobalValue};

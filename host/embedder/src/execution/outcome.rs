@@ -1,0 +1,169 @@
+//! What a message asks for, and what it produced.
+
+use std::time::Duration;
+
+use memory_tracker::{AccessError, MemoryCounters, ProtectFailure};
+use page_delta::PageIndex;
+
+use crate::module::{EntryPoint, MethodKind};
+use crate::system_api::Response;
+
+/// What a message asks to run.
+#[derive(Copy, Clone, Debug)]
+pub struct Call<'a> {
+    /// What to run.
+    pub target: Target<'a>,
+    /// The argument bytes (`ic0.msg_arg_data_*`).
+    pub arg: &'a [u8],
+    /// The caller's principal, as bytes (`ic0.msg_caller_*`).
+    pub caller: &'a [u8],
+    /// The round's time, in nanoseconds since the epoch.
+    pub time: u64,
+}
+
+impl<'a> Call<'a> {
+    /// A call of method `name`, as `kind`.
+    pub fn method(name: &'a str, kind: MethodKind, arg: &'a [u8], caller: &'a [u8], time: u64) -> Call<'a> {
+        Call { target: Target::Method { name, kind }, arg, caller, time }
+    }
+}
+
+/// The export a message runs.
+#[derive(Copy, Clone, Debug)]
+pub enum Target<'a> {
+    /// A method, called as an update or a query.
+    Method {
+        /// The method's name.
+        name: &'a str,
+        /// How it is called.
+        kind: MethodKind,
+    },
+    /// A system entry point (init, upgrade hooks, timers).
+    Entry(EntryPoint),
+    /// `canister_inspect_message` for an ingress call of `method`.
+    Inspect {
+        /// The method the ingress message calls.
+        method: &'a str,
+    },
+}
+
+/// Why a message failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[allow(missing_docs)] // the fields are named by what they hold; the messages say the rest
+pub enum ExecutionError {
+    /// The canister is empty.
+    #[error("the canister has no code installed; install a module first")]
+    NoModule,
+    /// The module exports no such method.
+    #[error("the canister has no {kind} method {method:?}; its methods are: {}", list(.available))]
+    MethodNotFound { method: String, kind: MethodKind, available: Vec<String> },
+    /// The method exists but is of another kind.
+    #[error("method {method:?} is a{} {actual} method and cannot be called as a{} {requested}", article(.actual), article(.requested))]
+    WrongKind { method: String, requested: MethodKind, actual: MethodKind },
+    /// The canister trapped (or called `ic0.trap`, or broke a System API rule).
+    #[error("canister trapped: {0}")]
+    Trapped(String),
+    /// The message ran out of fuel.
+    #[error("the message exceeded its instruction limit of {limit}")]
+    InstructionLimit { limit: u64 },
+    /// A method returned without replying or rejecting.
+    #[error("the canister did not reply to the call")]
+    DidNotReply,
+    /// The host could not change page protections (4 KiB pages).
+    #[error(
+        "changing the protection of {pages} page(s) at page {first_page} failed ({errno}); if it is ENOMEM the \
+         process reached vm.max_map_count: raise it (sysctl -w vm.max_map_count=2097152)"
+    )]
+    MemoryProtection { errno: String, first_page: usize, pages: usize },
+    /// The instance could not be set up.
+    #[error("cannot set up the canister's instance: {0}")]
+    Instantiation(String),
+}
+
+fn list(methods: &[String]) -> String {
+    if methods.is_empty() { "(none)".into() } else { methods.join(", ") }
+}
+
+fn article(kind: &MethodKind) -> &'static str {
+    if *kind == MethodKind::Update { "n" } else { "" }
+}
+
+impl From<ProtectFailure> for ExecutionError {
+    fn from(f: ProtectFailure) -> Self {
+        ExecutionError::MemoryProtection { errno: f.errno.to_string(), first_page: f.first_page, pages: f.pages }
+    }
+}
+
+impl From<AccessError> for ExecutionError {
+    fn from(error: AccessError) -> Self {
+        match error {
+            AccessError::Protect(failure) => failure.into(),
+            AccessError::OutOfBounds => ExecutionError::Instantiation("a heap access was out of bounds".into()),
+            AccessError::Busy => ExecutionError::Instantiation("the heap tracker is busy".into()),
+        }
+    }
+}
+
+/// Pages a committed message changed, for result digests.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DirtyPages {
+    /// Heap pages, in order.
+    pub heap: Vec<PageIndex>,
+    /// Stable memory pages, in order.
+    pub stable: Vec<PageIndex>,
+}
+
+/// Measurements of one message.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct MessageStats {
+    /// Instructions (fuel) executed.
+    pub instructions: u64,
+    /// What serving memory faults cost.
+    pub memory: MemoryCounters,
+    /// Heap pages whose bytes changed.
+    pub dirty_pages: u64,
+    /// Stable memory pages whose bytes changed.
+    pub stable_dirty_pages: u64,
+    /// Wall-clock time, set-up and commit included.
+    pub duration: Duration,
+}
+
+/// The outcome of a message.
+#[derive(Clone, Debug)]
+pub struct MessageResult {
+    /// How the canister answered, or why the message failed.
+    pub outcome: Result<Response, ExecutionError>,
+    /// Whether the canister's state now includes the message's effects.
+    /// True for replies and rejects, and for an update that did not reply
+    /// (as on the IC); false for traps and every query.
+    pub committed: bool,
+    /// Measurements.
+    pub stats: MessageStats,
+    /// What `ic0.debug_print` printed, in order.
+    pub debug_prints: Vec<Vec<u8>>,
+    /// The pages a committed message changed.
+    pub dirty: DirtyPages,
+    /// For inspect_message: whether the canister accepted the message.
+    pub accepted: bool,
+}
+
+impl MessageResult {
+    pub(super) fn failed(error: ExecutionError) -> MessageResult {
+        MessageResult {
+            outcome: Err(error),
+            committed: false,
+            stats: MessageStats::default(),
+            debug_prints: Vec::new(),
+            dirty: DirtyPages::default(),
+            accepted: false,
+        }
+    }
+
+    /// The reply bytes, if the canister replied.
+    pub fn reply(&self) -> Option<&[u8]> {
+        match &self.outcome {
+            Ok(Response::Reply(bytes)) => Some(bytes),
+            _ => None,
+        }
+    }
+}

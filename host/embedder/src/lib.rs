@@ -1,0 +1,31 @@
+//! The embedder: runs canister messages in wasmtime over tracked memory.
+//!
+//! - [`module`]: checking a canister module and rewriting it so that
+//!   instantiation never writes memory (data segments go to the page map);
+//! - [`system_api`]: the IC System API (`ic0`) as host functions;
+//! - [`Engine`]: wasmtime configured for deterministic execution, with the
+//!   memory-tracking backend and the System API linked in;
+//! - [`Executor`]: runs a message against a [`CanisterState`] and folds what
+//!   it did (dirty pages, globals, stable memory) into the next state, all or
+//!   nothing.
+//!
+//! The memory tracking itself, and every `unsafe` line, live in the
+//! `memory_tracker` crate below this one.
+
+#![deny(unsafe_code)]
+
+mod engine;
+pub mod execution;
+pub mod module;
+pub mod system_api;
+mod units;
+
+pub use engine::{CanisterModule, Engine, EngineError};
+pub use execution::{
+    Call, CanisterState, DirtyPages, Executable, ExecutionConfig, ExecutionError, Executor, GlobalValue, MessageResult,
+    MessageStats, Target,
+};
+pub use memory_tracker::{MemoryCounters, TrackingMode};
+pub use module::{EntryPoint, MethodKind, ModuleError};
+pub use system_api::{CanisterEnv, Response};
+pub use units::WasmPages;

@@ -1,0 +1,238 @@
+//! Checking and preparing canister modules at install.
+//!
+//! A module is validated, checked to be a canister (imports only from `ic0`,
+//! entry points of the right shape, no start function, a 32-bit memory), and
+//! rewritten so that instantiating it never writes to memory: its active data
+//! segments are taken out, to be written into the heap page map instead, and
+//! are replaced by empty passive ones so segment indices stay valid. Every
+//! mutable global is exported under a reserved name so the executor can save
+//! and restore it, and the memory gets a reserved export too.
+
+mod analyze;
+mod rewrite;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+
+use wasmparser::{Parser, Payload, ValType, Validator, WasmFeatures};
+
+use crate::units::WasmPages;
+
+/// Export name given to the module's memory.
+pub const MEMORY_EXPORT: &str = "__canister_host_memory";
+/// Prefix of the export names given to mutable globals.
+pub const GLOBAL_EXPORT_PREFIX: &str = "__canister_host_global_";
+
+/// Why a module cannot be installed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModuleError {
+    /// The module is larger than the configured limit.
+    #[error("the module is {size} bytes, over the {limit}-byte limit; shrink it or raise the limit")]
+    TooLarge {
+        /// Its size in bytes.
+        size: usize,
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// It is not valid WebAssembly (or uses features canisters may not).
+    #[error("not a valid WebAssembly module: {0}")]
+    Invalid(String),
+    /// It is valid WebAssembly but not shaped like a canister.
+    #[error("not a canister module: {0}")]
+    NotCanister(String),
+    /// It is a canister this host cannot run yet.
+    #[error("unsupported module: {0}")]
+    Unsupported(String),
+}
+
+/// How a canister method may be called.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum MethodKind {
+    /// `canister_update <name>`: replicated; its changes persist.
+    Update,
+    /// `canister_query <name>`: its changes are discarded.
+    Query,
+    /// `canister_composite_query <name>`: a query that may call other queries.
+    CompositeQuery,
+}
+
+impl MethodKind {
+    /// The prefix of the export names of this kind of method.
+    pub fn export_prefix(self) -> &'static str {
+        match self {
+            MethodKind::Update => "canister_update ",
+            MethodKind::Query => "canister_query ",
+            MethodKind::CompositeQuery => "canister_composite_query ",
+        }
+    }
+}
+
+impl std::fmt::Display for MethodKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            MethodKind::Update => "update",
+            MethodKind::Query => "query",
+            MethodKind::CompositeQuery => "composite query",
+        })
+    }
+}
+
+/// System entry points a canister may export.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EntryPoint {
+    /// `canister_init`: runs on install and reinstall.
+    Init,
+    /// `canister_pre_upgrade`: runs on the old module before an upgrade.
+    PreUpgrade,
+    /// `canister_post_upgrade`: runs on the new module after an upgrade.
+    PostUpgrade,
+    /// `canister_inspect_message`: may refuse an ingress update.
+    InspectMessage,
+    /// `canister_heartbeat`: runs every round.
+    Heartbeat,
+    /// `canister_global_timer`: runs when the global timer is due.
+    GlobalTimer,
+    /// `canister_on_low_wasm_memory` (never run by this host yet).
+    OnLowWasmMemory,
+}
+
+impl EntryPoint {
+    const ALL: [EntryPoint; 7] = [
+        EntryPoint::Init,
+        EntryPoint::PreUpgrade,
+        EntryPoint::PostUpgrade,
+        EntryPoint::InspectMessage,
+        EntryPoint::Heartbeat,
+        EntryPoint::GlobalTimer,
+        EntryPoint::OnLowWasmMemory,
+    ];
+
+    /// The export's name.
+    pub fn export_name(self) -> &'static str {
+        match self {
+            EntryPoint::Init => "canister_init",
+            EntryPoint::PreUpgrade => "canister_pre_upgrade",
+            EntryPoint::PostUpgrade => "canister_post_upgrade",
+            EntryPoint::InspectMessage => "canister_inspect_message",
+            EntryPoint::Heartbeat => "canister_heartbeat",
+            EntryPoint::GlobalTimer => "canister_global_timer",
+            EntryPoint::OnLowWasmMemory => "canister_on_low_wasm_memory",
+        }
+    }
+}
+
+/// An active data segment, taken out of the module.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DataSegment {
+    /// Where it goes in the heap.
+    pub offset: u64,
+    /// What it holds.
+    pub bytes: Vec<u8>,
+}
+
+/// A mutable global and the name it is exported under.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MutableGlobal {
+    /// Its index in the module's global space.
+    pub index: u32,
+    /// Its type.
+    pub ty: ValType,
+    /// The reserved export name the executor reads and writes it by.
+    pub export: String,
+}
+
+/// A function imported from `ic0`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ic0Import {
+    /// The function's name in `ic0`.
+    pub name: String,
+    /// Its parameter types.
+    pub params: Vec<ValType>,
+    /// Its result types.
+    pub results: Vec<ValType>,
+}
+
+/// The linear memory a module defines.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct MemoryInfo {
+    /// Its size when instantiated.
+    pub initial: WasmPages,
+    /// The most it may grow to, if the module says.
+    pub maximum: Option<WasmPages>,
+}
+
+/// What the executor needs to know about a canister module.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModuleInfo {
+    /// Its methods by name.
+    pub methods: BTreeMap<String, MethodKind>,
+    /// The system entry points it exports.
+    pub entry_points: Vec<EntryPoint>,
+    /// Its memory, if it has one.
+    pub memory: Option<MemoryInfo>,
+    /// Its active data segments, in order (taken out of the module).
+    pub data: Vec<DataSegment>,
+    /// Its mutable globals, in order.
+    pub globals: Vec<MutableGlobal>,
+    /// Its `ic0` imports, in order.
+    pub imports: Vec<Ic0Import>,
+}
+
+impl ModuleInfo {
+    /// Whether the module exports `entry`.
+    pub fn has(&self, entry: EntryPoint) -> bool {
+        self.entry_points.contains(&entry)
+    }
+}
+
+/// Features canisters may use: WebAssembly 2.0 (bulk memory, reference
+/// types, multi-value, deterministic SIMD...) plus extended constants. No
+/// threads, relaxed SIMD, memory64, multiple memories, tail calls, GC or
+/// exceptions: the IC allows none of them either.
+pub fn features() -> WasmFeatures {
+    WasmFeatures::WASM2 | WasmFeatures::EXTENDED_CONST
+}
+
+/// Check `wasm` and prepare it for execution: the facts about it, and the
+/// rewritten module to compile.
+pub fn prepare(wasm: &[u8], max_bytes: usize) -> Result<(ModuleInfo, Vec<u8>), ModuleError> {
+    if wasm.len() > max_bytes {
+        return Err(ModuleError::TooLarge { size: wasm.len(), limit: max_bytes });
+    }
+    if !wasm.starts_with(b"\0asm") {
+        return Err(ModuleError::Invalid("it does not start with the WebAssembly magic bytes".into()));
+    }
+    reject_out_of_scope(wasm)?;
+    Validator::new_with_features(features()).validate_all(wasm).map_err(|e| ModuleError::Invalid(e.to_string()))?;
+    let info = analyze::analyze(wasm)?;
+    let rewritten = rewrite::rewrite(wasm, &info)?;
+    Ok((info, rewritten))
+}
+
+/// Give precise errors for things the validator would report cryptically.
+fn reject_out_of_scope(wasm: &[u8]) -> Result<(), ModuleError> {
+    for payload in Parser::new(0).parse_all(wasm) {
+        let Ok(payload) = payload else { return Ok(()) }; // the validator explains
+        match payload {
+            Payload::StartSection { .. } => {
+                return Err(ModuleError::Unsupported("the module has a start function; canisters may not".into()));
+            }
+            Payload::MemorySection(reader) => {
+                for memory in reader.into_iter().flatten() {
+                    if memory.memory64 {
+                        return Err(ModuleError::Unsupported("64-bit memories (wasm64) are not supported yet".into()));
+                    }
+                    if memory.shared {
+                        return Err(ModuleError::Unsupported("shared memories (threads) are not supported".into()));
+                    }
+                }
+            }
+            Payload::ComponentSection { .. } | Payload::ModuleSection { .. } => {
+                return Err(ModuleError::NotCanister("it is a component, not a core module".into()));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}

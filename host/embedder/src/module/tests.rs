@@ -1,0 +1,94 @@
+//! Preparing modules: what is extracted, what is rewritten, and what is
+//! refused with which reason.
+
+use wasmparser::{Parser, Payload, ValType, Validator};
+
+use super::analyze::analyze;
+use super::*;
+
+fn wat(src: &str) -> Vec<u8> {
+    wat::parse_str(src).unwrap()
+}
+
+#[test]
+fn data_segments_are_extracted_and_globals_exported() {
+    let wasm = wat(r#"(module
+        (import "ic0" "msg_reply" (func))
+        (memory 2 10)
+        (global $g (mut i32) (i32.const 7))
+        (data (i32.const 16) "hello")
+        (data (i32.const 100) "xy")
+        (data "passive")
+        (func (export "canister_update inc"))
+        (func (export "canister_query get"))
+        (func (export "canister_init")))"#);
+    let (info, rewritten) = prepare(&wasm, 1 << 20).unwrap();
+    assert_eq!(
+        info.data,
+        vec![DataSegment { offset: 16, bytes: b"hello".to_vec() }, DataSegment { offset: 100, bytes: b"xy".to_vec() },]
+    );
+    assert_eq!(info.methods["inc"], MethodKind::Update);
+    assert_eq!(info.methods["get"], MethodKind::Query);
+    assert!(info.has(EntryPoint::Init) && !info.has(EntryPoint::PreUpgrade));
+    assert_eq!(info.memory, Some(MemoryInfo { initial: WasmPages(2), maximum: Some(WasmPages(10)) }));
+    assert_eq!(
+        info.globals,
+        vec![MutableGlobal { index: 0, ty: ValType::I32, export: format!("{GLOBAL_EXPORT_PREFIX}0") }]
+    );
+    assert_eq!(info.imports[0].name, "msg_reply");
+
+    // The rewritten module is valid, has no active data left, keeps the
+    // passive segment, and exports the global and the memory.
+    Validator::new_with_features(features()).validate_all(&rewritten).unwrap();
+    let again = analyze(&rewritten).unwrap();
+    assert!(again.data.is_empty());
+    let exports: Vec<String> = Parser::new(0)
+        .parse_all(&rewritten)
+        .filter_map(|p| match p.unwrap() {
+            Payload::ExportSection(r) => Some(r.into_iter().map(|e| e.unwrap().name.to_string()).collect::<Vec<_>>()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert!(exports.contains(&MEMORY_EXPORT.to_string()));
+    assert!(exports.contains(&format!("{GLOBAL_EXPORT_PREFIX}0")));
+}
+
+#[test]
+fn a_module_without_exports_gets_an_export_section() {
+    let wasm = wat(r#"(module (memory 1) (global (mut i64) (i64.const 0)) (func))"#);
+    let (_, rewritten) = prepare(&wasm, 1 << 20).unwrap();
+    Validator::new_with_features(features()).validate_all(&rewritten).unwrap();
+    assert_eq!(analyze(&rewritten).unwrap().globals.len(), 1);
+}
+
+#[test]
+fn non_canisters_are_rejected_with_reasons() {
+    let cases = [
+        (r#"(module (import "wasi_snapshot_preview1" "fd_write" (func)))"#, "wasi_snapshot_preview1.fd_write"),
+        (r#"(module (func $s) (start $s))"#, "start function"),
+        (r#"(module (memory i64 1))"#, "64-bit"),
+        (r#"(module (func (export "canister_frobnicate")))"#, "canister_frobnicate"),
+        (r#"(module (func (export "canister_update f") (param i32)))"#, "() -> ()"),
+        (r#"(module (func (export "canister_update f")) (func (export "canister_query f")))"#, "both"),
+        (r#"(module (import "ic0" "x" (global i32)))"#, "not a function"),
+        (r#"(module (memory 1) (data (i32.const 65530) "0123456789"))"#, "does not fit"),
+        (r#"(module (memory 1) (data (i32.add (i32.const 1) (i32.const 2)) "x"))"#, "plain i32.const"),
+    ];
+    for (src, expected) in cases {
+        let err = prepare(&wat(src), 1 << 20).unwrap_err().to_string();
+        assert!(err.contains(expected), "{src}: {err}");
+    }
+    assert!(matches!(prepare(b"\0asm\x01\0\0\0garbage", 1 << 20), Err(ModuleError::Invalid(_))));
+    assert!(matches!(prepare(b"hello", 1 << 20), Err(ModuleError::Invalid(_))));
+    assert!(matches!(prepare(&wat("(module)"), 4), Err(ModuleError::TooLarge { size: 8, limit: 4 })));
+}
+
+#[test]
+fn threads_and_relaxed_simd_are_refused() {
+    let shared = wat(r#"(module (memory 1 1 shared))"#);
+    assert!(prepare(&shared, 1 << 20).unwrap_err().to_string().contains("shared"));
+    let relaxed =
+        wat(r#"(module (func (result v128) v128.const i64x2 0 0 v128.const i64x2 0 0 i8x16.relaxed_swizzle))"#);
+    assert!(matches!(prepare(&relaxed, 1 << 20), Err(ModuleError::Invalid(_))));
+}

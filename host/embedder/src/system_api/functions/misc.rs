@@ -1,0 +1,49 @@
+//! Time, performance counters, replicated execution, debug output and
+//! explicit traps.
+
+use wasmtime::Linker;
+
+use super::{Ctx, R, allow, entry, instructions, read_text, trap};
+use crate::system_api::HostState;
+
+/// Define the remaining functions.
+pub(super) fn define(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    let api = entry("time");
+    l.func_wrap("ic0", api.name, move |c: Ctx<'_>| -> R<u64> {
+        allow(&c, api)?;
+        Ok(c.data().message.time)
+    })?;
+    let api = entry("performance_counter");
+    l.func_wrap("ic0", api.name, move |c: Ctx<'_>, counter: u32| -> R<u64> {
+        allow(&c, api)?;
+        match counter {
+            // 0: this message; 1: its call context, which is the same here.
+            0 | 1 => Ok(instructions(&c)),
+            other => trap(format!("ic0.performance_counter: unknown counter type {other}")),
+        }
+    })?;
+    let api = entry("instruction_counter");
+    l.func_wrap("ic0", api.name, move |c: Ctx<'_>| -> R<u64> {
+        allow(&c, api)?;
+        Ok(instructions(&c))
+    })?;
+    let api = entry("in_replicated_execution");
+    l.func_wrap("ic0", api.name, move |c: Ctx<'_>| -> R<u32> {
+        allow(&c, api)?;
+        Ok(u32::from(c.data().message.context.is_replicated()))
+    })?;
+    let api = entry("debug_print");
+    l.func_wrap("ic0", api.name, move |mut c: Ctx<'_>, src: u32, size: u32| -> R<()> {
+        allow(&c, api)?;
+        let text = read_text(&c, api.name, src, size)?;
+        c.data_mut().message.debug_prints.push(text);
+        Ok(())
+    })?;
+    let api = entry("trap");
+    l.func_wrap("ic0", api.name, move |c: Ctx<'_>, src: u32, size: u32| -> R<()> {
+        allow(&c, api)?;
+        let text = read_text(&c, api.name, src, size)?;
+        trap(format!("canister called ic0.trap: {}", String::from_utf8_lossy(&text)))
+    })?;
+    Ok(())
+}

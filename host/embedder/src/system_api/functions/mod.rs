@@ -1,0 +1,175 @@
+//! The `ic0` host functions, and the helpers they share.
+//!
+//! Each checks that its context allows it, then reads or writes the heap
+//! through the tracked memory (so pages are made accessible, and writes
+//! marked dirty, without relying on faults in host code). Every error a
+//! canister can cause becomes a trap with a message that names the import.
+//! Each function's spec entry is looked up once, when it is linked.
+
+mod canister;
+mod message;
+mod misc;
+mod stable;
+
+use memory_tracker::{AccessError, ProtectFailure, TrackedMemory};
+use wasmtime::{Caller, Engine, FuncType, Linker, ValType as WasmValType};
+
+use super::spec::{self, IMPORTS, Import};
+use super::{HostState, Response};
+
+/// How much of a `debug_print` or `trap` message is kept.
+const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// Why a host function stopped the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostTrap {
+    /// The canister did something the System API forbids, or called `trap`.
+    Trap(String),
+    /// The host could not change page protections (e.g. `vm.max_map_count`).
+    Memory(ProtectFailure),
+}
+
+impl std::fmt::Display for HostTrap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HostTrap::Trap(message) => f.write_str(message),
+            HostTrap::Memory(failure) => write!(f, "changing page protection failed: {}", failure.errno),
+        }
+    }
+}
+
+impl std::error::Error for HostTrap {}
+
+type Ctx<'a> = Caller<'a, HostState>;
+type R<T> = wasmtime::Result<T>;
+
+fn trap<T>(message: impl Into<String>) -> R<T> {
+    Err(wasmtime::Error::new(HostTrap::Trap(message.into())))
+}
+
+/// The spec entry of an import this host implements, for linking it.
+fn entry(name: &str) -> &'static Import {
+    spec::lookup(name).expect("implemented imports are in the spec table")
+}
+
+/// Trap unless the current context may call `import`.
+fn allow(caller: &Ctx<'_>, import: &Import) -> R<()> {
+    let context = caller.data().message.context;
+    let name = import.name;
+    if import.allowed_in(context) {
+        Ok(())
+    } else if !import.ever_allowed() {
+        trap(format!(
+            "unsupported System API: ic0.{name}: it is only available in reply and reject callbacks, \
+             and this host makes no inter-canister calls"
+        ))
+    } else {
+        trap(format!("ic0.{name} cannot be called from {}", context.describe()))
+    }
+}
+
+fn access_error<T>(name: &str, offset: u64, len: u64, size: usize, error: AccessError) -> R<T> {
+    match error {
+        AccessError::OutOfBounds => trap(format!(
+            "ic0.{name}: heap range [{offset}, {}) is outside the memory of {size} bytes",
+            offset.saturating_add(len)
+        )),
+        AccessError::Protect(failure) => Err(wasmtime::Error::new(HostTrap::Memory(failure))),
+        AccessError::Busy => trap(format!("ic0.{name}: the heap is busy (internal error)")),
+    }
+}
+
+/// The heap, after checking that `offset..offset + len` lies within it.
+fn heap_range(caller: &Ctx<'_>, name: &str, offset: u64, len: u64) -> R<TrackedMemory> {
+    let Some(heap) = caller.data().heap.clone() else {
+        return trap(format!("ic0.{name}: the canister has no memory"));
+    };
+    let size = heap.byte_size();
+    if offset.checked_add(len).is_none_or(|end| end > size as u64) {
+        return access_error(name, offset, len, size, AccessError::OutOfBounds);
+    }
+    Ok(heap)
+}
+
+/// Copy `len` bytes of the heap at `offset` out.
+fn read_heap(caller: &Ctx<'_>, name: &str, offset: u64, len: u64) -> R<Vec<u8>> {
+    let heap = heap_range(caller, name, offset, len)?;
+    let mut buf = vec![0; len as usize];
+    match heap.read(caller, offset, &mut buf) {
+        Ok(()) => Ok(buf),
+        Err(e) => access_error(name, offset, len, heap.byte_size(), e),
+    }
+}
+
+/// Copy `data` into the heap at `offset`.
+fn write_heap(caller: &mut Ctx<'_>, name: &str, offset: u64, data: &[u8]) -> R<()> {
+    let heap = heap_range(caller, name, offset, data.len() as u64)?;
+    match heap.write(caller, offset, data) {
+        Ok(()) => Ok(()),
+        Err(e) => access_error(name, offset, data.len() as u64, heap.byte_size(), e),
+    }
+}
+
+/// `*_copy(dst, offset, size)`: copy `source[offset..offset + size]` to the
+/// heap at `dst`, trapping if either range is out of bounds.
+fn copy_out(caller: &mut Ctx<'_>, name: &str, source: &[u8], dst: u32, offset: u32, size: u32) -> R<()> {
+    let end = u64::from(offset) + u64::from(size);
+    if end > source.len() as u64 {
+        return trap(format!("ic0.{name}: offset {offset} + size {size} exceeds the {}-byte source", source.len()));
+    }
+    write_heap(caller, name, dst.into(), &source[offset as usize..end as usize])
+}
+
+/// Read a message for `debug_print` or `trap`, keeping a bounded prefix
+/// (the whole range must still be valid).
+fn read_text(caller: &Ctx<'_>, name: &str, src: u32, size: u32) -> R<Vec<u8>> {
+    heap_range(caller, name, src.into(), size.into())?;
+    read_heap(caller, name, src.into(), (size as usize).min(MAX_MESSAGE_BYTES) as u64)
+}
+
+fn responded(caller: &Ctx<'_>, name: &str) -> R<()> {
+    if caller.data().message.response == Response::None {
+        Ok(())
+    } else {
+        trap(format!("ic0.{name}: the message was already replied to or rejected; a message is answered at most once"))
+    }
+}
+
+fn instructions(caller: &Ctx<'_>) -> u64 {
+    let limit = caller.data().message.instruction_limit;
+    limit.saturating_sub(caller.get_fuel().unwrap_or(limit))
+}
+
+/// Define every import of the spec in `linker`.
+pub fn link(linker: &mut Linker<HostState>, engine: &Engine) -> wasmtime::Result<()> {
+    message::define(linker)?;
+    canister::define(linker)?;
+    stable::define(linker)?;
+    misc::define(linker)?;
+    for import in IMPORTS.iter().filter(|i| !i.implemented) {
+        define_unsupported(linker, engine, import.name, import.params, import.results)?;
+    }
+    Ok(())
+}
+
+/// Link `ic0.<name>` with the given signature as a function that traps.
+pub(crate) fn define_unsupported(
+    linker: &mut Linker<HostState>,
+    engine: &Engine,
+    name: &str,
+    params: &[wasmparser::ValType],
+    results: &[wasmparser::ValType],
+) -> wasmtime::Result<()> {
+    let convert = |t: &wasmparser::ValType| match t {
+        wasmparser::ValType::I32 => WasmValType::I32,
+        wasmparser::ValType::I64 => WasmValType::I64,
+        wasmparser::ValType::F32 => WasmValType::F32,
+        wasmparser::ValType::F64 => WasmValType::F64,
+        wasmparser::ValType::V128 => WasmValType::V128,
+        wasmparser::ValType::Ref(_) => WasmValType::EXTERNREF,
+    };
+    let ty = FuncType::new(engine, params.iter().map(convert), results.iter().map(convert));
+    let message = format!("unsupported System API: ic0.{name}");
+    linker.func_new("ic0", name, ty, move |_, _, _| trap(message.clone()))?;
+    Ok(())
+}

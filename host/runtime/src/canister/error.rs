@@ -1,0 +1,56 @@
+//! Why a lifecycle operation was refused.
+
+use candid::Principal;
+use embedder::{ExecutionError, ModuleError};
+
+use super::snapshots::MAX_SNAPSHOTS;
+
+/// Why an operation on a canister was refused or failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[allow(missing_docs)] // the fields are named by what they hold; the messages say the rest
+pub enum CanisterError {
+    /// No canister has this id.
+    #[error("canister {0} does not exist")]
+    NotFound(Principal),
+    /// Another canister has this name.
+    #[error("a canister named {0:?} already exists; names must be unique")]
+    NameTaken(String),
+    /// Only controllers may do this.
+    #[error("{caller} is not a controller of canister {canister}; its controllers are: {}", list(.controllers))]
+    NotController { caller: Principal, canister: Principal, controllers: Vec<Principal> },
+    /// The canister is stopped and takes no messages.
+    #[error("canister {canister} is stopped; start it to send it messages")]
+    Stopped { canister: Principal },
+    /// The canister must be stopped first.
+    #[error("canister {canister} must be stopped to {action}; stop it first")]
+    NotStopped { canister: Principal, action: &'static str },
+    /// `install` on a canister that has code.
+    #[error("canister {canister} already has code installed; use reinstall or upgrade")]
+    AlreadyInstalled { canister: Principal },
+    /// An upgrade of a canister without code.
+    #[error("canister {canister} has no code installed; install a module first")]
+    Empty { canister: Principal },
+    /// The module cannot be installed.
+    #[error("cannot install the module: {0}")]
+    Module(#[from] ModuleError),
+    /// An install or upgrade hook failed; nothing changed.
+    #[error("{entry} failed, so nothing changed: {error}")]
+    HookFailed { entry: &'static str, error: ExecutionError },
+    /// `canister_inspect_message` refused an ingress message.
+    #[error("canister {canister} rejected the message in canister_inspect_message: {reason}")]
+    InspectRejected { canister: Principal, reason: String },
+    /// No snapshot has this id.
+    #[error("canister {canister} has no snapshot {id:016x}")]
+    SnapshotNotFound { canister: Principal, id: u64 },
+    /// The canister holds the most snapshots it may.
+    #[error("canister {canister} already holds {MAX_SNAPSHOTS} snapshots; delete one or replace it")]
+    TooManySnapshots { canister: Principal },
+}
+
+fn list(principals: &[Principal]) -> String {
+    if principals.is_empty() {
+        "(none)".into()
+    } else {
+        principals.iter().map(Principal::to_text).collect::<Vec<_>>().join(", ")
+    }
+}

@@ -1,0 +1,117 @@
+//! Running messages on a canister: ingress inspection, updates, queries,
+//! the global timer and the heartbeat.
+
+use candid::Principal;
+use embedder::{Call, CanisterState, EntryPoint, Executor, MessageResult, MethodKind, Target};
+
+use super::{Canister, CanisterError, CanisterStatus};
+
+impl Canister {
+    /// Whether `canister_inspect_message` (if exported) accepts an ingress
+    /// update call.
+    pub fn inspect(
+        &self,
+        exec: &Executor,
+        caller: &Principal,
+        method: &str,
+        arg: &[u8],
+        time: u64,
+    ) -> Result<(), CanisterError> {
+        self.check_running()?;
+        inspect(exec, self.id, self.state(), caller, method, arg, time)
+    }
+
+    /// Run an update method. Debug output (and a trap's message) goes to
+    /// the canister's log.
+    pub fn update(
+        &mut self,
+        exec: &Executor,
+        caller: &Principal,
+        method: &str,
+        arg: &[u8],
+        time: u64,
+    ) -> Result<MessageResult, CanisterError> {
+        self.check_running()?;
+        let call = Call::method(method, MethodKind::Update, arg, caller.as_slice(), time);
+        let result = exec.execute(&mut self.exec, call);
+        self.canister_log.record(time, &result);
+        Ok(result)
+    }
+
+    /// Run a query method on the current state. Nothing it does is kept.
+    pub fn query(
+        &self,
+        exec: &Executor,
+        caller: &Principal,
+        method: &str,
+        arg: &[u8],
+        time: u64,
+    ) -> Result<MessageResult, CanisterError> {
+        self.check_running()?;
+        let call = Call::method(method, MethodKind::Query, arg, caller.as_slice(), time);
+        Ok(exec.query(self.state(), call))
+    }
+
+    /// Fire the global timer if it is set and due: it is cleared first, as
+    /// the IC does, and `canister_global_timer` runs (if exported).
+    pub fn run_timer_if_due(&mut self, exec: &Executor, time: u64) -> Option<MessageResult> {
+        let timer = self.exec.state().global_timer;
+        if self.status != CanisterStatus::Running || timer == 0 || timer > time {
+            return None;
+        }
+        self.exec.state_mut().global_timer = 0;
+        self.run_system_task(exec, EntryPoint::GlobalTimer, time)
+    }
+
+    /// Run `canister_heartbeat` (if exported and running): once a round.
+    pub fn run_heartbeat(&mut self, exec: &Executor, time: u64) -> Option<MessageResult> {
+        if self.status != CanisterStatus::Running {
+            return None;
+        }
+        self.run_system_task(exec, EntryPoint::Heartbeat, time)
+    }
+
+    /// Run a system entry point, if the module exports it, logging its output.
+    fn run_system_task(&mut self, exec: &Executor, entry: EntryPoint, time: u64) -> Option<MessageResult> {
+        if !self.state().module.as_ref().is_some_and(|m| m.info.has(entry)) {
+            return None;
+        }
+        let call = Call { target: Target::Entry(entry), arg: &[], caller: self.id.as_slice(), time };
+        let result = exec.execute(&mut self.exec, call);
+        self.canister_log.record(time, &result);
+        Some(result)
+    }
+
+    /// Whether a round at `time` has work for this canister even without
+    /// messages: a due timer or a heartbeat.
+    pub fn has_system_task(&self, time: u64) -> bool {
+        let state = self.state();
+        let exports = |e| state.module.as_ref().is_some_and(|m| m.info.has(e));
+        self.status == CanisterStatus::Running
+            && (exports(EntryPoint::Heartbeat) || (state.global_timer != 0 && state.global_timer <= time))
+    }
+}
+
+/// Run `canister_inspect_message` (if `state`'s module exports one) for an
+/// ingress call of `method`; an error says why the message is refused.
+pub fn inspect(
+    exec: &Executor,
+    canister: Principal,
+    state: &CanisterState,
+    caller: &Principal,
+    method: &str,
+    arg: &[u8],
+    time: u64,
+) -> Result<(), CanisterError> {
+    if !state.module.as_ref().is_some_and(|m| m.info.has(EntryPoint::InspectMessage)) {
+        return Ok(());
+    }
+    let call = Call { target: Target::Inspect { method }, arg, caller: caller.as_slice(), time };
+    let result = exec.query(state, call);
+    let reason = match result.outcome {
+        Err(error) => error.to_string(),
+        Ok(_) if result.accepted => return Ok(()),
+        Ok(_) => "the canister did not accept it".to_string(),
+    };
+    Err(CanisterError::InspectRejected { canister, reason })
+}

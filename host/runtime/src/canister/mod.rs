@@ -1,0 +1,272 @@
+//! A canister's lifecycle: identity, controllers, status, its canister log
+//! and snapshots, around the executable state the embedder runs.
+//!
+//! - `install`: install, reinstall, upgrade, uninstall;
+//! - `messages`: inspect, update, query, timer, heartbeat;
+//! - `snapshots`: take, load, list, delete;
+//! - `canister_log`: what the canister printed.
+//!
+//! Every operation that runs canister code works on an O(1) copy of the
+//! state and commits it only if everything succeeded, so a trap anywhere
+//! (in `canister_init`, `canister_pre_upgrade`, `canister_post_upgrade`)
+//! leaves the canister exactly as it was.
+
+mod canister_log;
+mod error;
+mod install;
+mod messages;
+mod snapshots;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use candid::Principal;
+use embedder::{CanisterEnv, CanisterState, Executable, Executor};
+use page_delta::PageMap;
+
+pub(crate) use canister_log::CanisterLog;
+pub use canister_log::{CanisterLogRecord, MAX_CANISTER_LOG_RECORDS};
+pub use error::CanisterError;
+pub use install::InstallMode;
+pub use messages::inspect;
+pub use snapshots::{MAX_SNAPSHOTS, Snapshot};
+
+/// Whether a canister accepts messages.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum CanisterStatus {
+    /// Running: messages run.
+    Running,
+    /// Stopped: messages are rejected; snapshots and deletion are allowed.
+    Stopped,
+}
+
+impl CanisterStatus {
+    /// The value `ic0.canister_status` reports.
+    fn code(self) -> u32 {
+        match self {
+            CanisterStatus::Running => 1,
+            CanisterStatus::Stopped => 3,
+        }
+    }
+}
+
+impl fmt::Display for CanisterStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CanisterStatus::Running => "running",
+            CanisterStatus::Stopped => "stopped",
+        })
+    }
+}
+
+/// Everything a [`Canister`] holds, for saving it in a checkpoint and
+/// restoring it.
+#[allow(missing_docs)] // each field is the canister's field of the same name
+pub struct CanisterParts {
+    pub id: Principal,
+    pub name: Option<String>,
+    pub controllers: Vec<Principal>,
+    pub status: CanisterStatus,
+    pub version: u64,
+    pub canister_log: Vec<CanisterLogRecord>,
+    pub next_canister_log_index: u64,
+    pub snapshots: Vec<Snapshot>,
+    pub next_snapshot: u64,
+    pub state: CanisterState,
+}
+
+/// A canister: identity, controllers, status, canister log and snapshots,
+/// around its executable state.
+pub struct Canister {
+    id: Principal,
+    name: Option<String>,
+    controllers: Vec<Principal>,
+    status: CanisterStatus,
+    version: u64,
+    canister_log: CanisterLog,
+    snapshots: BTreeMap<u64, Snapshot>,
+    next_snapshot: u64,
+    exec: Executable,
+}
+
+impl Canister {
+    /// A new, empty, running canister.
+    pub fn new(id: Principal, name: Option<String>, controllers: Vec<Principal>) -> Canister {
+        Canister {
+            id,
+            name,
+            controllers,
+            status: CanisterStatus::Running,
+            version: 0,
+            canister_log: CanisterLog::default(),
+            snapshots: BTreeMap::new(),
+            next_snapshot: 0,
+            exec: Executable::default(),
+        }
+    }
+
+    /// Rebuild a canister from saved parts.
+    pub fn restore(parts: CanisterParts, exec: &Executor) -> Canister {
+        let mut canister = Canister {
+            id: parts.id,
+            name: parts.name,
+            controllers: parts.controllers,
+            status: parts.status,
+            version: parts.version,
+            canister_log: CanisterLog::from_parts(parts.canister_log, parts.next_canister_log_index),
+            snapshots: parts.snapshots.into_iter().map(|s| (s.id, s)).collect(),
+            next_snapshot: parts.next_snapshot,
+            exec: Executable::new(parts.state),
+        };
+        canister.refresh_env(exec);
+        canister
+    }
+
+    /// Index the next canister log record will get.
+    pub fn next_canister_log_index(&self) -> u64 {
+        self.canister_log.next_index()
+    }
+
+    /// Id the next snapshot will get.
+    pub fn next_snapshot(&self) -> u64 {
+        self.next_snapshot
+    }
+
+    /// Swap the memories of the state (`None`) and of each snapshot for
+    /// equal ones, e.g. freshly mapped from a new checkpoint. The live
+    /// instance is dropped: its memory maps the old files.
+    pub fn remap<E>(
+        &mut self,
+        mut f: impl FnMut(Option<u64>, &CanisterState) -> Result<(PageMap, PageMap), E>,
+    ) -> Result<(), E> {
+        let (heap, stable) = f(None, self.exec.state())?;
+        let state = self.exec.state_mut();
+        state.heap = heap;
+        state.stable = stable;
+        for snapshot in self.snapshots.values_mut() {
+            let (heap, stable) = f(Some(snapshot.id), &snapshot.state)?;
+            snapshot.state.heap = heap;
+            snapshot.state.stable = stable;
+        }
+        Ok(())
+    }
+
+    /// The canister's id.
+    pub fn id(&self) -> Principal {
+        self.id
+    }
+
+    /// Its unique name, if it has one.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// Who may manage it.
+    pub fn controllers(&self) -> &[Principal] {
+        &self.controllers
+    }
+
+    /// Whether it runs messages.
+    pub fn status(&self) -> CanisterStatus {
+        self.status
+    }
+
+    /// Incremented by every code change (install, reinstall, upgrade,
+    /// uninstall, snapshot load) and controller change.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// The committed state.
+    pub fn state(&self) -> &CanisterState {
+        self.exec.state()
+    }
+
+    /// The state with its live instance, for the executor.
+    pub fn executable(&mut self) -> &mut Executable {
+        &mut self.exec
+    }
+
+    /// The canister log, oldest first.
+    pub fn canister_log(&self) -> impl Iterator<Item = &CanisterLogRecord> {
+        self.canister_log.iter()
+    }
+
+    /// The snapshots, oldest first.
+    pub fn snapshots(&self) -> impl Iterator<Item = &Snapshot> {
+        self.snapshots.values()
+    }
+
+    fn check_controller(&self, caller: &Principal) -> Result<(), CanisterError> {
+        if self.controllers.contains(caller) {
+            Ok(())
+        } else {
+            Err(CanisterError::NotController {
+                caller: *caller,
+                canister: self.id,
+                controllers: self.controllers.clone(),
+            })
+        }
+    }
+
+    fn check_stopped(&self, action: &'static str) -> Result<(), CanisterError> {
+        match self.status {
+            CanisterStatus::Stopped => Ok(()),
+            CanisterStatus::Running => Err(CanisterError::NotStopped { canister: self.id, action }),
+        }
+    }
+
+    fn check_running(&self) -> Result<(), CanisterError> {
+        match self.status {
+            CanisterStatus::Running => Ok(()),
+            CanisterStatus::Stopped => Err(CanisterError::Stopped { canister: self.id }),
+        }
+    }
+
+    /// What messages learn about this canister.
+    fn env(&self, exec: &Executor) -> CanisterEnv {
+        CanisterEnv {
+            id: self.id.as_slice().to_vec(),
+            controllers: self.controllers.iter().map(|c| c.as_slice().to_vec()).collect(),
+            cycle_balance: exec.config().cycle_balance,
+            status: self.status.code(),
+            version: self.version,
+        }
+    }
+
+    fn refresh_env(&mut self, exec: &Executor) {
+        let env = self.env(exec);
+        self.exec.set_env(env);
+    }
+
+    /// Stop the canister: it takes no messages until started (a controller
+    /// must ask).
+    pub fn stop(&mut self, exec: &Executor, sender: &Principal) -> Result<(), CanisterError> {
+        self.check_controller(sender)?;
+        self.status = CanisterStatus::Stopped;
+        self.refresh_env(exec);
+        Ok(())
+    }
+
+    /// Start the canister (a controller must ask).
+    pub fn start(&mut self, exec: &Executor, sender: &Principal) -> Result<(), CanisterError> {
+        self.check_controller(sender)?;
+        self.status = CanisterStatus::Running;
+        self.refresh_env(exec);
+        Ok(())
+    }
+
+    /// Replace the controllers (a controller must ask).
+    pub fn set_controllers(
+        &mut self,
+        exec: &Executor,
+        sender: &Principal,
+        controllers: Vec<Principal>,
+    ) -> Result<(), CanisterError> {
+        self.check_controller(sender)?;
+        self.controllers = controllers;
+        self.version += 1;
+        self.refresh_env(exec);
+        Ok(())
+    }
+}

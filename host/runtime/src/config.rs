@@ -1,0 +1,65 @@
+//! How a host runs: workers, checkpoints, durability, round times.
+
+use std::time::Duration;
+
+use checkpoint::Verification;
+use embedder::ExecutionConfig;
+
+/// Where round times come from. Either way the time is recorded in the
+/// write-ahead log, so replay reproduces it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum TimeSource {
+    /// The wall clock, kept strictly increasing (at least 1 ns per round).
+    WallClock,
+    /// `start`, then `step` nanoseconds more each round: for tests.
+    Deterministic {
+        /// The first round's time, in nanoseconds since the epoch.
+        start: u64,
+        /// Nanoseconds between rounds.
+        step: u64,
+    },
+}
+
+/// How a host runs. The defaults suit production.
+#[derive(Clone, Debug)]
+pub struct HostConfig {
+    /// How messages execute.
+    pub execution: ExecutionConfig,
+    /// Worker threads executing canisters (default: the number of cores).
+    pub workers: usize,
+    /// Rounds between checkpoints.
+    pub checkpoint_interval: u64,
+    /// Checkpoints kept; older ones are pruned, with the log before them.
+    pub keep_checkpoints: usize,
+    /// Sync each round's log record before replying. Off only for
+    /// benchmarks: without it, acknowledged work can be lost in a crash.
+    pub fsync: bool,
+    /// Size at which the write-ahead log starts a new segment.
+    pub wal_segment_bytes: u64,
+    /// Most operations in one round.
+    pub max_round_operations: usize,
+    /// Where round times come from.
+    pub time: TimeSource,
+    /// With no messages, how often to look for due timers and heartbeats
+    /// (wall-clock time only).
+    pub idle_round_interval: Duration,
+    /// How thoroughly the checkpoint is checked at open.
+    pub verification: Verification,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        HostConfig {
+            execution: ExecutionConfig::default(),
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            checkpoint_interval: 100,
+            keep_checkpoints: 3,
+            fsync: true,
+            wal_segment_bytes: 64 << 20,
+            max_round_operations: 10_000,
+            time: TimeSource::WallClock,
+            idle_round_interval: Duration::from_millis(100),
+            verification: Verification::Full,
+        }
+    }
+}

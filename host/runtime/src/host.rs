@@ -1,0 +1,343 @@
+//! The host's handle: what callers use. Updates and lifecycle operations
+//! go to the scheduler thread and come back once their round is durable;
+//! queries and status requests read the committed view on the caller's
+//! thread and never wait for a round.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+
+use candid::Principal;
+use checkpoint::{Hash, StateDir};
+use crossbeam_channel::{Receiver, Sender};
+use embedder::{Call, Engine, Executor, MethodKind};
+
+use crate::canister::{self, CanisterError, CanisterLogRecord, CanisterStatus, InstallMode};
+use crate::config::HostConfig;
+use crate::error::{CallError, HostError};
+use crate::recovery::{RecoveryReport, recover};
+use crate::round::{self, Operation, Outcome};
+use crate::scheduler::{Command, Scheduler, Shared};
+use crate::view::{CanisterInfo, CommittedView, LastRound};
+
+fn call_result(outcome: Outcome) -> Result<Vec<u8>, CallError> {
+    match outcome {
+        Outcome::Reply(bytes) => Ok(bytes),
+        Outcome::Reject(message) => Err(CallError::Rejected(message)),
+        Outcome::Error(message) => Err(CallError::Failed(message)),
+        other => Err(CallError::Failed(format!("unexpected outcome {other:?}"))),
+    }
+}
+
+/// A submitted update, to wait for.
+pub struct CallHandle {
+    reply: Result<Receiver<Outcome>, CallError>,
+}
+
+impl CallHandle {
+    /// Whether the reply is ready (`wait` would not block).
+    pub fn is_ready(&self) -> bool {
+        self.reply.as_ref().map_or(true, |rx| !rx.is_empty())
+    }
+
+    /// Block until the round holding the call is durable, then return its
+    /// reply.
+    pub fn wait(self) -> Result<Vec<u8>, CallError> {
+        let rx = self.reply?;
+        match rx.recv() {
+            Ok(outcome) => call_result(outcome),
+            Err(_) => Err(CallError::Unavailable("the host stopped before the call completed".into())),
+        }
+    }
+}
+
+/// Work done since the host opened.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct HostCounters {
+    /// Rounds executed.
+    pub rounds: u64,
+    /// Update messages executed.
+    pub messages: u64,
+}
+
+/// A running host.
+pub struct Host {
+    shared: Arc<Shared>,
+    commands: Option<Sender<Command>>,
+    scheduler: Option<JoinHandle<()>>,
+    recovered: RecoveryReport,
+}
+
+impl Host {
+    /// Open the state directory at `path` (creating it if needed), recover
+    /// the newest state, and start running.
+    pub fn open(path: &Path, config: HostConfig) -> Result<Host, HostError> {
+        let engine = Arc::new(Engine::new()?);
+        let executor = Arc::new(Executor::new(engine, config.execution.clone()));
+        let dir = StateDir::open(path)?;
+        let recovered = recover(&dir, &config, &executor)?;
+        let report = recovered.report.clone();
+        let shared = Arc::new(Shared {
+            executor,
+            view: RwLock::new(Arc::new(CommittedView::empty(recovered.round))),
+            failure: Mutex::new(None),
+            rounds: AtomicU64::new(0),
+            messages: AtomicU64::new(0),
+        });
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let scheduler = Scheduler::new(config, dir, recovered, shared.clone());
+        let thread = std::thread::Builder::new()
+            .name("canister-host-scheduler".into())
+            .spawn(move || scheduler.run(rx))
+            .map_err(|e| HostError::Stopped(format!("cannot start the scheduler thread: {e}")))?;
+        Ok(Host { shared, commands: Some(tx), scheduler: Some(thread), recovered: report })
+    }
+
+    /// What opening found.
+    pub fn recovery(&self) -> &RecoveryReport {
+        &self.recovered
+    }
+
+    fn send(&self, command: Command) -> Result<(), String> {
+        if let Some(failure) = self.shared.failure() {
+            return Err(failure);
+        }
+        let commands = self.commands.as_ref().ok_or("the host is closed")?;
+        commands.send(command).map_err(|_| "the host's scheduler has stopped".to_string())
+    }
+
+    /// Submit an operation; the receiver yields its outcome once the round
+    /// holding it is durable.
+    fn submit(&self, op: Operation) -> Result<Receiver<Outcome>, String> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.send(Command::Operation(op, tx))?;
+        Ok(rx)
+    }
+
+    fn run_operation(&self, op: Operation) -> Result<Outcome, HostError> {
+        let rx = self.submit(op).map_err(HostError::Stopped)?;
+        match rx.recv() {
+            Ok(Outcome::Error(message)) => Err(HostError::Operation(message)),
+            Ok(outcome) => Ok(outcome),
+            Err(_) => Err(HostError::Stopped(self.shared.failure().unwrap_or_else(|| "the scheduler stopped".into()))),
+        }
+    }
+    /// Create a canister controlled by `controllers` (by `sender` if empty).
+    pub fn create_canister(
+        &self,
+        sender: Principal,
+        controllers: Vec<Principal>,
+        name: Option<String>,
+    ) -> Result<Principal, HostError> {
+        match self.run_operation(Operation::CreateCanister { sender, controllers, name })? {
+            Outcome::Created(id) => Ok(id),
+            other => Err(HostError::Operation(format!("unexpected outcome {other:?}"))),
+        }
+    }
+
+    /// Install, reinstall or upgrade a canister's code (a controller must ask).
+    pub fn install_code(
+        &self,
+        sender: Principal,
+        canister: Principal,
+        mode: InstallMode,
+        wasm: Vec<u8>,
+        arg: Vec<u8>,
+    ) -> Result<(), HostError> {
+        self.run_operation(Operation::InstallCode { sender, canister, mode, wasm, arg }).map(drop)
+    }
+
+    /// Remove a canister's code and state (a controller must ask).
+    pub fn uninstall(&self, sender: Principal, canister: Principal) -> Result<(), HostError> {
+        self.run_operation(Operation::Uninstall { sender, canister }).map(drop)
+    }
+
+    /// Stop a canister: it takes no messages until started.
+    pub fn stop(&self, sender: Principal, canister: Principal) -> Result<(), HostError> {
+        self.run_operation(Operation::Stop { sender, canister }).map(drop)
+    }
+
+    /// Start a stopped canister.
+    pub fn start(&self, sender: Principal, canister: Principal) -> Result<(), HostError> {
+        self.run_operation(Operation::Start { sender, canister }).map(drop)
+    }
+
+    /// Delete a stopped canister and its snapshots.
+    pub fn delete_canister(&self, sender: Principal, canister: Principal) -> Result<(), HostError> {
+        self.run_operation(Operation::DeleteCanister { sender, canister }).map(drop)
+    }
+
+    /// Replace a canister's controllers.
+    pub fn set_controllers(
+        &self,
+        sender: Principal,
+        canister: Principal,
+        controllers: Vec<Principal>,
+    ) -> Result<(), HostError> {
+        self.run_operation(Operation::SetControllers { sender, canister, controllers }).map(drop)
+    }
+
+    /// Take a snapshot of a stopped canister (replacing `replace`).
+    pub fn take_snapshot(
+        &self,
+        sender: Principal,
+        canister: Principal,
+        replace: Option<u64>,
+    ) -> Result<u64, HostError> {
+        match self.run_operation(Operation::TakeSnapshot { sender, canister, replace })? {
+            Outcome::SnapshotTaken(id) => Ok(id),
+            other => Err(HostError::Operation(format!("unexpected outcome {other:?}"))),
+        }
+    }
+
+    /// Restore a stopped canister from one of its snapshots.
+    pub fn load_snapshot(&self, sender: Principal, canister: Principal, snapshot: u64) -> Result<(), HostError> {
+        self.run_operation(Operation::LoadSnapshot { sender, canister, snapshot }).map(drop)
+    }
+
+    /// Delete one of a canister's snapshots.
+    pub fn delete_snapshot(&self, sender: Principal, canister: Principal, snapshot: u64) -> Result<(), HostError> {
+        self.run_operation(Operation::DeleteSnapshot { sender, canister, snapshot }).map(drop)
+    }
+
+    /// Submit an update without waiting. The canister's
+    /// `canister_inspect_message` (if any) runs first, on the current state.
+    pub fn submit_update(&self, canister: Principal, sender: Principal, method: &str, arg: Vec<u8>) -> CallHandle {
+        let view = self.view();
+        if let Some(info) = view.canisters.get(&canister) {
+            let refused = if info.status == CanisterStatus::Stopped {
+                Err(CanisterError::Stopped { canister })
+            } else {
+                canister::inspect(&self.shared.executor, canister, &info.state, &sender, method, &arg, view.round.time)
+            };
+            if let Err(error) = refused {
+                return CallHandle { reply: Err(CallError::Failed(error.to_string())) };
+            }
+        }
+        let op = Operation::Update { sender, canister, method: method.to_string(), arg };
+        CallHandle { reply: self.submit(op).map_err(CallError::Unavailable) }
+    }
+
+    /// Call an update method and wait for the reply (released only once the
+    /// round holding it is durable).
+    pub fn update_call(
+        &self,
+        canister: Principal,
+        sender: Principal,
+        method: &str,
+        arg: Vec<u8>,
+    ) -> Result<Vec<u8>, CallError> {
+        self.submit_update(canister, sender, method, arg).wait()
+    }
+    /// Run a query on the state as of the last round, on this thread. It
+    /// never waits for a round and never sees one half-applied.
+    pub fn query_call(
+        &self,
+        canister: Principal,
+        sender: Principal,
+        method: &str,
+        arg: Vec<u8>,
+    ) -> Result<Vec<u8>, CallError> {
+        let view = self.view();
+        let info = view
+            .canisters
+            .get(&canister)
+            .ok_or_else(|| CallError::Failed(CanisterError::NotFound(canister).to_string()))?;
+        if info.status == CanisterStatus::Stopped {
+            return Err(CallError::Failed(CanisterError::Stopped { canister }.to_string()));
+        }
+        let call = Call::method(method, MethodKind::Query, &arg, sender.as_slice(), view.round.time);
+        call_result(Outcome::from(&self.shared.executor.query(&info.state, call)))
+    }
+
+    fn view(&self) -> Arc<CommittedView> {
+        self.shared.view()
+    }
+
+    /// A canister's status as of the last round.
+    pub fn canister_info(&self, canister: Principal) -> Result<CanisterInfo, HostError> {
+        let view = self.view();
+        let info = view
+            .canisters
+            .get(&canister)
+            .ok_or_else(|| HostError::Operation(CanisterError::NotFound(canister).to_string()))?;
+        Ok(info.as_ref().clone())
+    }
+
+    /// Every canister, as of the last round.
+    pub fn canisters(&self) -> Vec<CanisterInfo> {
+        self.view().canisters.values().map(|c| c.as_ref().clone()).collect()
+    }
+
+    /// The canister a user means: its textual id or its name.
+    pub fn resolve(&self, name_or_id: &str) -> Option<Principal> {
+        self.view().resolve(name_or_id)
+    }
+
+    /// The last committed round.
+    pub fn height(&self) -> LastRound {
+        self.view().round
+    }
+
+    /// Work done since open.
+    pub fn counters(&self) -> HostCounters {
+        HostCounters {
+            rounds: self.shared.rounds.load(Ordering::Relaxed),
+            messages: self.shared.messages.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Run `f` on the scheduler's state between rounds.
+    fn read<T: Send + 'static>(&self, f: impl FnOnce(&Scheduler) -> T + Send + 'static) -> Result<T, HostError> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.send(Command::Read(Box::new(move |s| {
+            let _ = tx.send(f(s));
+        })))
+        .map_err(HostError::Stopped)?;
+        rx.recv().map_err(|_| HostError::Stopped("the scheduler stopped".into()))
+    }
+
+    /// A canister's log, oldest first.
+    pub fn canister_log(&self, canister: Principal) -> Result<Vec<CanisterLogRecord>, HostError> {
+        self.read(move |s| s.registry.get(&canister).map(|c| c.canister_log().cloned().collect::<Vec<_>>()))?
+            .map_err(|e| HostError::Operation(e.to_string()))
+    }
+
+    /// A digest of the whole state: equal for two hosts exactly when their
+    /// states are.
+    pub fn state_digest(&self) -> Result<Hash, HostError> {
+        self.read(|s| round::state_digest(&s.registry))
+    }
+
+    /// Take a checkpoint now; returns its height.
+    pub fn checkpoint(&self) -> Result<u64, HostError> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.send(Command::Checkpoint(tx)).map_err(HostError::Stopped)?;
+        rx.recv().map_err(|_| HostError::Stopped("the scheduler stopped".into()))?.map_err(HostError::Operation)
+    }
+
+    /// Finish pending work, take a checkpoint and stop.
+    pub fn close(mut self) -> Result<(), HostError> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.send(Command::Close(tx)).map_err(HostError::Stopped)?;
+        let result = rx.recv().map_err(|_| HostError::Stopped("the scheduler stopped".into()))?;
+        self.shutdown();
+        result.map_err(HostError::Operation)
+    }
+
+    fn shutdown(&mut self) {
+        self.commands = None;
+        if let Some(thread) = self.scheduler.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Host {
+    /// Without `close`: stop after the current round, with no checkpoint (as
+    /// if the process had died; the log has every acknowledged round).
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

@@ -1,0 +1,50 @@
+//! `canister_host`: the runtime. A [`Host`] owns a state directory and runs
+//! canisters in rounds, with orthogonal persistence.
+//!
+//! ```text
+//! callers -> Host (host.rs) -> scheduler thread (scheduler.rs): gather a round
+//!            -> execute it on the worker pool (round/): create/delete, then
+//!               each canister's work in parallel (canister/ over the embedder)
+//!            -> append it to the write-ahead log and fsync (wal/): group commit
+//!            -> publish the committed view (view.rs), release the replies
+//!            -> every N rounds: checkpoint (persist/), remap memories, prune
+//! queries  -> the committed view, on the caller's thread, never waiting
+//! open     -> newest checkpoint that verifies -> replay the log (recovery.rs,
+//!             replay.rs)
+//! verify   -> the same replay, read-only, reporting the first divergence
+//! ```
+//!
+//! The crates below this one: `embedder` runs one message in wasmtime over
+//! tracked memory, `memory_tracker` tracks its pages, `checkpoint` and
+//! `page_delta` keep the state on disk and in memory.
+
+#![deny(unsafe_code)]
+
+pub mod canister;
+mod config;
+mod error;
+mod host;
+mod persist;
+mod recovery;
+mod registry;
+mod replay;
+pub mod round;
+mod scheduler;
+mod verify;
+mod view;
+pub mod wal;
+
+pub use candid::Principal;
+pub use canister::{Canister, CanisterError, CanisterLogRecord, CanisterStatus, InstallMode, Snapshot};
+pub use config::{HostConfig, TimeSource};
+pub use embedder::{
+    CanisterModule, CanisterState, Engine, ExecutionConfig, ExecutionError, Executor, MessageResult, MethodKind,
+    TrackingMode, WasmPages,
+};
+pub use error::{CallError, HostError};
+pub use host::{CallHandle, Host, HostCounters};
+pub use recovery::RecoveryReport;
+pub use registry::{Registry, canister_id};
+pub use replay::Divergence;
+pub use verify::{VerifyOptions, VerifyProgress, VerifyReport, verify};
+pub use view::{CanisterInfo, LastRound, SnapshotSummary};

@@ -1,0 +1,129 @@
+//! The JSON metadata of a checkpoint: `host.json`, and each canister's
+//! `meta.json` (identity, controllers, status, canister log, and for the
+//! state and each snapshot: module hash, sizes, globals, certified data,
+//! timer). Byte strings are hex.
+
+use candid::Principal;
+use embedder::{CanisterState, GlobalValue, WasmPages};
+use serde::{Deserialize, Serialize};
+
+use crate::canister::{Canister, CanisterLogRecord, CanisterStatus};
+
+/// The version of the state format: `host.json` records it, and a
+/// checkpoint of another version is refused.
+pub(crate) const STATE_FORMAT: u32 = 1;
+
+/// Host-wide facts stored with every checkpoint.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct HostMeta {
+    pub(crate) format: u32,
+    pub(crate) height: u64,
+    pub(crate) time: u64,
+    pub(crate) next_canister_index: u64,
+}
+
+impl HostMeta {
+    /// The metadata of a checkpoint at `height`, in this build's format.
+    pub(crate) fn new(height: u64, time: u64, next_canister_index: u64) -> HostMeta {
+        HostMeta { format: STATE_FORMAT, height, time, next_canister_index }
+    }
+}
+
+/// A canister's `meta.json`. The field names are the format: keep them.
+#[derive(Serialize, Deserialize)]
+pub(super) struct CanisterMeta {
+    pub(super) id: String,
+    pub(super) name: Option<String>,
+    pub(super) controllers: Vec<String>,
+    pub(super) running: bool,
+    pub(super) version: u64,
+    pub(super) next_log_index: u64,
+    pub(super) log: Vec<LogMeta>,
+    pub(super) next_snapshot: u64,
+    pub(super) state: StateMeta,
+    pub(super) snapshots: Vec<SnapshotMeta>,
+}
+
+/// One canister log record.
+#[derive(Serialize, Deserialize)]
+pub(super) struct LogMeta {
+    pub(super) index: u64,
+    pub(super) time: u64,
+    pub(super) content: String,
+}
+
+/// One snapshot; its files are in its own directory.
+#[derive(Serialize, Deserialize)]
+pub(super) struct SnapshotMeta {
+    pub(super) id: u64,
+    pub(super) taken_at: u64,
+    pub(super) state: StateMeta,
+}
+
+/// A state's facts besides its files.
+#[derive(Serialize, Deserialize)]
+pub(super) struct StateMeta {
+    /// SHA-256 of the module, hex; absent for an empty canister.
+    pub(super) module: Option<String>,
+    pub(super) heap_pages: u64,
+    pub(super) stable_pages: u64,
+    pub(super) globals: Vec<GlobalValue>,
+    pub(super) certified_data: String,
+    pub(super) global_timer: u64,
+}
+
+impl StateMeta {
+    pub(super) fn of(state: &CanisterState) -> StateMeta {
+        StateMeta {
+            module: state.module.as_ref().map(|m| hex::encode(m.hash)),
+            heap_pages: state.heap_pages.0,
+            stable_pages: state.stable_pages.0,
+            globals: state.globals.clone(),
+            certified_data: hex::encode(&state.certified_data),
+            global_timer: state.global_timer,
+        }
+    }
+
+    pub(super) fn heap_pages(&self) -> WasmPages {
+        WasmPages(self.heap_pages)
+    }
+
+    pub(super) fn stable_pages(&self) -> WasmPages {
+        WasmPages(self.stable_pages)
+    }
+}
+
+impl CanisterMeta {
+    pub(super) fn of(canister: &Canister) -> CanisterMeta {
+        CanisterMeta {
+            id: canister.id().to_text(),
+            name: canister.name().map(str::to_string),
+            controllers: canister.controllers().iter().map(Principal::to_text).collect(),
+            running: canister.status() == CanisterStatus::Running,
+            version: canister.version(),
+            next_log_index: canister.next_canister_log_index(),
+            log: canister
+                .canister_log()
+                .map(|l| LogMeta { index: l.index, time: l.time, content: hex::encode(&l.content) })
+                .collect(),
+            next_snapshot: canister.next_snapshot(),
+            state: StateMeta::of(canister.state()),
+            snapshots: canister
+                .snapshots()
+                .map(|s| SnapshotMeta { id: s.id, taken_at: s.taken_at, state: StateMeta::of(&s.state) })
+                .collect(),
+        }
+    }
+
+    pub(super) fn status(&self) -> CanisterStatus {
+        if self.running { CanisterStatus::Running } else { CanisterStatus::Stopped }
+    }
+
+    /// The canister log, or None if a record does not decode.
+    pub(super) fn canister_log(&self) -> Option<Vec<CanisterLogRecord>> {
+        self.log
+            .iter()
+            .map(|l| Some(CanisterLogRecord { index: l.index, time: l.time, content: hex::decode(&l.content).ok()? }))
+            .collect()
+    }
+}

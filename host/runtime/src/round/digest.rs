@@ -1,0 +1,154 @@
+//! Digests: of what one canister did in a round, of a round, and of a whole
+//! state. Each is a tagged SHA-256 over a fixed, self-delimiting encoding,
+//! so equal digests mean equal results.
+
+use std::collections::BTreeSet;
+
+use candid::Principal;
+use checkpoint::Hash;
+use checkpoint::hash::tagged_hasher as tagged;
+use embedder::{CanisterState, MessageResult};
+use page_delta::{PageIndex, PageMap};
+use sha2::{Digest, Sha256};
+
+use super::Outcome;
+use crate::canister::{Canister, CanisterStatus};
+use crate::registry::Registry;
+
+impl Outcome {
+    /// Feed this outcome into a digest (a fixed, self-delimiting encoding).
+    pub(super) fn digest_into(&self, h: &mut Sha256) {
+        match self {
+            Outcome::Reply(bytes) => put_tagged(h, 0, bytes),
+            Outcome::Reject(message) => put_tagged(h, 1, message.as_bytes()),
+            Outcome::Error(message) => put_tagged(h, 2, message.as_bytes()),
+            Outcome::Created(id) => put_tagged(h, 3, id.as_slice()),
+            Outcome::SnapshotTaken(id) => put_tagged(h, 4, &id.to_be_bytes()),
+            Outcome::Done => put_tagged(h, 5, &[]),
+        }
+    }
+}
+
+fn put_tagged(h: &mut Sha256, tag: u8, bytes: &[u8]) {
+    h.update([tag]);
+    put_bytes(h, bytes);
+}
+
+fn put_bytes(h: &mut Sha256, bytes: &[u8]) {
+    h.update((bytes.len() as u64).to_be_bytes());
+    h.update(bytes);
+}
+
+/// Digest of what one canister did in a round: each of its operations'
+/// outcomes (and its timer and heartbeat), the final contents of every page
+/// they dirtied, and its state afterwards.
+pub(super) fn canister_digest(record: &Canister, entries: &[(Option<usize>, Outcome)], dirty: &DirtySet) -> Hash {
+    let mut h = tagged("ch-canister-round");
+    put_bytes(&mut h, record.id().as_slice());
+    for (index, outcome) in entries {
+        h.update(index.map_or(u64::MAX, |i| i as u64).to_be_bytes());
+        outcome.digest_into(&mut h);
+    }
+    let state = record.state();
+    for (kind, pages, map) in [(0u8, &dirty.heap, &state.heap), (1, &dirty.stable, &state.stable)] {
+        h.update([kind]);
+        h.update((pages.len() as u64).to_be_bytes());
+        for page in pages {
+            h.update(page.to_be_bytes());
+            h.update(map.get_page(PageIndex(*page)));
+        }
+    }
+    h.update(state.heap_pages.0.to_be_bytes());
+    h.update(state.stable_pages.0.to_be_bytes());
+    for g in &state.globals {
+        h.update(g.to_bits().to_be_bytes());
+    }
+    put_bytes(&mut h, &state.certified_data);
+    h.update(state.global_timer.to_be_bytes());
+    put_bytes(&mut h, state.module.as_ref().map_or(&[][..], |m| &m.hash[..]));
+    h.update([u8::from(record.status() == CanisterStatus::Running)]);
+    h.update(record.version().to_be_bytes());
+    h.finalize().into()
+}
+
+#[derive(Default)]
+pub(super) struct DirtySet {
+    heap: BTreeSet<u64>,
+    stable: BTreeSet<u64>,
+}
+
+impl DirtySet {
+    pub(super) fn add(&mut self, result: &MessageResult) {
+        self.heap.extend(result.dirty.heap.iter().map(|p| p.0));
+        self.stable.extend(result.dirty.stable.iter().map(|p| p.0));
+    }
+}
+
+/// Digest of a round: its height, time, every operation's outcome in order,
+/// and every canister's digest in id order.
+pub(super) fn round_digest(
+    height: u64,
+    time: u64,
+    outcomes: &[Outcome],
+    canister_digests: &[(Principal, Hash)],
+) -> Hash {
+    let mut h = tagged("ch-round");
+    h.update(height.to_be_bytes());
+    h.update(time.to_be_bytes());
+    for outcome in outcomes {
+        outcome.digest_into(&mut h);
+    }
+    for (id, digest) in canister_digests {
+        put_bytes(&mut h, id.as_slice());
+        h.update(digest);
+    }
+    h.finalize().into()
+}
+
+/// A digest of everything every canister holds: identical for two hosts
+/// exactly when their states are identical (tests compare them).
+pub fn state_digest(registry: &Registry) -> Hash {
+    let mut h = tagged("ch-state");
+    h.update(registry.next_index().to_be_bytes());
+    for record in registry.iter() {
+        put_bytes(&mut h, record.id().as_slice());
+        put_bytes(&mut h, record.name().unwrap_or("").as_bytes());
+        for c in record.controllers() {
+            put_bytes(&mut h, c.as_slice());
+        }
+        h.update([u8::from(record.status() == CanisterStatus::Running)]);
+        h.update(record.version().to_be_bytes());
+        for log in record.canister_log() {
+            h.update(log.index.to_be_bytes());
+            h.update(log.time.to_be_bytes());
+            put_bytes(&mut h, &log.content);
+        }
+        digest_state(&mut h, record.state());
+        for snapshot in record.snapshots() {
+            h.update(snapshot.id.to_be_bytes());
+            h.update(snapshot.taken_at.to_be_bytes());
+            digest_state(&mut h, &snapshot.state);
+        }
+    }
+    h.finalize().into()
+}
+
+fn digest_state(h: &mut Sha256, state: &CanisterState) {
+    put_bytes(h, state.module.as_ref().map_or(&[][..], |m| &m.hash[..]));
+    for (map, pages) in [(&state.heap, state.heap_pages), (&state.stable, state.stable_pages)] {
+        h.update(pages.0.to_be_bytes());
+        digest_memory(h, map, pages.os_pages());
+    }
+    for g in &state.globals {
+        put_bytes(h, format!("{g:?}").as_bytes());
+    }
+    put_bytes(h, &state.certified_data);
+    h.update(state.global_timer.to_be_bytes());
+}
+
+/// Hash every page of a memory.
+fn digest_memory(h: &mut Sha256, map: &PageMap, pages: u64) {
+    for p in 0..pages {
+        h.update(map.get_page(PageIndex(p)));
+    }
+}

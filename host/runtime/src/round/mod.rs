@@ -1,0 +1,25 @@
+//! Rounds: what the write-ahead log records, how a round executes, and
+//! its digests.
+//!
+//! - `schema`: the operations a round holds, their outcomes, and the record
+//!   the log keeps (Candid);
+//! - `execute`: a round's two phases. First, in arrival order, the
+//!   operations on the set of canisters (create, delete). Then every
+//!   canister with work, its operations in arrival order (after its due
+//!   timer and heartbeat);
+//! - `pool`: the threads the second phase runs on;
+//! - `digest`: per-canister and per-round digests, and the digest of a
+//!   whole state.
+//!
+//! Canisters share nothing, so the results, and the digests over them, do
+//! not depend on the number of workers or on scheduling.
+
+mod digest;
+mod execute;
+mod pool;
+mod schema;
+
+pub use digest::state_digest;
+pub use execute::RoundResult;
+pub use pool::{ModuleOverrides, WorkerPool};
+pub use schema::{Operation, Outcome, RoundRecord};

@@ -1,0 +1,241 @@
+//! The scheduler thread: it gathers operations into rounds, runs them on
+//! the worker pool, makes each durable in the write-ahead log before anyone
+//! hears of it, publishes the committed view, and checkpoints every N
+//! rounds.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::SystemTime;
+
+use candid::Principal;
+use checkpoint::StateDir;
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use embedder::Executor;
+
+use crate::config::{HostConfig, TimeSource};
+use crate::error::HostError;
+use crate::persist::{self, HostMeta, ModuleFiles};
+use crate::recovery::RecoveredState;
+use crate::registry::Registry;
+use crate::round::{Operation, Outcome, RoundRecord, WorkerPool};
+use crate::view::{CommittedView, LastRound};
+use crate::wal::Wal;
+
+/// What the host's handle and the scheduler thread share.
+pub(crate) struct Shared {
+    pub(crate) executor: Arc<Executor>,
+    /// What queries see; replaced after every round.
+    pub(crate) view: RwLock<Arc<CommittedView>>,
+    /// Set if the scheduler stopped on an error it cannot recover from.
+    pub(crate) failure: Mutex<Option<String>>,
+    /// Rounds executed since open.
+    pub(crate) rounds: AtomicU64,
+    /// Update messages executed since open.
+    pub(crate) messages: AtomicU64,
+}
+
+impl Shared {
+    /// The view queries run on.
+    pub(crate) fn view(&self) -> Arc<CommittedView> {
+        self.view.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Why the scheduler stopped, if it did.
+    pub(crate) fn failure(&self) -> Option<String> {
+        self.failure.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// A function run on the scheduler's state between rounds.
+pub(crate) type Reader = Box<dyn FnOnce(&Scheduler) + Send>;
+
+/// What the host's handle asks of the scheduler.
+pub(crate) enum Command {
+    /// Run an operation in the next round; its outcome goes to the sender.
+    Operation(Operation, Sender<Outcome>),
+    /// Take a checkpoint now.
+    Checkpoint(Sender<Result<u64, String>>),
+    /// Read the state between rounds.
+    Read(Reader),
+    /// Finish, checkpoint and stop.
+    Close(Sender<Result<(), String>>),
+}
+
+/// The scheduler thread's state.
+pub(crate) struct Scheduler {
+    config: HostConfig,
+    dir: StateDir,
+    wal: Wal,
+    pub(crate) registry: Registry,
+    pool: WorkerPool,
+    round: LastRound,
+    /// Height of the newest checkpoint.
+    checkpointed: u64,
+    modules: ModuleFiles,
+    shared: Arc<Shared>,
+}
+
+impl Scheduler {
+    /// A scheduler continuing from `recovered`; it publishes the view at once.
+    pub(crate) fn new(config: HostConfig, dir: StateDir, recovered: RecoveredState, shared: Arc<Shared>) -> Scheduler {
+        let RecoveredState { registry, modules, wal, pool, round, checkpointed, .. } = recovered;
+        let scheduler = Scheduler { config, dir, wal, registry, pool, round, checkpointed, modules, shared };
+        scheduler.publish_all();
+        scheduler
+    }
+
+    /// Run until closed, disconnected, or stopped by an error.
+    pub(crate) fn run(mut self, commands: Receiver<Command>) {
+        loop {
+            let first = match commands.recv_timeout(self.config.idle_round_interval) {
+                Ok(command) => command,
+                Err(RecvTimeoutError::Timeout) => {
+                    if let Err(error) = self.idle_round() {
+                        self.fail(error);
+                        return;
+                    }
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => return,
+            };
+            // Gather a round: operations until a control command or the
+            // round is full.
+            let mut ops = Vec::new();
+            let mut control = None;
+            let mut next = Some(first);
+            while let Some(command) = next.take() {
+                match command {
+                    Command::Operation(op, reply) => ops.push((op, reply)),
+                    other => {
+                        control = Some(other);
+                        break;
+                    }
+                }
+                if ops.len() < self.config.max_round_operations {
+                    next = commands.try_recv().ok();
+                }
+            }
+            if !ops.is_empty()
+                && let Err(error) = self.round(ops)
+            {
+                self.fail(error);
+                return;
+            }
+            match control {
+                Some(Command::Checkpoint(reply)) => {
+                    let _ = reply.send(self.checkpoint().map_err(|e| e.to_string()));
+                }
+                Some(Command::Read(f)) => f(&self),
+                Some(Command::Close(reply)) => {
+                    let result =
+                        if self.round.height > self.checkpointed { self.checkpoint().map(drop) } else { Ok(()) };
+                    let _ = reply.send(result.map_err(|e| e.to_string()));
+                    return;
+                }
+                Some(Command::Operation(..)) | None => {}
+            }
+        }
+    }
+
+    /// Stop accepting work after an error the host cannot continue from.
+    fn fail(&self, error: HostError) {
+        tracing::error!(%error, "the host stopped");
+        *self.shared.failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(error.to_string());
+    }
+
+    fn next_time(&self) -> u64 {
+        match self.config.time {
+            TimeSource::WallClock => {
+                let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+                now.max(self.round.time + 1)
+            }
+            TimeSource::Deterministic { start, step } => {
+                if self.round.height == 0 {
+                    start
+                } else {
+                    self.round.time + step
+                }
+            }
+        }
+    }
+
+    /// With no messages: a round only if some canister has a due timer or
+    /// a heartbeat (wall-clock time only; deterministic time stands still
+    /// without messages).
+    fn idle_round(&mut self) -> Result<(), HostError> {
+        if self.config.time != TimeSource::WallClock {
+            return Ok(());
+        }
+        let time = self.next_time();
+        if self.registry.iter().any(|r| r.has_system_task(time)) {
+            self.round(Vec::new())?;
+        }
+        Ok(())
+    }
+
+    fn round(&mut self, ops: Vec<(Operation, Sender<Outcome>)>) -> Result<(), HostError> {
+        let height = self.round.height + 1;
+        let time = self.next_time();
+        let (operations, replies): (Vec<Operation>, Vec<Sender<Outcome>>) = ops.into_iter().unzip();
+        let shared_ops: Vec<Arc<Operation>> = operations.into_iter().map(Arc::new).collect();
+        let result = self.pool.execute(&mut self.registry, height, time, &shared_ops);
+        // The workers have dropped their references: take the operations
+        // back for the record instead of copying arguments and modules.
+        let operations =
+            shared_ops.into_iter().map(|op| Arc::try_unwrap(op).unwrap_or_else(|op| (*op).clone())).collect();
+        let record = RoundRecord {
+            height,
+            time,
+            operations,
+            digest: result.digest.to_vec(),
+            canister_digests: result.canister_digests.iter().map(|(id, d)| (*id, d.to_vec())).collect(),
+        };
+        // Group commit: the round is durable before anyone hears of it. If
+        // that fails, the state in memory is ahead of the log: stop.
+        self.wal.append(height, &record.encode())?;
+        self.round = LastRound { height, time };
+        self.shared.rounds.fetch_add(1, Ordering::Relaxed);
+        self.shared.messages.fetch_add(result.messages as u64, Ordering::Relaxed);
+        self.publish(result.touched.iter().copied());
+        for (reply, outcome) in replies.into_iter().zip(result.outcomes) {
+            let _ = reply.send(outcome);
+        }
+        if height - self.checkpointed >= self.config.checkpoint_interval
+            && let Err(error) = self.checkpoint()
+        {
+            // The log still holds every round; the next attempt may succeed.
+            tracing::error!(%error, "checkpoint failed; keeping the previous one");
+        }
+        Ok(())
+    }
+
+    /// Make the canisters `touched` (and the round) visible to queries.
+    fn publish(&self, touched: impl IntoIterator<Item = Principal>) {
+        let next = self.shared.view().advance(self.round, &self.registry, touched);
+        *self.shared.view.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
+    }
+
+    /// Make every canister visible to queries afresh.
+    fn publish_all(&self) {
+        let ids: Vec<Principal> = self.registry.iter().map(|c| c.id()).collect();
+        self.publish(ids);
+    }
+
+    fn checkpoint(&mut self) -> Result<u64, HostError> {
+        let height = self.round.height;
+        if height == self.checkpointed && self.dir.heights()?.last() == Some(&height) {
+            return Ok(height);
+        }
+        let meta = HostMeta::new(height, self.round.time, self.registry.next_index());
+        let (checkpoint, modules) = persist::save(&self.dir, &self.registry, &meta, &self.modules)?;
+        persist::remap(&mut self.registry, &checkpoint)?;
+        self.modules = modules;
+        self.checkpointed = height;
+        self.dir.prune(self.config.keep_checkpoints.max(1))?;
+        if let Some(&oldest) = self.dir.heights()?.first() {
+            self.wal.prune_through(oldest)?;
+        }
+        self.publish_all();
+        Ok(height)
+    }
+}

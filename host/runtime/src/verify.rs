@@ -1,0 +1,136 @@
+//! Replay verification: re-execute the logged history from a checkpoint,
+//! in memory only, and compare every round's digests with the recorded ones.
+//! The tool for checking that an engine (or a modified module) reproduces an
+//! old history. It writes nothing and takes no lock, so it can run beside a
+//! live host.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use checkpoint::{StateDir, Verification};
+
+use checkpoint::Hash;
+use embedder::{Engine, ExecutionConfig, Executor};
+
+use crate::error::HostError;
+use crate::persist::{self, LoadedState};
+use crate::replay::{Divergence, replay};
+use crate::round::{ModuleOverrides, WorkerPool, state_digest};
+use crate::wal::Wal;
+
+/// What to verify, and how.
+#[derive(Clone, Debug, Default)]
+pub struct VerifyOptions {
+    /// Checkpoint to start from (default: the oldest one kept).
+    pub from_height: Option<u64>,
+    /// Worker threads (0 means 1).
+    pub workers: usize,
+    /// How messages execute (limits must match the recorded history's).
+    pub execution: ExecutionConfig,
+    /// Modules to substitute, by the SHA-256 of the original.
+    pub replace_modules: ModuleOverrides,
+    /// Report progress every this many rounds (0: never).
+    pub progress_every: u64,
+}
+
+/// How far a verification has got.
+#[derive(Clone, Debug)]
+pub struct VerifyProgress {
+    /// The round just replayed.
+    pub height: u64,
+    /// The last round there is to replay.
+    pub last_height: u64,
+    /// Rounds replayed so far.
+    pub rounds: u64,
+    /// Update messages replayed so far.
+    pub messages: u64,
+    /// Time since the verification started.
+    pub elapsed: Duration,
+}
+
+/// What a verification found.
+#[derive(Clone, Debug)]
+pub struct VerifyReport {
+    /// The checkpoint the replay started from.
+    pub from_height: u64,
+    /// The last round replayed.
+    pub to_height: u64,
+    /// Rounds replayed.
+    pub rounds: u64,
+    /// Update messages replayed.
+    pub messages: u64,
+    /// How long it took.
+    pub elapsed: Duration,
+    /// The first divergence; the replay stops there.
+    pub divergence: Option<Divergence>,
+    /// Digest of the state after the last round replayed.
+    pub final_state: Hash,
+}
+
+impl VerifyReport {
+    /// Replay speed in rounds.
+    pub fn rounds_per_second(&self) -> f64 {
+        self.rounds as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// Replay speed in update messages.
+    pub fn messages_per_second(&self) -> f64 {
+        self.messages as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Verify the history in the state directory at `path`.
+pub fn verify(
+    path: &Path,
+    options: VerifyOptions,
+    progress: &mut dyn FnMut(&VerifyProgress),
+) -> Result<VerifyReport, HostError> {
+    let started = Instant::now();
+    let dir = StateDir::open_read_only(path)?;
+    let heights = dir.heights()?;
+    let from = match options.from_height {
+        Some(h) if heights.contains(&h) => h,
+        Some(h) => {
+            return Err(HostError::Operation(format!(
+                "there is no checkpoint {h} to verify from; available: {}",
+                heights.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+            )));
+        }
+        None => *heights.first().ok_or_else(|| HostError::Operation("there is no checkpoint to verify from".into()))?,
+    };
+    let checkpoint = dir.load(from, Verification::Full)?;
+    let engine = Arc::new(Engine::new()?);
+    let executor = Arc::new(Executor::new(engine, options.execution.clone()));
+    let overrides = Arc::new(options.replace_modules.clone());
+    let LoadedState { mut registry, .. } = persist::load(&checkpoint, &executor, &overrides)?;
+    let (wal, found) = Wal::open_read_only(&dir.wal_dir())?;
+    let pool = WorkerPool::new(options.workers, executor, overrides);
+    let last_height = found.records.last().map_or(from, |r| r.height.max(from));
+    let mut report = VerifyReport {
+        from_height: from,
+        to_height: from,
+        rounds: 0,
+        messages: 0,
+        elapsed: Duration::ZERO,
+        divergence: None,
+        final_state: [0; 32],
+    };
+    report.divergence = replay(&pool, &mut registry, &wal, &found.records, from, |round| {
+        report.rounds += 1;
+        report.messages += round.messages as u64;
+        report.to_height = round.height;
+        if options.progress_every > 0 && report.rounds.is_multiple_of(options.progress_every) {
+            progress(&VerifyProgress {
+                height: round.height,
+                last_height,
+                rounds: report.rounds,
+                messages: report.messages,
+                elapsed: started.elapsed(),
+            });
+        }
+    })?;
+    report.final_state = state_digest(&registry);
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
