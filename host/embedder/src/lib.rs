@@ -14,12 +14,14 @@
 
 #![deny(unsafe_code)]
 
+pub mod codes;
 mod engine;
 pub mod execution;
 pub mod module;
 pub mod system_api;
 mod units;
 
+pub use codes::{ErrorCode, RejectCode};
 pub use engine::{CanisterModule, Engine, EngineError};
 pub use execution::{
     Call, CanisterState, DirtyPages, Executable, ExecutionConfig, ExecutionError, Executor, GlobalValue, MessageResult,

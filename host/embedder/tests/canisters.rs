@@ -49,7 +49,7 @@ fn ledger_moves_funds_and_refuses_overdrafts() {
     assert_eq!(reply::<u64>(&update(&exec, &mut c, "transfer", Encode!(&1u64, &2u64, &300u64).unwrap())), 700);
     let r = update(&exec, &mut c, "transfer", Encode!(&1u64, &2u64, &701u64).unwrap());
     assert!(
-        matches!(&r.outcome, Err(ExecutionError::Trapped(m)) if m.contains("insufficient funds")),
+        matches!(&r.outcome, Err(ExecutionError::CalledTrap(m)) if m.contains("insufficient funds")),
         "{:?}",
         r.outcome
     );

@@ -79,11 +79,11 @@ fn a_module_importing_everything_real_canisters_use_instantiates() {
     // with the documented message when (and only when) it is called.
     for name in ["call_new", "call_simple", "call_perform", "call_cycles_add"] {
         let r = update(&exec, &mut c, &format!("call_{name}"), vec![]);
-        assert_eq!(r.outcome, Err(ExecutionError::Trapped(format!("unsupported System API: ic0.{name}"))));
+        assert_eq!(r.outcome, Err(ExecutionError::ContractViolation(format!("unsupported System API: ic0.{name}"))));
     }
     let r = update(&exec, &mut c, "call_msg_reject_code", vec![]);
     assert!(
-        matches!(&r.outcome, Err(ExecutionError::Trapped(m)) if m.starts_with("unsupported System API: ic0.msg_reject_code"))
+        matches!(&r.outcome, Err(ExecutionError::ContractViolation(m)) if m.starts_with("unsupported System API: ic0.msg_reject_code"))
     );
     // Implemented ones work.
     let r = update(&exec, &mut c, "call_time", vec![]);
@@ -99,6 +99,9 @@ fn every_spec_import_links() {
     assert_eq!(r.outcome, Err(ExecutionError::DidNotReply));
     for import in spec::IMPORTS.iter().filter(|i| !i.implemented) {
         let r = update(&exec, &mut c, &format!("call_{}", import.name), vec![]);
-        assert_eq!(r.outcome, Err(ExecutionError::Trapped(format!("unsupported System API: ic0.{}", import.name))));
+        assert_eq!(
+            r.outcome,
+            Err(ExecutionError::ContractViolation(format!("unsupported System API: ic0.{}", import.name)))
+        );
     }
 }

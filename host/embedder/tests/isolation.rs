@@ -4,8 +4,6 @@
 //! are not the tracker's still crash the process is tested in
 //! `memory_tracker`.)
 
-use std::process::Command;
-
 use candid::Encode;
 use embedder::*;
 use testkit::*;
@@ -45,9 +43,10 @@ fn probe(exec: &Executor) -> Executable {
     install(exec, &wat::parse_str(PROBE).unwrap(), &[])
 }
 
+/// The message of the trap (of any kind) the message ended in.
 fn trap_message(r: &MessageResult) -> String {
     match &r.outcome {
-        Err(ExecutionError::Trapped(m)) => m.clone(),
+        Err(e) if e.trap_message().is_some() => e.trap_message().unwrap_or_default().to_string(),
         other => panic!("expected a trap, got {other:?}"),
     }
 }
@@ -158,20 +157,6 @@ fn bad_modules_are_refused_at_install() {
     }
 }
 
-/// Run this test's body in a child process, selected by an environment
-/// variable, and return its exit status.
-fn in_child(test: &str, role: &str) -> std::process::Output {
-    Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env("CANISTER_HOST_TEST_CHILD", role)
-        .output()
-        .unwrap()
-}
-
-fn child_role() -> Option<String> {
-    std::env::var("CANISTER_HOST_TEST_CHILD").ok()
-}
-
 #[test]
 fn running_out_of_mappings_fails_the_message_not_the_process() {
     if child_role().as_deref() == Some("enomem") {
@@ -187,11 +172,7 @@ fn running_out_of_mappings_fails_the_message_not_the_process() {
 }
 
 fn enomem_child() {
-    let max_map_count: u64 = std::fs::read_to_string("/proc/sys/vm/max_map_count").unwrap().trim().parse().unwrap();
-    // Writing every other page of a read-mapped memory splits one mapping
-    // per write; this many writes need more mappings than allowed.
-    let writes = max_map_count / 2 + 1000;
-    assert!(writes < 1 << 20, "vm.max_map_count is too large for this test: {max_map_count}");
+    let writes = writes_to_exhaust_mappings();
     let exec = executor(TrackingMode::ReadMapped, true);
     let mut c = stress_canister(&exec, writes * 2 * 4096);
     let before = c.state().heap.clone();

@@ -61,7 +61,7 @@ fn a_trap_leaves_the_heap_exactly_as_before() {
             let pages_before = c.state().heap_pages;
             let r = update(&exec, &mut c, "write_then_trap", Encode!(&HEAP_START, &256u64, &4096u64, &9u8).unwrap());
             match &r.outcome {
-                Err(ExecutionError::Trapped(m)) => assert!(m.contains("deliberate trap"), "{m}"),
+                Err(ExecutionError::CalledTrap(m)) => assert!(m.contains("deliberate trap"), "{m}"),
                 other => panic!("{mode:?}: expected a trap, got {other:?}"),
             }
             assert!(!r.committed && r.dirty.heap.is_empty());
@@ -98,7 +98,7 @@ fn a_trap_also_undoes_memory_growth_and_globals() {
         update(&exec, &mut c, "bump", vec![]);
         update(&exec, &mut c, "bump", vec![]);
         let r = update(&exec, &mut c, "bump_grow_trap", vec![]);
-        assert!(matches!(r.outcome, Err(ExecutionError::Trapped(_))), "{:?}", r.outcome);
+        assert!(matches!(r.outcome, Err(ExecutionError::CalledTrap(_))), "{:?}", r.outcome);
         let got = query(&exec, &c, "get", vec![]);
         let bytes = got.reply().unwrap();
         assert_eq!(u64::from_le_bytes(bytes[..8].try_into().unwrap()), 2, "{mode:?}: global");

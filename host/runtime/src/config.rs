@@ -47,6 +47,31 @@ pub struct HostConfig {
     pub verification: Verification,
 }
 
+impl HostConfig {
+    /// Check the settings: a zero where a count, size or interval must be
+    /// positive is an error naming the setting.
+    pub fn validate(&self) -> Result<(), String> {
+        let e = &self.execution;
+        let positive = [
+            ("workers", self.workers as u64),
+            ("checkpoint_interval", self.checkpoint_interval),
+            ("keep_checkpoints", self.keep_checkpoints as u64),
+            ("wal_segment_bytes", self.wal_segment_bytes),
+            ("max_round_operations", self.max_round_operations as u64),
+            ("idle_round_interval", self.idle_round_interval.as_nanos().min(u64::MAX.into()) as u64),
+            ("execution.prefetch_pages", e.prefetch_pages as u64),
+            ("execution.update_instruction_limit", e.update_instruction_limit),
+            ("execution.query_instruction_limit", e.query_instruction_limit),
+            ("execution.install_instruction_limit", e.install_instruction_limit),
+            ("execution.max_module_bytes", e.max_module_bytes as u64),
+        ];
+        match positive.iter().find(|(_, value)| *value == 0) {
+            Some((name, _)) => Err(format!("{name} must be positive")),
+            None => Ok(()),
+        }
+    }
+}
+
 impl Default for HostConfig {
     fn default() -> Self {
         HostConfig {

@@ -18,21 +18,25 @@ use crate::config::HostConfig;
 use crate::error::{CallError, HostError};
 use crate::recovery::{RecoveryReport, recover};
 use crate::round::{self, Operation, Outcome};
-use crate::scheduler::{Command, Scheduler, Shared};
+use crate::scheduler::{Command, Reply, Scheduler, Shared};
 use crate::view::{CanisterInfo, CommittedView, LastRound};
 
-fn call_result(outcome: Outcome) -> Result<Vec<u8>, CallError> {
-    match outcome {
+fn call_result(reply: Reply) -> Result<Vec<u8>, CallError> {
+    match reply.map_err(CallError::NotApplied)? {
         Outcome::Reply(bytes) => Ok(bytes),
         Outcome::Reject(message) => Err(CallError::Rejected(message)),
-        Outcome::Error(message) => Err(CallError::Failed(message)),
-        other => Err(CallError::Failed(format!("unexpected outcome {other:?}"))),
+        Outcome::Error { code, message } => Err(CallError::Failed { code, message }),
+        other => Err(CallError::Unavailable(format!("unexpected outcome {other:?} (a bug)"))),
     }
+}
+
+fn refused(error: &CanisterError) -> CallError {
+    CallError::Failed { code: error.code(), message: error.to_string() }
 }
 
 /// A submitted update, to wait for.
 pub struct CallHandle {
-    reply: Result<Receiver<Outcome>, CallError>,
+    reply: Result<Receiver<Reply>, CallError>,
 }
 
 impl CallHandle {
@@ -73,6 +77,7 @@ impl Host {
     /// Open the state directory at `path` (creating it if needed), recover
     /// the newest state, and start running.
     pub fn open(path: &Path, config: HostConfig) -> Result<Host, HostError> {
+        config.validate().map_err(HostError::InvalidConfig)?;
         let engine = Arc::new(Engine::new()?);
         let executor = Arc::new(Executor::new(engine, config.execution.clone()));
         let dir = StateDir::open(path)?;
@@ -109,7 +114,7 @@ impl Host {
 
     /// Submit an operation; the receiver yields its outcome once the round
     /// holding it is durable.
-    fn submit(&self, op: Operation) -> Result<Receiver<Outcome>, String> {
+    fn submit(&self, op: Operation) -> Result<Receiver<Reply>, String> {
         let (tx, rx) = crossbeam_channel::bounded(1);
         self.send(Command::Operation(op, tx))?;
         Ok(rx)
@@ -118,8 +123,9 @@ impl Host {
     fn run_operation(&self, op: Operation) -> Result<Outcome, HostError> {
         let rx = self.submit(op).map_err(HostError::Stopped)?;
         match rx.recv() {
-            Ok(Outcome::Error(message)) => Err(HostError::Operation(message)),
-            Ok(outcome) => Ok(outcome),
+            Ok(Ok(Outcome::Error { code, message })) => Err(HostError::Rejected { code, message }),
+            Ok(Ok(outcome)) => Ok(outcome),
+            Ok(Err(not_applied)) => Err(HostError::NotApplied(not_applied)),
             Err(_) => Err(HostError::Stopped(self.shared.failure().unwrap_or_else(|| "the scheduler stopped".into()))),
         }
     }
@@ -206,13 +212,13 @@ impl Host {
     pub fn submit_update(&self, canister: Principal, sender: Principal, method: &str, arg: Vec<u8>) -> CallHandle {
         let view = self.view();
         if let Some(info) = view.canisters.get(&canister) {
-            let refused = if info.status == CanisterStatus::Stopped {
+            let admitted = if info.status == CanisterStatus::Stopped {
                 Err(CanisterError::Stopped { canister })
             } else {
                 canister::inspect(&self.shared.executor, canister, &info.state, &sender, method, &arg, view.round.time)
             };
-            if let Err(error) = refused {
-                return CallHandle { reply: Err(CallError::Failed(error.to_string())) };
+            if let Err(error) = admitted {
+                return CallHandle { reply: Err(refused(&error)) };
             }
         }
         let op = Operation::Update { sender, canister, method: method.to_string(), arg };
@@ -240,15 +246,18 @@ impl Host {
         arg: Vec<u8>,
     ) -> Result<Vec<u8>, CallError> {
         let view = self.view();
-        let info = view
-            .canisters
-            .get(&canister)
-            .ok_or_else(|| CallError::Failed(CanisterError::NotFound(canister).to_string()))?;
+        let info = view.canisters.get(&canister).ok_or_else(|| refused(&CanisterError::NotFound(canister)))?;
         if info.status == CanisterStatus::Stopped {
-            return Err(CallError::Failed(CanisterError::Stopped { canister }.to_string()));
+            return Err(refused(&CanisterError::Stopped { canister }));
         }
         let call = Call::method(method, MethodKind::Query, &arg, sender.as_slice(), view.round.time);
-        call_result(Outcome::from(&self.shared.executor.query(&info.state, call)))
+        let result = self.shared.executor.query(&info.state, call);
+        match result.outcome {
+            // A query's host failure is the host's to report, but not a
+            // round's: nothing is applied either way.
+            Err(e) if e.is_host_failure() => Err(CallError::Unavailable(e.to_string())),
+            _ => call_result(Ok(Outcome::from(&result))),
+        }
     }
 
     fn view(&self) -> Arc<CommittedView> {

@@ -38,8 +38,8 @@ pub use candid::Principal;
 pub use canister::{Canister, CanisterError, CanisterLogRecord, CanisterStatus, InstallMode, Snapshot};
 pub use config::{HostConfig, TimeSource};
 pub use embedder::{
-    CanisterModule, CanisterState, Engine, ExecutionConfig, ExecutionError, Executor, MessageResult, MethodKind,
-    TrackingMode, WasmPages,
+    CanisterModule, CanisterState, Engine, ErrorCode, ExecutionConfig, ExecutionError, Executor, MessageResult,
+    MethodKind, RejectCode, TrackingMode, WasmPages,
 };
 pub use error::{CallError, HostError};
 pub use host::{CallHandle, Host, HostCounters};

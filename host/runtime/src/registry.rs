@@ -47,8 +47,9 @@ impl Registry {
         self.canisters.get_mut(id).ok_or(CanisterError::NotFound(*id))
     }
 
-    /// Delete a stopped canister and its snapshots (a controller must ask).
-    pub fn delete(&mut self, sender: &Principal, id: &Principal) -> Result<(), CanisterError> {
+    /// Delete a stopped canister and its snapshots (a controller must ask);
+    /// returns what was deleted.
+    pub fn delete(&mut self, sender: &Principal, id: &Principal) -> Result<Canister, CanisterError> {
         let record = self.get(id)?;
         if !record.controllers().contains(sender) {
             return Err(CanisterError::NotController {
@@ -60,8 +61,7 @@ impl Registry {
         if record.status() != CanisterStatus::Stopped {
             return Err(CanisterError::NotStopped { canister: *id, action: "delete it" });
         }
-        self.canisters.remove(id);
-        Ok(())
+        self.canisters.remove(id).ok_or(CanisterError::NotFound(*id))
     }
 
     /// Take a canister out (to run it on another thread); `put` it back.
@@ -77,6 +77,11 @@ impl Registry {
     /// Index the next created canister's id will use.
     pub fn next_index(&self) -> u64 {
         self.next_index
+    }
+
+    /// Make the next created canister's id use `index` (undoing creations).
+    pub(crate) fn set_next_index(&mut self, index: u64) {
+        self.next_index = index;
     }
 
     /// A registry holding `records`, creating ids from `next_index` on.

@@ -62,7 +62,9 @@ pub(crate) fn replay(
         }
         let mut round = decode(wal, record)?;
         let ops: Vec<_> = std::mem::take(&mut round.operations).into_iter().map(Arc::new).collect();
-        let result = pool.execute(registry, round.height, round.time, &ops);
+        let result = pool
+            .execute(registry, round.height, round.time, &ops)
+            .map_err(|failure| HostError::ReplayFailed { height: round.height, failure })?;
         each(&Replayed { height: round.height, time: round.time, messages: result.messages });
         if let Some(divergence) = divergence(&round, &result) {
             return Ok(Some(divergence));

@@ -3,6 +3,7 @@
 //! hears of it, publishes the committed view, and checkpoints every N
 //! rounds.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
@@ -17,7 +18,7 @@ use crate::error::HostError;
 use crate::persist::{self, HostMeta, ModuleFiles};
 use crate::recovery::RecoveredState;
 use crate::registry::Registry;
-use crate::round::{Operation, Outcome, RoundRecord, WorkerPool};
+use crate::round::{NotApplied, Operation, Outcome, RoundRecord, WorkerPool};
 use crate::view::{CommittedView, LastRound};
 use crate::wal::Wal;
 
@@ -46,13 +47,17 @@ impl Shared {
     }
 }
 
+/// What an operation's caller hears: its outcome, or that the round
+/// holding it was not applied.
+pub(crate) type Reply = Result<Outcome, NotApplied>;
+
 /// A function run on the scheduler's state between rounds.
 pub(crate) type Reader = Box<dyn FnOnce(&Scheduler) + Send>;
 
 /// What the host's handle asks of the scheduler.
 pub(crate) enum Command {
     /// Run an operation in the next round; its outcome goes to the sender.
-    Operation(Operation, Sender<Outcome>),
+    Operation(Operation, Sender<Reply>),
     /// Take a checkpoint now.
     Checkpoint(Sender<Result<u64, String>>),
     /// Read the state between rounds.
@@ -173,16 +178,68 @@ impl Scheduler {
         Ok(())
     }
 
-    fn round(&mut self, ops: Vec<(Operation, Sender<Outcome>)>) -> Result<(), HostError> {
+    /// Run a round of `ops`. If the host fails while running it (a resource
+    /// ran out, or a bug), the round is not applied: the operations of the
+    /// canister at fault are refused and the rest run again; if that fails
+    /// too, they are all refused. Nothing refused is logged, so replay never
+    /// sees it.
+    fn round(&mut self, ops: Vec<(Operation, Sender<Reply>)>) -> Result<(), HostError> {
+        let mut batch = ops;
+        let mut last_failure = None;
+        for _attempt in 0..2 {
+            let (failure, rest) = match self.try_round(batch)? {
+                None => return Ok(()),
+                Some(not_applied) => not_applied,
+            };
+            tracing::warn!(%failure, "a round was not applied; refusing the failing canister's operations");
+            let (refused, others): (Vec<_>, Vec<_>) =
+                rest.into_iter().partition(|(op, _)| op.canister() == Some(failure.canister));
+            for (_, reply) in refused {
+                let _ = reply.send(Err(failure.clone()));
+            }
+            batch = others;
+            last_failure = Some(failure);
+            if batch.is_empty() {
+                return Ok(());
+            }
+        }
+        let failure = last_failure.expect("a failed attempt recorded its failure");
+        for (_, reply) in batch {
+            let _ = reply.send(Err(failure.clone()));
+        }
+        Ok(())
+    }
+
+    /// One attempt at a round. `Some` if it was not applied, with the
+    /// operations and their reply channels handed back.
+    #[allow(clippy::type_complexity)] // the operations go back exactly as they came
+    fn try_round(
+        &mut self,
+        ops: Vec<(Operation, Sender<Reply>)>,
+    ) -> Result<Option<(NotApplied, Vec<(Operation, Sender<Reply>)>)>, HostError> {
         let height = self.round.height + 1;
         let time = self.next_time();
-        let (operations, replies): (Vec<Operation>, Vec<Sender<Outcome>>) = ops.into_iter().unzip();
+        let (operations, replies): (Vec<Operation>, Vec<Sender<Reply>>) = ops.into_iter().unzip();
         let shared_ops: Vec<Arc<Operation>> = operations.into_iter().map(Arc::new).collect();
-        let result = self.pool.execute(&mut self.registry, height, time, &shared_ops);
+        let executed =
+            catch_unwind(AssertUnwindSafe(|| self.pool.execute(&mut self.registry, height, time, &shared_ops)));
         // The workers have dropped their references: take the operations
-        // back for the record instead of copying arguments and modules.
-        let operations =
+        // back instead of copying arguments and modules.
+        let operations: Vec<Operation> =
             shared_ops.into_iter().map(|op| Arc::try_unwrap(op).unwrap_or_else(|op| (*op).clone())).collect();
+        let result = match executed {
+            Ok(Ok(result)) => result,
+            Ok(Err(failure)) => return Ok(Some((failure, operations.into_iter().zip(replies).collect()))),
+            // A panic outside any canister's work: the registry may be half
+            // way through the round, so nothing more can be trusted.
+            Err(_) => {
+                return Err(HostError::Stopped(
+                    "internal error (a bug) while coordinating a round; the state in memory may be inconsistent, \
+                     so the host stopped: open the state directory again to recover it from the log"
+                        .into(),
+                ));
+            }
+        };
         let record = RoundRecord {
             height,
             time,
@@ -198,7 +255,7 @@ impl Scheduler {
         self.shared.messages.fetch_add(result.messages as u64, Ordering::Relaxed);
         self.publish(result.touched.iter().copied());
         for (reply, outcome) in replies.into_iter().zip(result.outcomes) {
-            let _ = reply.send(outcome);
+            let _ = reply.send(Ok(outcome));
         }
         if height - self.checkpointed >= self.config.checkpoint_interval
             && let Err(error) = self.checkpoint()
@@ -206,7 +263,7 @@ impl Scheduler {
             // The log still holds every round; the next attempt may succeed.
             tracing::error!(%error, "checkpoint failed; keeping the previous one");
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Make the canisters `touched` (and the round) visible to queries.

@@ -91,7 +91,12 @@ fn calls_and_state_survive_close_and_reopen() {
         assert_eq!(nat(&host.update_call(ids.counter, USER, "inc", vec![]).unwrap()), 2);
         assert_eq!(nat(&host.query_call(ids.counter, USER, "get", vec![]).unwrap()), 2);
         let err = host.update_call(ids.counter, USER, "inc_then_trap", vec![]).unwrap_err();
-        assert!(matches!(&err, CallError::Failed(m) if m.contains("deliberate trap")), "{err}");
+        assert!(
+            matches!(&err, CallError::Failed { code: ErrorCode::CanisterCalledTrap, message }
+                if message.contains("deliberate trap")),
+            "{err}"
+        );
+        assert_eq!(err.reject_code(), RejectCode::CanisterError);
         assert_eq!(host.resolve("ledger"), Some(ids.ledger));
         let digest = host.state_digest().unwrap();
         host.close().unwrap();
@@ -356,4 +361,88 @@ fn stopped_canisters_and_inspect_message_through_the_host() {
     host.delete_canister(OWNER, id).unwrap();
     assert!(host.query_call(id, USER, "counter", vec![]).unwrap_err().to_string().contains("does not exist"));
     assert!(host.canister_log(id).is_err());
+}
+
+/// A round in which the host runs out of mappings (`vm.max_map_count`) is
+/// not applied and not logged: the failing canister's call is refused as
+/// transient, the other canisters' calls still complete, the host keeps
+/// serving, and a restart replays the log without meeting the failure.
+#[test]
+fn a_host_failure_is_not_an_outcome_and_never_reaches_the_log() {
+    const TEST: &str = "a_host_failure_is_not_an_outcome_and_never_reaches_the_log";
+    if testkit::child_role().as_deref() == Some("enomem") {
+        host_failure_child();
+        println!("child-ok");
+        return;
+    }
+    // Exhausting vm.max_map_count breaks every mmap in the process, so the
+    // scenario runs in its own.
+    let out = testkit::in_child(TEST, "enomem");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && stdout.contains("child-ok"), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn host_failure_child() {
+    let tmp = tempfile::tempdir().unwrap();
+    let writes = testkit::writes_to_exhaust_mappings();
+    let (counter, stress, height) = {
+        let host = Host::open(tmp.path(), config(2)).unwrap();
+        let create = |name: &str| host.create_canister(OWNER, vec![], Some(name.into())).unwrap();
+        let (counter, stress) = (create("counter"), create("stress"));
+        host.install_code(OWNER, counter, InstallMode::Install, canisters::COUNTER.to_vec(), vec![]).unwrap();
+        host.install_code(OWNER, stress, InstallMode::Install, canisters::MEMORY_STRESS.to_vec(), vec![]).unwrap();
+        let pages = (writes * 2 * 4096).div_ceil(65536);
+        host.update_call(stress, USER, "grow", Encode!(&pages).unwrap()).unwrap();
+        let height = host.height().height;
+        // Writing every other page needs more mappings than the process may
+        // have; the counter's call is submitted beside it.
+        let sweep = Encode!(&testkit::HEAP_START, &writes, &8192u64, &false, &1u8).unwrap();
+        let failing = host.submit_update(stress, USER, "write_pages", sweep);
+        let beside = host.submit_update(counter, USER, "inc", vec![]);
+        match failing.wait() {
+            Err(e @ CallError::NotApplied(_)) => {
+                assert_eq!(e.reject_code(), RejectCode::SysTransient);
+                assert!(e.to_string().contains("vm.max_map_count"), "{e}");
+            }
+            other => panic!("expected the round not to be applied, got {other:?}"),
+        }
+        assert_eq!(nat(&beside.wait().unwrap()), 1);
+        // Only the counter's round was applied and logged.
+        assert_eq!(host.height().height, height + 1);
+        assert_eq!(nat(&host.update_call(counter, USER, "inc", vec![]).unwrap()), 2);
+        let probe = Encode!(&testkit::HEAP_START, &8u64).unwrap();
+        assert_eq!(host.query_call(stress, USER, "read_bytes", probe).unwrap(), Encode!(&vec![0u8; 8]).unwrap());
+        (counter, stress, host.height().height)
+        // Dropped without a checkpoint: the restart replays the log.
+    };
+    let host = Host::open(tmp.path(), config(2)).unwrap();
+    assert_eq!(host.height().height, height);
+    assert_eq!(nat(&host.query_call(counter, USER, "get", vec![]).unwrap()), 2);
+    assert!(host.canister_info(stress).is_ok());
+}
+
+#[test]
+fn an_invalid_configuration_is_refused_by_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases: [(&str, HostConfig); 4] = [
+        ("checkpoint_interval", HostConfig { checkpoint_interval: 0, ..config(1) }),
+        ("wal_segment_bytes", HostConfig { wal_segment_bytes: 0, ..config(1) }),
+        ("workers", HostConfig { workers: 0, ..config(1) }),
+        (
+            "execution.update_instruction_limit",
+            HostConfig {
+                execution: ExecutionConfig { update_instruction_limit: 0, ..ExecutionConfig::default() },
+                ..config(1)
+            },
+        ),
+    ];
+    for (name, bad) in cases {
+        match Host::open(tmp.path(), bad) {
+            Err(e @ HostError::InvalidConfig(_)) => assert!(e.to_string().contains(name), "{e}"),
+            Err(other) => panic!("{name}: expected an invalid configuration, got {other}"),
+            Ok(_) => panic!("{name}: an invalid configuration was accepted"),
+        }
+    }
+    // Nothing was created on the way.
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
 }

@@ -31,9 +31,10 @@ impl Fixture {
         self.record.query(&self.exec, &Principal::anonymous(), method, &arg, TIME).unwrap()
     }
 
+    /// The message of the trap (of any kind) that `method` ends in.
     fn trap(&mut self, method: &str, arg: Vec<u8>) -> String {
         match self.call(method, arg).outcome {
-            Err(ExecutionError::Trapped(m)) => m,
+            Err(e) if e.trap_message().is_some() => e.trap_message().unwrap_or_default().to_string(),
             other => panic!("{method}: expected a trap, got {other:?}"),
         }
     }
@@ -118,7 +119,7 @@ fn certified_data_is_stored_and_no_certificate_is_present() {
     for method in ["certificate_size", "certificate_copy"] {
         let r = f.ask(method, vec![]);
         assert!(
-            matches!(&r.outcome, Err(ExecutionError::Trapped(m)) if m.contains("no data certificate")),
+            matches!(&r.outcome, Err(ExecutionError::ContractViolation(m)) if m.contains("no data certificate")),
             "{:?}",
             r.outcome
         );
@@ -130,8 +131,12 @@ fn debug_print_and_trap_go_to_the_canister_log() {
     let mut f = default();
     f.call("print", Encode!(&"hello, log").unwrap());
     assert!(f.logged("hello, log"));
-    assert_eq!(f.trap("trap_with", Encode!(&"boom").unwrap()), "canister called ic0.trap: boom");
-    assert!(f.logged("[TRAP]: canister called ic0.trap: boom"));
+    // As on the IC: the log holds the canister's own message, and the
+    // outcome's code says it called ic0.trap.
+    assert_eq!(f.trap("trap_with", Encode!(&"boom").unwrap()), "boom");
+    assert!(f.logged("[TRAP]: boom"));
+    let r = f.call("trap_with", Encode!(&"again").unwrap());
+    assert_eq!(r.outcome.unwrap_err().code(), ErrorCode::CanisterCalledTrap);
     let indices: Vec<u64> = f.record.canister_log().map(|l| l.index).collect();
     assert!(indices.windows(2).all(|w| w[1] == w[0] + 1));
 }
@@ -156,7 +161,7 @@ fn is_controller_checks_principals() {
     assert!(reply::<bool>(&f.ask("is_controller", Encode!(&f.owner.as_slice().to_vec()).unwrap())));
     assert!(!reply::<bool>(&f.ask("is_controller", Encode!(&vec![1u8, 2, 3]).unwrap())));
     let r = f.ask("is_controller", Encode!(&vec![0u8; 30]).unwrap());
-    assert!(matches!(&r.outcome, Err(ExecutionError::Trapped(m)) if m.contains("not a principal")));
+    assert!(matches!(&r.outcome, Err(ExecutionError::ContractViolation(m)) if m.contains("not a principal")));
 }
 
 #[test]
@@ -259,7 +264,7 @@ fn a_motoko_shaped_module_runs_unmodified() {
     assert_eq!(reply::<Nat>(&r), Nat::from(1u32));
     // The async helper reaches call_simple, which this host does not support.
     let r = record.update(&exec, &anyone, "__motoko_async_helper", &Encode!().unwrap(), TIME).unwrap();
-    assert_eq!(r.outcome, Err(ExecutionError::Trapped("unsupported System API: ic0.call_simple".into())));
+    assert_eq!(r.outcome, Err(ExecutionError::ContractViolation("unsupported System API: ic0.call_simple".into())));
     // ...and the canister keeps working.
     record.update(&exec, &anyone, "set_greeting", &Encode!(&"Hi, ").unwrap(), TIME).unwrap();
     assert_eq!(greet(&record, "there"), "Hi, there!");

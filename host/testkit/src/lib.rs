@@ -98,3 +98,34 @@ pub fn diff_pages(before: &page_delta::PageMap, after: &page_delta::PageMap, pag
 pub fn heap_page_count(c: &Executable) -> u64 {
     c.state().heap_pages.os_pages()
 }
+
+/// Run test `test` of the current test binary in a child process, with
+/// `role` telling the child which part to play (see [`child_role`]), and
+/// return its output. For scenarios that break the whole process, such as
+/// exhausting `vm.max_map_count`.
+pub fn in_child(test: &str, role: &str) -> std::process::Output {
+    std::process::Command::new(std::env::current_exe().expect("the test binary's path"))
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env("CANISTER_HOST_TEST_CHILD", role)
+        .output()
+        .expect("running the test binary again")
+}
+
+/// The role this process plays if [`in_child`] started it.
+pub fn child_role() -> Option<String> {
+    std::env::var("CANISTER_HOST_TEST_CHILD").ok()
+}
+
+/// How many more mappings than `vm.max_map_count` allows a message writing
+/// every other page of a memory would need: writes to make that memory
+/// fail with `ENOMEM` (it splits one mapping per write).
+pub fn writes_to_exhaust_mappings() -> u64 {
+    let max_map_count: u64 = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .expect("reading vm.max_map_count")
+        .trim()
+        .parse()
+        .expect("vm.max_map_count is a number");
+    let writes = max_map_count / 2 + 1000;
+    assert!(writes < 1 << 20, "vm.max_map_count is too large for this test: {max_map_count}");
+    writes
+}

@@ -59,6 +59,15 @@ pub struct ProtectFailure {
     pub pages: usize,
 }
 
+impl ProtectFailure {
+    /// The tracker could not record page `page` because its preallocated
+    /// list was full (a bug); reported as `EOVERFLOW` rather than dropping
+    /// the page or allocating in a signal handler.
+    pub(crate) fn list_full(page: usize) -> ProtectFailure {
+        ProtectFailure { errno: Errno::EOVERFLOW, first_page: page, pages: 1 }
+    }
+}
+
 /// Why a memory could not be attached.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum AttachError {

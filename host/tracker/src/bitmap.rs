@@ -1,5 +1,6 @@
 //! A fixed-size bitmap of pages, sized before execution so the fault
-//! handler never allocates.
+//! handler never allocates. Pages beyond it read as unset and are never
+//! set: it never panics, since it is used inside a signal handler.
 
 pub(crate) struct PageBitmap {
     words: Box<[u64]>,
@@ -11,19 +12,23 @@ impl PageBitmap {
     }
 
     pub(crate) fn get(&self, page: usize) -> bool {
-        self.words[page / 64] & (1 << (page % 64)) != 0
+        self.words.get(page / 64).is_some_and(|w| w & (1 << (page % 64)) != 0)
     }
 
     pub(crate) fn set(&mut self, page: usize) {
-        self.words[page / 64] |= 1 << (page % 64);
+        if let Some(w) = self.words.get_mut(page / 64) {
+            *w |= 1 << (page % 64);
+        }
     }
 
     pub(crate) fn clear(&mut self, page: usize) {
-        self.words[page / 64] &= !(1 << (page % 64));
+        if let Some(w) = self.words.get_mut(page / 64) {
+            *w &= !(1 << (page % 64));
+        }
     }
 
     pub(crate) fn set_range(&mut self, first: usize, count: usize) {
-        for page in first..first + count {
+        for page in first..first.saturating_add(count) {
             self.set(page);
         }
     }
@@ -43,5 +48,8 @@ mod tests {
         assert!(!b.get(64) && b.get(63) && b.get(65));
         b.set(199);
         assert!(b.get(199));
+        // Beyond the end: unset, and setting it is refused without a panic.
+        b.set(256);
+        assert!(!b.get(256) && !b.get(usize::MAX));
     }
 }

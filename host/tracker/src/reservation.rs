@@ -113,27 +113,40 @@ impl Reservation {
 
     /// Change the protection of pages `first..first + count`.
     ///
-    /// Async-signal-safe: a single system call, no allocation. Fails with
-    /// the errno (`ENOMEM` when the process hits `vm.max_map_count`).
+    /// Async-signal-safe: a single system call, no allocation, no panic.
+    /// Fails with the errno (`ENOMEM` when the process hits
+    /// `vm.max_map_count`; `EINVAL` for a range outside the memory).
     pub(crate) fn protect(&self, first: usize, count: usize, prot: Prot) -> Result<(), Errno> {
         if count == 0 {
             return Ok(());
         }
-        assert!((first + count) * PAGE_SIZE <= self.capacity, "protect beyond the reservation");
-        // SAFETY: the range lies inside this reservation (asserted above).
+        if !self.holds_pages(first, count) {
+            return Err(Errno::EINVAL);
+        }
+        // SAFETY: the range lies inside this reservation (checked above).
         let rc = unsafe { libc::mprotect(self.base().add(first * PAGE_SIZE).cast(), count * PAGE_SIZE, prot.bits()) };
         if rc == 0 { Ok(()) } else { Err(Errno::last()) }
     }
 
-    /// Copy `bytes` into page `page`.
+    /// Whether pages `first..first + count` lie inside the memory.
+    fn holds_pages(&self, first: usize, count: usize) -> bool {
+        first.checked_add(count).and_then(|end| end.checked_mul(PAGE_SIZE)).is_some_and(|end| end <= self.capacity)
+    }
+
+    /// Copy `bytes` into page `page` (`EINVAL` if it is outside the
+    /// memory). Async-signal-safe, and never panics.
     ///
     /// # Safety
     /// The page must currently be mapped writable.
-    pub(crate) unsafe fn write_page(&self, page: usize, bytes: &PageBytes) {
-        debug_assert!((page + 1) * PAGE_SIZE <= self.capacity);
-        // SAFETY: the caller guarantees the page is writable, and it cannot
-        // overlap `bytes`, which lives outside every reservation.
-        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.base().add(page * PAGE_SIZE), PAGE_SIZE) }
+    pub(crate) unsafe fn write_page(&self, page: usize, bytes: &PageBytes) -> Result<(), Errno> {
+        if !self.holds_pages(page, 1) {
+            return Err(Errno::EINVAL);
+        }
+        // SAFETY: the page is inside the reservation (checked above) and
+        // writable (the caller's guarantee), and cannot overlap `bytes`,
+        // which lives outside every reservation.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.base().add(page * PAGE_SIZE), PAGE_SIZE) };
+        Ok(())
     }
 
     /// The bytes of page `page`.

@@ -150,7 +150,8 @@ impl LiveInstance {
 fn classify(error: wasmtime::Error, failure: Option<ProtectFailure>, limit: u64) -> ExecutionError {
     if let Some(trap) = error.downcast_ref::<HostTrap>() {
         return match trap {
-            HostTrap::Trap(message) => ExecutionError::Trapped(message.clone()),
+            HostTrap::ContractViolation(message) => ExecutionError::ContractViolation(message.clone()),
+            HostTrap::CalledTrap(message) => ExecutionError::CalledTrap(message.clone()),
             HostTrap::Memory(failure) => (*failure).into(),
         };
     }
@@ -164,5 +165,7 @@ fn classify(error: wasmtime::Error, failure: Option<ProtectFailure>, limit: u64)
         }
         return ExecutionError::Trapped(trap.to_string());
     }
-    ExecutionError::Trapped(format!("{error:#}"))
+    // Neither a trap nor a System API error: the engine failed, not the
+    // canister, so it is not an outcome to replicate.
+    ExecutionError::HostResource(format!("{error:#}"))
 }

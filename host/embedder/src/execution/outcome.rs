@@ -5,6 +5,7 @@ use std::time::Duration;
 use memory_tracker::{AccessError, MemoryCounters, ProtectFailure};
 use page_delta::PageIndex;
 
+use crate::codes::ErrorCode;
 use crate::module::{EntryPoint, MethodKind};
 use crate::system_api::Response;
 
@@ -60,9 +61,16 @@ pub enum ExecutionError {
     /// The method exists but is of another kind.
     #[error("method {method:?} is a{} {actual} method and cannot be called as a{} {requested}", article(.actual), article(.requested))]
     WrongKind { method: String, requested: MethodKind, actual: MethodKind },
-    /// The canister trapped (or called `ic0.trap`, or broke a System API rule).
+    /// The canister trapped: a wasm trap (unreachable, out of bounds...).
     #[error("canister trapped: {0}")]
     Trapped(String),
+    /// The canister called `ic0.trap`; the text is what it passed.
+    #[error("canister called ic0.trap: {0}")]
+    CalledTrap(String),
+    /// The canister broke a System API rule (a call from the wrong context,
+    /// a range outside its memory, a second reply...).
+    #[error("canister violated the System API: {0}")]
+    ContractViolation(String),
     /// The message ran out of fuel.
     #[error("the message exceeded its instruction limit of {limit}")]
     InstructionLimit { limit: u64 },
@@ -78,6 +86,52 @@ pub enum ExecutionError {
     /// The instance could not be set up.
     #[error("cannot set up the canister's instance: {0}")]
     Instantiation(String),
+    /// The host ran out of a resource that is not the canister's to use
+    /// up (address space, mappings), or hit a bug. Not an outcome of the
+    /// canister: a round that meets one is not applied.
+    #[error("the host could not run the message: {0}")]
+    HostResource(String),
+}
+
+impl ExecutionError {
+    /// The IC's error code for this failure.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ExecutionError::NoModule => ErrorCode::CanisterWasmModuleNotFound,
+            ExecutionError::MethodNotFound { .. } | ExecutionError::WrongKind { .. } => {
+                ErrorCode::CanisterMethodNotFound
+            }
+            ExecutionError::Trapped(_) => ErrorCode::CanisterTrapped,
+            ExecutionError::CalledTrap(_) => ErrorCode::CanisterCalledTrap,
+            ExecutionError::ContractViolation(_) => ErrorCode::CanisterContractViolation,
+            ExecutionError::InstructionLimit { .. } => ErrorCode::CanisterInstructionLimitExceeded,
+            ExecutionError::DidNotReply => ErrorCode::CanisterDidNotReply,
+            ExecutionError::Instantiation(_) => ErrorCode::CanisterWasmEngineError,
+            // Not replicated outcomes (see `is_host_failure`); the code is
+            // what a caller of a query sees.
+            ExecutionError::MemoryProtection { .. } | ExecutionError::HostResource(_) => {
+                ErrorCode::CanisterWasmEngineError
+            }
+        }
+    }
+
+    /// Whether the host, not the canister, failed: such a failure must not
+    /// become a replicated outcome, since replaying the message elsewhere
+    /// (or later) need not fail the same way.
+    pub fn is_host_failure(&self) -> bool {
+        matches!(self, ExecutionError::MemoryProtection { .. } | ExecutionError::HostResource(_))
+    }
+
+    /// The message of a trap of any kind (wasm trap, `ic0.trap`, System API
+    /// violation): what the canister log records after `[TRAP]: `.
+    pub fn trap_message(&self) -> Option<&str> {
+        match self {
+            ExecutionError::Trapped(m) | ExecutionError::CalledTrap(m) | ExecutionError::ContractViolation(m) => {
+                Some(m)
+            }
+            _ => None,
+        }
+    }
 }
 
 fn list(methods: &[String]) -> String {
@@ -98,8 +152,10 @@ impl From<AccessError> for ExecutionError {
     fn from(error: AccessError) -> Self {
         match error {
             AccessError::Protect(failure) => failure.into(),
-            AccessError::OutOfBounds => ExecutionError::Instantiation("a heap access was out of bounds".into()),
-            AccessError::Busy => ExecutionError::Instantiation("the heap tracker is busy".into()),
+            AccessError::OutOfBounds => {
+                ExecutionError::HostResource("a host access to the heap was out of bounds".into())
+            }
+            AccessError::Busy => ExecutionError::HostResource("the heap tracker was entered twice (a bug)".into()),
         }
     }
 }
@@ -157,6 +213,11 @@ impl MessageResult {
             dirty: DirtyPages::default(),
             accepted: false,
         }
+    }
+
+    /// Why the host (not the canister) failed, if it did.
+    pub fn host_failure(&self) -> Option<String> {
+        self.outcome.as_ref().err().filter(|e| e.is_host_failure()).map(ToString::to_string)
     }
 
     /// The reply bytes, if the canister replied.

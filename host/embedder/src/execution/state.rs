@@ -27,6 +27,17 @@ pub enum GlobalValue {
 }
 
 impl GlobalValue {
+    /// A byte naming the value's type, for canonical encodings.
+    pub fn type_tag(self) -> u8 {
+        match self {
+            GlobalValue::I32(_) => 0,
+            GlobalValue::I64(_) => 1,
+            GlobalValue::F32(_) => 2,
+            GlobalValue::F64(_) => 3,
+            GlobalValue::V128(_) => 4,
+        }
+    }
+
     /// The value as 128 bits (integers zero-extended, floats as their
     /// bits): a canonical encoding for digests.
     pub fn to_bits(self) -> u128 {

@@ -1,7 +1,7 @@
 //! Why a lifecycle operation was refused.
 
 use candid::Principal;
-use embedder::{ExecutionError, ModuleError};
+use embedder::{ErrorCode, ExecutionError, ModuleError};
 
 use super::snapshots::MAX_SNAPSHOTS;
 
@@ -45,6 +45,34 @@ pub enum CanisterError {
     /// The canister holds the most snapshots it may.
     #[error("canister {canister} already holds {MAX_SNAPSHOTS} snapshots; delete one or replace it")]
     TooManySnapshots { canister: Principal },
+}
+
+impl CanisterError {
+    /// The IC's error code for this failure: what replicated outcomes
+    /// record.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            CanisterError::NotFound(_) => ErrorCode::CanisterNotFound,
+            CanisterError::NameTaken(_) => ErrorCode::InvalidManagementPayload,
+            CanisterError::NotController { .. } => ErrorCode::CanisterInvalidController,
+            CanisterError::Stopped { .. } => ErrorCode::CanisterStopped,
+            CanisterError::NotStopped { .. } => ErrorCode::CanisterNotStopped,
+            CanisterError::AlreadyInstalled { .. } => ErrorCode::CanisterNonEmpty,
+            CanisterError::Empty { .. } => ErrorCode::CanisterWasmModuleNotFound,
+            CanisterError::Module(_) => ErrorCode::CanisterInvalidWasm,
+            CanisterError::HookFailed { error, .. } => error.code(),
+            CanisterError::InspectRejected { .. } | CanisterError::TooManySnapshots { .. } => {
+                ErrorCode::CanisterRejectedMessage
+            }
+            CanisterError::SnapshotNotFound { .. } => ErrorCode::CanisterSnapshotNotFound,
+        }
+    }
+
+    /// Whether the host, not the request or the canister, failed (see
+    /// `ExecutionError::is_host_failure`).
+    pub fn is_host_failure(&self) -> bool {
+        matches!(self, CanisterError::HookFailed { error, .. } if error.is_host_failure())
+    }
 }
 
 fn list(principals: &[Principal]) -> String {

@@ -122,6 +122,23 @@ impl Canister {
         canister
     }
 
+    /// A copy of everything that persists, in O(1) (page maps fork; the
+    /// canister log is a persistent queue). The live instance is not
+    /// copied. A round keeps forks to restore if it is not applied.
+    pub(crate) fn fork(&self) -> Canister {
+        Canister {
+            id: self.id,
+            name: self.name.clone(),
+            controllers: self.controllers.clone(),
+            status: self.status,
+            version: self.version,
+            canister_log: self.canister_log.clone(),
+            snapshots: self.snapshots.clone(),
+            next_snapshot: self.next_snapshot,
+            exec: Executable::new(self.state().clone()),
+        }
+    }
+
     /// Index the next canister log record will get.
     pub fn next_canister_log_index(&self) -> u64 {
         self.canister_log.next_index()

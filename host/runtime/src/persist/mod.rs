@@ -142,8 +142,15 @@ pub(crate) fn load(
         |what: String, reason: String| HostError::CorruptCheckpoint { height: checkpoint.height(), what, reason };
     let meta: HostMeta = serde_json::from_slice(&checkpoint.read("host.json")?)
         .map_err(|e| corrupt("host.json".into(), e.to_string()))?;
-    if meta.format != STATE_FORMAT || meta.height != checkpoint.height() {
-        return Err(corrupt("host.json".into(), format!("format {} at height {}", meta.format, meta.height)));
+    if meta.format != STATE_FORMAT {
+        let reason = format!(
+            "it is in state format {}, and this build reads format {STATE_FORMAT}; use the build that wrote it",
+            meta.format
+        );
+        return Err(corrupt("host.json".into(), reason));
+    }
+    if meta.height != checkpoint.height() {
+        return Err(corrupt("host.json".into(), format!("it names height {}", meta.height)));
     }
     let mut compiled: HashMap<Hash, Arc<CanisterModule>> = HashMap::new();
     let mut modules = ModuleFiles::default();

@@ -21,7 +21,7 @@ impl Outcome {
         match self {
             Outcome::Reply(bytes) => put_tagged(h, 0, bytes),
             Outcome::Reject(message) => put_tagged(h, 1, message.as_bytes()),
-            Outcome::Error(message) => put_tagged(h, 2, message.as_bytes()),
+            Outcome::Error { code, .. } => put_tagged(h, 2, &(*code as u32).to_be_bytes()),
             Outcome::Created(id) => put_tagged(h, 3, id.as_slice()),
             Outcome::SnapshotTaken(id) => put_tagged(h, 4, &id.to_be_bytes()),
             Outcome::Done => put_tagged(h, 5, &[]),
@@ -139,8 +139,10 @@ fn digest_state(h: &mut Sha256, state: &CanisterState) {
         h.update(pages.0.to_be_bytes());
         digest_memory(h, map, pages.os_pages());
     }
+    h.update((state.globals.len() as u64).to_be_bytes());
     for g in &state.globals {
-        put_bytes(h, format!("{g:?}").as_bytes());
+        h.update([g.type_tag()]);
+        h.update(g.to_bits().to_be_bytes());
     }
     put_bytes(h, &state.certified_data);
     h.update(state.global_timer.to_be_bytes());
@@ -150,5 +152,97 @@ fn digest_state(h: &mut Sha256, state: &CanisterState) {
 fn digest_memory(h: &mut Sha256, map: &PageMap, pages: u64) {
     for p in 0..pages {
         h.update(map.get_page(PageIndex(p)));
+    }
+}
+
+/// Fixed-value tests: each expected digest is computed here from the
+/// documented encoding, independently of the code above, so an accidental
+/// change of the format (which would make old logs unreplayable) fails.
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use embedder::{Engine, ErrorCode, ExecutionConfig, Executor};
+    use page_delta::PAGE_SIZE;
+    use sha2::{Digest, Sha256};
+
+    use super::*;
+    use crate::canister::InstallMode;
+
+    fn tagged_by_hand(tag: &str) -> Sha256 {
+        let mut h = Sha256::new();
+        h.update([tag.len() as u8]);
+        h.update(tag);
+        h
+    }
+
+    fn bytes_by_hand(h: &mut Sha256, bytes: &[u8]) {
+        h.update((bytes.len() as u64).to_be_bytes());
+        h.update(bytes);
+    }
+
+    #[test]
+    fn a_round_digest_covers_error_codes_not_their_text() {
+        let id = crate::registry::canister_id(0);
+        let outcomes =
+            [Outcome::Created(id), Outcome::Error { code: ErrorCode::CanisterTrapped, message: "one wording".into() }];
+        let mut h = tagged_by_hand("ch-round");
+        h.update(7u64.to_be_bytes());
+        h.update(1_000u64.to_be_bytes());
+        h.update([3]);
+        bytes_by_hand(&mut h, id.as_slice());
+        h.update([2]);
+        bytes_by_hand(&mut h, &502u32.to_be_bytes());
+        let expected: Hash = h.finalize().into();
+        assert_eq!(round_digest(7, 1_000, &outcomes, &[]), expected);
+
+        let reworded = [
+            Outcome::Created(id),
+            Outcome::Error { code: ErrorCode::CanisterTrapped, message: "another wording".into() },
+        ];
+        assert_eq!(round_digest(7, 1_000, &reworded, &[]), expected);
+        let other_code = [
+            Outcome::Created(id),
+            Outcome::Error { code: ErrorCode::CanisterCalledTrap, message: "one wording".into() },
+        ];
+        assert_ne!(round_digest(7, 1_000, &other_code, &[]), expected);
+    }
+
+    #[test]
+    fn a_state_digest_encodes_globals_as_canonical_bytes() {
+        const WAT: &str = r#"(module
+            (import "ic0" "msg_reply" (func $reply))
+            (memory 1)
+            (global $g (mut i32) (i32.const 7))
+            (func (export "canister_update set") (global.set $g (i32.const -2)) (call $reply)))"#;
+        let owner = Principal::from_slice(&[9; 29]);
+        let exec = Executor::new(Arc::new(Engine::new().unwrap()), ExecutionConfig::default());
+        let mut registry = Registry::default();
+        let id = registry.create(vec![owner], Some("g".into())).unwrap();
+        let wasm = wat::parse_str(WAT).unwrap();
+        let canister = registry.get_mut(&id).unwrap();
+        canister.install_code(&exec, &owner, InstallMode::Install, &wasm, &[], 5).unwrap();
+        assert!(canister.update(&exec, &owner, "set", &[], 6).unwrap().outcome.is_ok());
+
+        let mut h = tagged_by_hand("ch-state");
+        h.update(1u64.to_be_bytes()); // the next canister index
+        bytes_by_hand(&mut h, id.as_slice());
+        bytes_by_hand(&mut h, b"g");
+        bytes_by_hand(&mut h, owner.as_slice());
+        h.update([1]); // running
+        h.update(1u64.to_be_bytes()); // version: one install
+        bytes_by_hand(&mut h, &Sha256::digest(&wasm));
+        h.update(1u64.to_be_bytes()); // heap: one wasm page...
+        for _ in 0..16 {
+            h.update([0u8; PAGE_SIZE]); // ...of sixteen zero pages
+        }
+        h.update(0u64.to_be_bytes()); // no stable memory
+        h.update(1u64.to_be_bytes()); // one global: type i32, value -2
+        h.update([0]);
+        h.update(u128::from(-2i32 as u32).to_be_bytes());
+        bytes_by_hand(&mut h, &[]); // certified data
+        h.update(0u64.to_be_bytes()); // global timer
+        let expected: Hash = h.finalize().into();
+        assert_eq!(state_digest(&registry), expected);
     }
 }

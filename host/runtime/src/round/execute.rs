@@ -5,13 +5,13 @@ use std::sync::Arc;
 
 use candid::Principal;
 use checkpoint::Hash;
-use embedder::Executor;
+use embedder::{Executor, MessageResult};
 use sha2::{Digest, Sha256};
 
 use super::digest::{DirtySet, canister_digest, round_digest};
 use super::pool::{ModuleOverrides, Task, TaskDone, WorkerPool};
 use super::{Operation, Outcome};
-use crate::canister::CanisterError;
+use crate::canister::{Canister, CanisterError};
 use crate::registry::Registry;
 
 /// The results of executing a round.
@@ -29,11 +29,58 @@ pub struct RoundResult {
     pub messages: usize,
 }
 
+/// A round that was not applied: the host failed (or hit a bug) while
+/// running it, so its results are not the canisters' to record. The
+/// registry is as it was before the round.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotApplied {
+    /// The canister whose work failed.
+    pub canister: Principal,
+    /// What failed.
+    pub reason: String,
+}
+
+impl std::fmt::Display for NotApplied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the host failed while running canister {}: {}", self.canister, self.reason)
+    }
+}
+
+/// How to put the registry back if a round is not applied.
+#[derive(Default)]
+struct Undo {
+    next_index: u64,
+    created: Vec<Principal>,
+    deleted: Vec<Canister>,
+    /// O(1) forks of the canisters phase 2 runs.
+    forks: Vec<Canister>,
+}
+
+impl Undo {
+    fn apply(self, registry: &mut Registry) {
+        for id in self.created {
+            registry.take(&id);
+        }
+        for canister in self.deleted.into_iter().chain(self.forks) {
+            registry.put(canister);
+        }
+        registry.set_next_index(self.next_index);
+    }
+}
+
 impl WorkerPool {
-    /// Execute a round on `registry`.
-    pub fn execute(&self, registry: &mut Registry, height: u64, time: u64, ops: &[Arc<Operation>]) -> RoundResult {
+    /// Execute a round on `registry`. If the host fails while running it,
+    /// the registry is restored and the round is not applied.
+    pub fn execute(
+        &self,
+        registry: &mut Registry,
+        height: u64,
+        time: u64,
+        ops: &[Arc<Operation>],
+    ) -> Result<RoundResult, NotApplied> {
         let mut outcomes: Vec<Option<Outcome>> = vec![None; ops.len()];
         let mut touched = BTreeSet::new();
+        let mut undo = Undo { next_index: registry.next_index(), ..Undo::default() };
         // Phase 1: the set of canisters, in arrival order.
         for (i, op) in ops.iter().enumerate() {
             match op.as_ref() {
@@ -42,18 +89,20 @@ impl WorkerPool {
                     outcomes[i] = Some(match registry.create(controllers, name.clone()) {
                         Ok(id) => {
                             touched.insert(id);
+                            undo.created.push(id);
                             Outcome::Created(id)
                         }
-                        Err(e) => Outcome::Error(e.to_string()),
+                        Err(e) => Outcome::failed(&e),
                     });
                 }
                 Operation::DeleteCanister { sender, canister } => {
                     outcomes[i] = Some(match registry.delete(sender, canister) {
-                        Ok(()) => {
+                        Ok(deleted) => {
                             touched.insert(*canister);
+                            undo.deleted.push(deleted);
                             Outcome::Done
                         }
-                        Err(e) => Outcome::Error(e.to_string()),
+                        Err(e) => Outcome::failed(&e),
                     });
                 }
                 _ => {}
@@ -66,24 +115,45 @@ impl WorkerPool {
                 groups.entry(canister).or_default().push((i, op.clone()));
             }
         }
-        for record in registry.iter().filter(|r| r.has_system_task(time)) {
-            groups.entry(record.id()).or_default();
+        for canister in registry.iter().filter(|c| c.has_system_task(time)) {
+            groups.entry(canister.id()).or_default();
         }
         let mut tasks = Vec::with_capacity(groups.len());
-        for (canister, group) in groups {
-            match registry.take(&canister) {
-                Some(canister) => tasks.push(Task { canister, ops: group }),
+        for (id, group) in groups {
+            match registry.take(&id) {
+                Some(canister) => {
+                    undo.forks.push(canister.fork());
+                    tasks.push(Task { canister, ops: group });
+                }
                 None => {
                     for (i, _) in group {
-                        outcomes[i] = Some(Outcome::Error(format!("canister {canister} does not exist")));
+                        outcomes[i] = Some(Outcome::failed(&CanisterError::NotFound(id)));
                     }
                 }
             }
         }
-        let done = self.run(tasks, time);
-        let mut canister_digests = Vec::with_capacity(done.len());
+        let results = self.run(tasks, time);
+        // The first failure in canister order, so the choice is the same
+        // whatever the number of workers.
+        let failure = results
+            .iter()
+            .filter_map(|r| match r {
+                Err(panicked) => Some(NotApplied {
+                    canister: panicked.canister,
+                    reason: format!("internal error (a bug): {}", panicked.message),
+                }),
+                Ok(done) => done.host_failure.clone().map(|reason| NotApplied { canister: done.canister.id(), reason }),
+            })
+            .min_by_key(|f| f.canister);
+        if let Some(failure) = failure {
+            // The work done is dropped with `results`; the forks go back.
+            drop(results);
+            undo.apply(registry);
+            return Err(failure);
+        }
+        let mut canister_digests = Vec::with_capacity(results.len());
         let mut messages = 0;
-        for done in done {
+        for done in results.into_iter().flatten() {
             for (i, outcome) in done.outcomes {
                 outcomes[i] = Some(outcome);
             }
@@ -95,38 +165,62 @@ impl WorkerPool {
         canister_digests.sort_by_key(|(id, _)| *id);
         let outcomes: Vec<Outcome> = outcomes.into_iter().map(|o| o.expect("every operation has an outcome")).collect();
         let digest = round_digest(height, time, &outcomes, &canister_digests);
-        RoundResult { outcomes, digest, canister_digests, touched, messages }
+        Ok(RoundResult { outcomes, digest, canister_digests, touched, messages })
     }
 }
 
-/// Run one canister's share of a round.
+/// What one canister's share of a round has produced so far.
+#[derive(Default)]
+struct Work {
+    dirty: DirtySet,
+    /// Outcomes with their positions in the round (None: timer, heartbeat).
+    entries: Vec<(Option<usize>, Outcome)>,
+    messages: usize,
+    host_failure: Option<String>,
+}
+
+impl Work {
+    fn message(&mut self, index: Option<usize>, result: &MessageResult) {
+        if let Some(failure) = result.host_failure() {
+            self.host_failure.get_or_insert(failure);
+        }
+        self.dirty.add(result);
+        self.entries.push((index, Outcome::from(result)));
+    }
+
+    fn settle(&mut self, index: usize, result: Result<Outcome, CanisterError>) {
+        let outcome = result.unwrap_or_else(|e| {
+            if e.is_host_failure() {
+                self.host_failure.get_or_insert(e.to_string());
+            }
+            Outcome::failed(&e)
+        });
+        self.entries.push((Some(index), outcome));
+    }
+}
+
+/// Run one canister's share of a round: its due timer and heartbeat, then
+/// its operations in order. A host failure stops it: the round will not
+/// be applied.
 pub(super) fn run_task(exec: &Executor, overrides: &ModuleOverrides, task: Task, time: u64) -> TaskDone {
     let Task { mut canister, ops } = task;
-    let mut dirty = DirtySet::default();
-    let mut entries: Vec<(Option<usize>, Outcome)> = Vec::new();
-    let mut messages = 0;
-    if let Some(result) = canister.run_timer_if_due(exec, time) {
-        dirty.add(&result);
-        entries.push((None, Outcome::from(&result)));
+    let mut work = Work::default();
+    let system_tasks = [canister.run_timer_if_due(exec, time), canister.run_heartbeat(exec, time)];
+    for result in system_tasks.iter().flatten() {
+        work.message(None, result);
     }
-    if let Some(result) = canister.run_heartbeat(exec, time) {
-        dirty.add(&result);
-        entries.push((None, Outcome::from(&result)));
-    }
+    let done = |r: Result<(), CanisterError>| r.map(|()| Outcome::Done);
     for (index, op) in &ops {
-        let done = |r: Result<(), CanisterError>| match r {
-            Ok(()) => Outcome::Done,
-            Err(e) => Outcome::Error(e.to_string()),
-        };
-        let outcome = match op.as_ref() {
+        if work.host_failure.is_some() {
+            break;
+        }
+        let index = *index;
+        match op.as_ref() {
             Operation::Update { sender, method, arg, .. } => {
-                messages += 1;
+                work.messages += 1;
                 match canister.update(exec, sender, method, arg, time) {
-                    Ok(result) => {
-                        dirty.add(&result);
-                        Outcome::from(&result)
-                    }
-                    Err(e) => Outcome::Error(e.to_string()),
+                    Ok(result) => work.message(Some(index), &result),
+                    Err(e) => work.settle(index, Err(e)),
                 }
             }
             Operation::InstallCode { sender, mode, wasm, arg, .. } => {
@@ -135,30 +229,32 @@ pub(super) fn run_task(exec: &Executor, overrides: &ModuleOverrides, task: Task,
                     Some(replacement) => exec.compile_substitute(replacement, hash),
                     None => exec.compile(wasm),
                 };
-                match module {
-                    Ok(module) => done(canister.install_module(exec, sender, *mode, module, arg, time)),
-                    Err(e) => Outcome::Error(CanisterError::Module(e).to_string()),
-                }
+                let installed = module
+                    .map_err(CanisterError::Module)
+                    .and_then(|module| canister.install_module(exec, sender, *mode, module, arg, time));
+                work.settle(index, done(installed));
             }
-            Operation::Uninstall { sender, .. } => done(canister.uninstall(exec, sender)),
-            Operation::Stop { sender, .. } => done(canister.stop(exec, sender)),
-            Operation::Start { sender, .. } => done(canister.start(exec, sender)),
+            Operation::Uninstall { sender, .. } => work.settle(index, done(canister.uninstall(exec, sender))),
+            Operation::Stop { sender, .. } => work.settle(index, done(canister.stop(exec, sender))),
+            Operation::Start { sender, .. } => work.settle(index, done(canister.start(exec, sender))),
             Operation::SetControllers { sender, controllers, .. } => {
-                done(canister.set_controllers(exec, sender, controllers.clone()))
+                work.settle(index, done(canister.set_controllers(exec, sender, controllers.clone())))
             }
-            Operation::TakeSnapshot { sender, replace, .. } => match canister.take_snapshot(sender, *replace, time) {
-                Ok(id) => Outcome::SnapshotTaken(id),
-                Err(e) => Outcome::Error(e.to_string()),
-            },
-            Operation::LoadSnapshot { sender, snapshot, .. } => done(canister.load_snapshot(exec, sender, *snapshot)),
-            Operation::DeleteSnapshot { sender, snapshot, .. } => done(canister.delete_snapshot(sender, *snapshot)),
+            Operation::TakeSnapshot { sender, replace, .. } => {
+                work.settle(index, canister.take_snapshot(sender, *replace, time).map(Outcome::SnapshotTaken))
+            }
+            Operation::LoadSnapshot { sender, snapshot, .. } => {
+                work.settle(index, done(canister.load_snapshot(exec, sender, *snapshot)))
+            }
+            Operation::DeleteSnapshot { sender, snapshot, .. } => {
+                work.settle(index, done(canister.delete_snapshot(sender, *snapshot)))
+            }
             Operation::CreateCanister { .. } | Operation::DeleteCanister { .. } => {
                 unreachable!("operations on the set of canisters run in phase 1")
             }
-        };
-        entries.push((Some(*index), outcome));
+        }
     }
-    let digest = canister_digest(&canister, &entries, &dirty);
-    let outcomes = entries.into_iter().filter_map(|(i, o)| i.map(|i| (i, o))).collect();
-    TaskDone { canister, outcomes, digest, messages }
+    let digest = canister_digest(&canister, &work.entries, &work.dirty);
+    let outcomes = work.entries.into_iter().filter_map(|(i, o)| i.map(|i| (i, o))).collect();
+    TaskDone { canister, outcomes, digest, messages: work.messages, host_failure: work.host_failure }
 }

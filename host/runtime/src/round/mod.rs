@@ -18,8 +18,10 @@ mod digest;
 mod execute;
 mod pool;
 mod schema;
+#[cfg(test)]
+mod tests;
 
 pub use digest::state_digest;
-pub use execute::RoundResult;
+pub use execute::{NotApplied, RoundResult};
 pub use pool::{ModuleOverrides, WorkerPool};
-pub use schema::{Operation, Outcome, RoundRecord};
+pub use schema::{Operation, Outcome, ROUND_RECORD_FORMAT, RoundRecord};

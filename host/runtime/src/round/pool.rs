@@ -1,7 +1,14 @@
 //! The worker pool: threads that run canisters' shares of a round.
+//!
+//! A panic while running one canister's share is caught: the pool reports
+//! it (the round then restores that canister from its fork and is not
+//! applied) instead of losing the canister or leaving the round waiting.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+
+use candid::Principal;
 
 use checkpoint::Hash;
 use crossbeam_channel::{Receiver, Sender};
@@ -26,7 +33,34 @@ pub(super) struct Task {
 struct Job {
     tasks: Vec<Task>,
     time: u64,
-    reply: Sender<Vec<TaskDone>>,
+    reply: Sender<Vec<TaskResult>>,
+}
+
+/// What running one task came to: done, or a panic (a bug) that lost the
+/// canister it was running.
+pub(super) type TaskResult = Result<TaskDone, Panicked>;
+
+/// A task that panicked.
+pub(super) struct Panicked {
+    pub(super) canister: Principal,
+    pub(super) message: String,
+}
+
+/// Runs one canister's share of a round.
+pub(super) type TaskRunner = dyn Fn(Task, u64) -> TaskDone + Send + Sync;
+
+/// Run `task`, catching a panic.
+fn run_guarded(runner: &TaskRunner, task: Task, time: u64) -> TaskResult {
+    let canister = task.canister.id();
+    catch_unwind(AssertUnwindSafe(|| runner(task, time))).map_err(|payload| {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic with no message".into());
+        tracing::error!(%canister, %message, "a worker panicked running a canister; its round will not be applied");
+        Panicked { canister, message }
+    })
 }
 
 /// What one canister's work produced.
@@ -37,31 +71,36 @@ pub(super) struct TaskDone {
     pub(super) digest: Hash,
     /// Update messages executed.
     pub(super) messages: usize,
+    /// A failure of the host (not of the canister) that the round must not
+    /// record: it is not applied.
+    pub(super) host_failure: Option<String>,
 }
 
 /// Threads that run canisters' work; results never depend on their number.
 pub struct WorkerPool {
     jobs: Option<Sender<Job>>,
     threads: Vec<std::thread::JoinHandle<()>>,
-    executor: Arc<Executor>,
-    overrides: Arc<ModuleOverrides>,
+    runner: Arc<TaskRunner>,
 }
 
 impl WorkerPool {
     /// A pool of `threads` workers (at least one) running messages with
     /// `executor`, substituting the modules `overrides` names.
     pub fn new(threads: usize, executor: Arc<Executor>, overrides: Arc<ModuleOverrides>) -> WorkerPool {
+        WorkerPool::with_runner(threads, Arc::new(move |task, time| run_task(&executor, &overrides, task, time)))
+    }
+
+    /// A pool of `threads` workers running tasks with `runner`.
+    pub(super) fn with_runner(threads: usize, runner: Arc<TaskRunner>) -> WorkerPool {
         let (tx, rx) = crossbeam_channel::unbounded::<Job>();
         let threads = (0..threads.max(1))
             .map(|i| {
-                let (rx, executor, overrides): (Receiver<Job>, _, _) =
-                    (rx.clone(), executor.clone(), overrides.clone());
+                let (rx, runner): (Receiver<Job>, _) = (rx.clone(), runner.clone());
                 std::thread::Builder::new()
                     .name(format!("canister-worker-{i}"))
                     .spawn(move || {
                         for job in rx {
-                            let done =
-                                job.tasks.into_iter().map(|t| run_task(&executor, &overrides, t, job.time)).collect();
+                            let done = job.tasks.into_iter().map(|t| run_guarded(&*runner, t, job.time)).collect();
                             // The round waits for every job; it only goes
                             // away if the host is shutting down.
                             let _ = job.reply.send(done);
@@ -70,14 +109,14 @@ impl WorkerPool {
                     .expect("spawning a worker thread")
             })
             .collect();
-        WorkerPool { jobs: Some(tx), threads, executor, overrides }
+        WorkerPool { jobs: Some(tx), threads, runner }
     }
 
     /// Run `tasks` in shares, one per thread, and return what each did, in
     /// no particular order. This thread runs the first share itself:
     /// handing tiny messages between threads costs more than running them,
     /// so a round with one worker involves no handoff at all.
-    pub(super) fn run(&self, tasks: Vec<Task>, time: u64) -> Vec<TaskDone> {
+    pub(super) fn run(&self, tasks: Vec<Task>, time: u64) -> Vec<TaskResult> {
         let shares = self.threads.len().min(tasks.len()).max(1);
         let per_share = tasks.len().div_ceil(shares).max(1);
         let mut chunks: Vec<Vec<Task>> = Vec::with_capacity(shares);
@@ -88,16 +127,32 @@ impl WorkerPool {
         let (reply, results) = crossbeam_channel::unbounded();
         let mut local = chunks.into_iter();
         let mine = local.next().unwrap_or_default();
+        let mut sent: Vec<Principal> = Vec::new();
         let mut pending = 0;
         for chunk in local {
+            let ids = chunk.iter().map(|t| t.canister.id());
+            sent.extend(ids);
             let job = Job { tasks: chunk, time, reply: reply.clone() };
-            self.jobs.as_ref().expect("the pool is running").send(job).expect("workers outlive the pool's sender");
-            pending += 1;
+            // Workers only exit when the pool is dropped; a job no worker
+            // takes is reported lost below.
+            if self.jobs.as_ref().is_some_and(|jobs| jobs.send(job).is_ok()) {
+                pending += 1;
+            }
         }
-        let mut done: Vec<TaskDone> =
-            mine.into_iter().map(|t| run_task(&self.executor, &self.overrides, t, time)).collect();
+        // Only the jobs hold senders now, so a worker that dies with its
+        // job ends the wait below instead of hanging it.
+        drop(reply);
+        let mut done: Vec<TaskResult> = mine.into_iter().map(|t| run_guarded(&*self.runner, t, time)).collect();
         for _ in 0..pending {
-            done.extend(results.recv().expect("every job reports back"));
+            match results.recv() {
+                Ok(share) => done.extend(share),
+                Err(_) => break,
+            }
+        }
+        let reported: HashSet<Principal> =
+            done.iter().map(|r| r.as_ref().map_or_else(|p| p.canister, |d| d.canister.id())).collect();
+        for canister in sent.into_iter().filter(|c| !reported.contains(c)) {
+            done.push(Err(Panicked { canister, message: "the worker running it stopped".into() }));
         }
         done
     }

@@ -1,9 +1,14 @@
 //! What a round is made of, as the write-ahead log records it.
 
 use candid::{CandidType, Deserialize, Principal};
-use embedder::{MessageResult, Response};
+use embedder::{ErrorCode, MessageResult, Response};
 
-use crate::canister::InstallMode;
+use crate::canister::{CanisterError, InstallMode};
+
+/// The format version of round records: the first four bytes (little
+/// endian) of every record body. Bumped whenever the encoding of records,
+/// or what their digests cover, changes.
+pub const ROUND_RECORD_FORMAT: u32 = 1;
 
 /// One state-changing request, as recorded in the log. `sender` is who
 /// asks, `canister` the canister it is for; each variant is the `Host`
@@ -50,14 +55,22 @@ impl Operation {
 }
 
 /// What an operation produced: its reply to the caller.
-#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+///
+/// Digests cover only what replicates: replies, the canister's own reject
+/// messages, and the error *code* of a failure, never its prose.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
     /// An update's reply.
     Reply(Vec<u8>),
     /// The canister rejected the update (`ic0.msg_reject`).
     Reject(String),
-    /// The operation failed; the text says why.
-    Error(String),
+    /// The operation failed.
+    Error {
+        /// The IC's code for the failure: what replicates.
+        code: ErrorCode,
+        /// Why, for the caller.
+        message: String,
+    },
     /// A canister was created with this id.
     Created(Principal),
     /// A snapshot was taken with this id.
@@ -72,8 +85,15 @@ impl From<&MessageResult> for Outcome {
             Ok(Response::Reply(bytes)) => Outcome::Reply(bytes.clone()),
             Ok(Response::Reject(message)) => Outcome::Reject(message.clone()),
             Ok(Response::None) => Outcome::Done,
-            Err(error) => Outcome::Error(error.to_string()),
+            Err(error) => Outcome::Error { code: error.code(), message: error.to_string() },
         }
+    }
+}
+
+impl Outcome {
+    /// The outcome of an operation that failed with `error`.
+    pub fn failed(error: &CanisterError) -> Outcome {
+        Outcome::Error { code: error.code(), message: error.to_string() }
     }
 }
 
@@ -93,13 +113,57 @@ pub struct RoundRecord {
 }
 
 impl RoundRecord {
-    /// The record's bytes (Candid).
+    /// The record's bytes: the format version, then the record in Candid.
     pub fn encode(&self) -> Vec<u8> {
-        candid::encode_one(self).expect("round records always encode")
+        let mut bytes = ROUND_RECORD_FORMAT.to_le_bytes().to_vec();
+        bytes.extend(candid::encode_one(self).expect("round records always encode"));
+        bytes
     }
 
-    /// A record from its bytes.
+    /// A record from its bytes; a record of another format version is
+    /// refused, not misread.
     pub fn decode(bytes: &[u8]) -> Result<RoundRecord, String> {
-        candid::decode_one(bytes).map_err(|e| e.to_string())
+        let Some((version, body)) = bytes.split_first_chunk::<4>() else {
+            return Err("the record is too short to hold a format version".into());
+        };
+        let version = u32::from_le_bytes(*version);
+        if version != ROUND_RECORD_FORMAT {
+            return Err(format!(
+                "it has format version {version}, and this build reads version {ROUND_RECORD_FORMAT}; use the build \
+                 that wrote it"
+            ));
+        }
+        candid::decode_one(body).map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> RoundRecord {
+        RoundRecord {
+            height: 3,
+            time: 4,
+            operations: vec![Operation::Stop { sender: Principal::anonymous(), canister: Principal::anonymous() }],
+            digest: vec![1; 32],
+            canister_digests: vec![],
+        }
+    }
+
+    #[test]
+    fn records_carry_their_format_version_and_other_versions_are_refused() {
+        let bytes = record().encode();
+        assert_eq!(bytes[..4], 1u32.to_le_bytes(), "the version leads the record");
+        assert_eq!(RoundRecord::decode(&bytes).unwrap(), record());
+
+        let mut newer = bytes.clone();
+        newer[..4].copy_from_slice(&2u32.to_le_bytes());
+        let error = RoundRecord::decode(&newer).unwrap_err();
+        assert!(error.contains("format version 2") && error.contains("reads version 1"), "{error}");
+        // A record from before records were versioned (bare Candid).
+        let bare = candid::encode_one(record()).unwrap();
+        assert!(RoundRecord::decode(&bare).unwrap_err().contains("format version"));
+        assert!(RoundRecord::decode(&[1, 0]).unwrap_err().contains("too short"));
     }
 }

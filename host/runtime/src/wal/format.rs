@@ -3,8 +3,19 @@
 
 use sha2::{Digest, Sha256};
 
-/// Magic bytes opening every segment (they also version the format).
+/// Magic bytes opening every segment: `CHLOG` and the format version.
 pub(super) const SEGMENT_MAGIC: &[u8; 8] = b"CHLOG001";
+const MAGIC_PREFIX: &[u8; 5] = b"CHLOG";
+
+/// The format version a segment was written in, if it is a segment of
+/// another version than this build's (a version is three digits; anything
+/// else is damage, reported as such).
+pub(super) fn other_version(bytes: &[u8]) -> Option<String> {
+    let magic = bytes.get(..SEGMENT_MAGIC.len())?;
+    let version = magic.strip_prefix(MAGIC_PREFIX.as_slice())?;
+    (magic != SEGMENT_MAGIC && version.iter().all(u8::is_ascii_digit))
+        .then(|| String::from_utf8_lossy(version).into_owned())
+}
 /// Length of a segment header: magic, first height, previous chain, crc32c.
 pub(super) const HEADER_LEN: u64 = 8 + 8 + 32 + 4;
 const FRAME_MAGIC: u32 = u32::from_le_bytes(*b"CHRD");

@@ -70,6 +70,17 @@ pub enum WalError {
         /// The height appended.
         got: u64,
     },
+    /// A segment was written in another format version.
+    #[error(
+        "write-ahead log segment {segment} has format version {found}, and this build reads version 001; open \
+         the state directory with the build that wrote it"
+    )]
+    UnknownFormat {
+        /// The segment.
+        segment: PathBuf,
+        /// The version it has.
+        found: String,
+    },
     /// A record is too large to append.
     #[error("write-ahead log: a {0}-byte record exceeds the {MAX_RECORD_BYTES}-byte limit")]
     TooLarge(u64),

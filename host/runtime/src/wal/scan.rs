@@ -4,7 +4,7 @@
 use std::fs::OpenOptions;
 use std::path::Path;
 
-use super::format::{Frame, HEADER_LEN, SegmentHeader, intact_frame_after};
+use super::format::{self, Frame, HEADER_LEN, SegmentHeader, intact_frame_after};
 use super::{RecordRef, Recovered, Segment, TruncatedTail, Wal, WalError, io_error, sync_dir};
 
 impl Wal {
@@ -67,6 +67,9 @@ impl Wal {
         let path = &segment.path;
         let bytes = std::fs::read(path).map_err(io_error("read", path))?;
         let corrupt = |offset: u64, reason: String| WalError::Corrupt { segment: path.clone(), offset, reason };
+        if let Some(found) = format::other_version(&bytes) {
+            return Err(WalError::UnknownFormat { segment: path.clone(), found });
+        }
         let header = SegmentHeader::parse(&bytes);
         let SegmentHeader { first_height, prev_chain } = match header {
             Some(h) => h,

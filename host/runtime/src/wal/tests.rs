@@ -134,3 +134,19 @@ fn foreign_files_are_refused() {
     std::fs::write(tmp.path().join("notes.txt"), b"hi").unwrap();
     assert!(matches!(Wal::open(tmp.path(), true, 100), Err(WalError::ForeignFile(_))));
 }
+
+#[test]
+fn a_segment_of_another_format_version_is_refused_by_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(tmp.path(), 1..=2, 1 << 20);
+    let segment = std::fs::read_dir(tmp.path()).unwrap().next().unwrap().unwrap().path();
+    let mut bytes = std::fs::read(&segment).unwrap();
+    bytes[5..8].copy_from_slice(b"002");
+    std::fs::write(&segment, &bytes).unwrap();
+    for opened in [Wal::open(tmp.path(), true, 1 << 20).map(drop), Wal::open_read_only(tmp.path()).map(drop)] {
+        match opened {
+            Err(e @ WalError::UnknownFormat { .. }) => assert!(e.to_string().contains("format version 002"), "{e}"),
+            other => panic!("expected an unknown-format error, got {other:?}"),
+        }
+    }
+}

@@ -11,44 +11,70 @@ use crate::counters::MemoryCounters;
 use crate::creator::SharedMemory;
 use crate::tracker::Tracker;
 
-/// A tracker shared between the host and its store's signal handler.
+/// A value reached by one caller at a time, without blocking: a try-lock.
 ///
-/// Both run on the thread that runs the store, one at a time, so the cell is
-/// a try-lock rather than a lock: if it is ever entered twice (a fault inside
-/// the handler itself, or a bug), the second entry is refused instead of
-/// deadlocking or aliasing.
-pub(crate) struct TrackerCell {
+/// The host and a store's signal handler run on the thread that runs the
+/// store, one at a time, so a lock is never needed; if the cell is ever
+/// entered twice (a fault inside the handler itself, or a bug), the second
+/// entry is refused instead of deadlocking or aliasing.
+pub(crate) struct TryCell<T> {
     busy: AtomicBool,
-    tracker: UnsafeCell<Tracker>,
+    value: UnsafeCell<T>,
+}
+
+// SAFETY: the value is only reached through `with`, whose `busy` flag
+// admits one caller at a time on any thread, and it may move between
+// threads (`T: Send`).
+unsafe impl<T: Send> Sync for TryCell<T> {}
+
+impl<T> TryCell<T> {
+    pub(crate) fn new(value: T) -> TryCell<T> {
+        TryCell { busy: AtomicBool::new(false), value: UnsafeCell::new(value) }
+    }
+
+    /// Run `f` on the value, or return `None` if it is already in use. The
+    /// cell is released even if `f` panics, so a panic (a bug) in host code
+    /// cannot leave the tracker refusing every later fault.
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> Option<R> {
+        if self.busy.swap(true, Ordering::Acquire) {
+            return None;
+        }
+        let _release = Release(&self.busy);
+        // SAFETY: `busy` was false and is now ours, so no other reference to
+        // the value exists until `_release` clears it.
+        Some(f(unsafe { &mut *self.value.get() }))
+    }
+}
+
+/// A tracker shared between the host and its store's signal handler.
+pub(crate) struct TrackerCell {
+    cell: TryCell<Tracker>,
     /// The tracked memory, for its size without entering the cell.
     memory: Arc<SharedMemory>,
 }
 
-// SAFETY: the tracker is only reached through `with`, whose `busy` flag
-// admits one caller at a time on any thread.
-unsafe impl Sync for TrackerCell {}
-
 impl TrackerCell {
     pub(crate) fn new(tracker: Tracker) -> TrackerCell {
         let memory = tracker.memory().clone();
-        TrackerCell { busy: AtomicBool::new(false), tracker: UnsafeCell::new(tracker), memory }
+        TrackerCell { cell: TryCell::new(tracker), memory }
     }
 
-    /// Run `f` on the tracker, or return `None` if it is already in use.
     fn with<R>(&self, f: impl FnOnce(&mut Tracker) -> R) -> Option<R> {
-        if self.busy.swap(true, Ordering::Acquire) {
-            return None;
-        }
-        // SAFETY: `busy` was false and is now ours, so no other reference to
-        // the tracker exists until we release it below.
-        let result = f(unsafe { &mut *self.tracker.get() });
-        self.busy.store(false, Ordering::Release);
-        Some(result)
+        self.cell.with(f)
     }
 
     /// The signal handler's entry point: whether the fault was served.
     pub(crate) fn on_fault(&self, addr: usize, write: bool) -> bool {
         self.with(|t| t.fault(addr, write)).unwrap_or(false)
+    }
+}
+
+/// Clears the busy flag when dropped, unwinding included.
+struct Release<'a>(&'a AtomicBool);
+
+impl Drop for Release<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
 }
 
@@ -83,5 +109,21 @@ impl PageTracker for TrackerCell {
 
     fn failure(&self) -> Option<ProtectFailure> {
         self.with(|t| t.failure()).flatten()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+
+    use super::TryCell;
+
+    #[test]
+    fn a_second_entry_is_refused_and_a_panic_releases_the_cell() {
+        let cell = TryCell::new(1u32);
+        assert_eq!(cell.with(|v| cell.with(|w| *w).map(|inner| inner + *v)), Some(None));
+        let panicked = catch_unwind(AssertUnwindSafe(|| cell.with(|_| panic!("a bug"))));
+        assert!(panicked.is_err());
+        assert_eq!(cell.with(|v| *v), Some(1), "the panic left the cell busy");
     }
 }

@@ -78,7 +78,7 @@ impl Tracker {
             }
             pages.retain(|p| self.sticky.binary_search_by_key(p, |(q, _)| *q).is_err());
             for &(p, _) in &self.sticky {
-                self.speculative.push(p as usize);
+                self.speculative.push(p as usize)?;
             }
         }
         let mut i = 0;

@@ -58,7 +58,7 @@ impl Tracker {
     fn serve_naive(&mut self, page: usize) -> Result<bool, ProtectFailure> {
         if !self.accessed.get(page) {
             self.protect(page, 1, Prot::ReadWrite)?;
-            self.copy_in(page);
+            self.copy_in(page)?;
             if self.track_writes {
                 self.protect(page, 1, Prot::Read)?;
             }
@@ -68,7 +68,7 @@ impl Tracker {
         if self.track_writes && !self.dirty.get(page) {
             self.protect(page, 1, Prot::ReadWrite)?;
             self.dirty.set(page);
-            self.written.push(page);
+            self.written.push(page)?;
             return Ok(true);
         }
         Ok(false)
@@ -106,7 +106,7 @@ impl Tracker {
             self.map_run(lo, hi, prot)?;
             self.accessed.set_range(lo, hi - lo);
             if track_write {
-                self.mark_dirty(page, lo, hi);
+                self.mark_dirty(page, lo, hi)?;
             }
             return Ok(true);
         }
@@ -121,7 +121,7 @@ impl Tracker {
             let behind = self.run_fwd(page, size_pages, reach, |t, p| t.dirty.get(p));
             let (lo, hi) = (page.saturating_sub(behind).max(floor), (page + 1 + ahead).min(ceiling));
             self.protect(lo, hi - lo, Prot::ReadWrite)?;
-            self.mark_dirty(page, lo, hi);
+            self.mark_dirty(page, lo, hi)?;
             return Ok(true);
         }
         // Already accessible as asked: not a fault this tracker explains.
@@ -146,13 +146,14 @@ impl Tracker {
         n
     }
 
-    fn mark_dirty(&mut self, page: usize, lo: usize, hi: usize) {
+    fn mark_dirty(&mut self, page: usize, lo: usize, hi: usize) -> Result<(), ProtectFailure> {
         for p in lo..hi {
             if !self.dirty.get(p) {
                 self.dirty.set(p);
-                if p == page { self.written.push(p) } else { self.speculative.push(p) }
+                if p == page { self.written.push(p)? } else { self.speculative.push(p)? }
             }
         }
+        Ok(())
     }
 
     /// Make `lo..hi` accessible with `prot`, copying in the delta pages.
@@ -165,7 +166,7 @@ impl Tracker {
         self.protect(lo, hi - lo, Prot::ReadWrite)?;
         for p in lo..hi {
             if probe.contains(p) {
-                self.copy_in(p);
+                self.copy_in(p)?;
             }
         }
         if prot != Prot::ReadWrite { self.protect(lo, hi - lo, prot) } else { Ok(()) }
@@ -174,16 +175,18 @@ impl Tracker {
     /// Copy page `page`'s committed contents into the (writable) memory,
     /// unless the memory already holds them: zero pages of an anonymous
     /// mapping, and file pages of a mapped base file.
-    pub(super) fn copy_in(&self, page: usize) {
+    pub(super) fn copy_in(&self, page: usize) -> Result<(), ProtectFailure> {
         let index = PageIndex(page as u64);
         let unmapped_file_page = page >= self.file_pages && (page as u64) < self.contents.base_pages();
         let needed = unmapped_file_page || self.contents.delta().get(index).is_some();
         if needed {
             // SAFETY: callers make the page writable first, and nothing else
             // runs on this memory while the tracker serves a fault.
-            unsafe { self.memory.reservation().write_page(page, self.contents.get_page(index)) };
+            unsafe { self.memory.reservation().write_page(page, self.contents.get_page(index)) }
+                .map_err(|errno| ProtectFailure { errno, first_page: page, pages: 1 })?;
             self.counters.pages_copied.fetch_add(1, Relaxed);
         }
+        Ok(())
     }
 
     pub(super) fn protect(&self, first: usize, count: usize, prot: Prot) -> Result<(), ProtectFailure> {

@@ -3,6 +3,8 @@
 
 use page_delta::PageDelta;
 
+use crate::backend::ProtectFailure;
+
 /// A list of page numbers with a capacity fixed up front; pushing never
 /// allocates. The vector stays private so nothing can swap it for one with
 /// less capacity.
@@ -27,13 +29,17 @@ impl PageList {
         out
     }
 
-    pub(super) fn push(&mut self, page: usize) {
-        // Every page enters the lists at most once between rearms (its dirty
-        // bit is set when it does), so the capacity, the memory's maximum
-        // page count, is never exceeded.
-        debug_assert!(self.pages.len() < self.pages.capacity());
-        if self.pages.len() < self.pages.capacity() {
-            self.pages.push(page as u32);
+    /// Add `page`, or report (never panic, never allocate) that the list is
+    /// full. Every page enters the lists at most once between rearms (its
+    /// dirty bit is set when it does), so the capacity, the memory's
+    /// maximum page count, is only exceeded by a bug.
+    pub(super) fn push(&mut self, page: usize) -> Result<(), ProtectFailure> {
+        match u32::try_from(page) {
+            Ok(page) if self.pages.len() < self.pages.capacity() => {
+                self.pages.push(page);
+                Ok(())
+            }
+            _ => Err(ProtectFailure::list_full(page)),
         }
     }
 }

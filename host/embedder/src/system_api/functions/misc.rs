@@ -3,7 +3,7 @@
 
 use wasmtime::Linker;
 
-use super::{Ctx, R, allow, entry, instructions, read_text, trap};
+use super::{Ctx, HostTrap, R, allow, entry, instructions, read_text, trap};
 use crate::system_api::HostState;
 
 /// Define the remaining functions.
@@ -43,7 +43,7 @@ pub(super) fn define(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
     l.func_wrap("ic0", api.name, move |c: Ctx<'_>, src: u32, size: u32| -> R<()> {
         allow(&c, api)?;
         let text = read_text(&c, api.name, src, size)?;
-        trap(format!("canister called ic0.trap: {}", String::from_utf8_lossy(&text)))
+        Err(wasmtime::Error::new(HostTrap::CalledTrap(String::from_utf8_lossy(&text).into_owned())))
     })?;
     Ok(())
 }

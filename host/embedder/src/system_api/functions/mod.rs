@@ -23,8 +23,10 @@ const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 /// Why a host function stopped the message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostTrap {
-    /// The canister did something the System API forbids, or called `trap`.
-    Trap(String),
+    /// The canister did something the System API forbids.
+    ContractViolation(String),
+    /// The canister called `ic0.trap` with this (lossily decoded) message.
+    CalledTrap(String),
     /// The host could not change page protections (e.g. `vm.max_map_count`).
     Memory(ProtectFailure),
 }
@@ -32,7 +34,7 @@ pub enum HostTrap {
 impl std::fmt::Display for HostTrap {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            HostTrap::Trap(message) => f.write_str(message),
+            HostTrap::ContractViolation(message) | HostTrap::CalledTrap(message) => f.write_str(message),
             HostTrap::Memory(failure) => write!(f, "changing page protection failed: {}", failure.errno),
         }
     }
@@ -44,7 +46,7 @@ type Ctx<'a> = Caller<'a, HostState>;
 type R<T> = wasmtime::Result<T>;
 
 fn trap<T>(message: impl Into<String>) -> R<T> {
-    Err(wasmtime::Error::new(HostTrap::Trap(message.into())))
+    Err(wasmtime::Error::new(HostTrap::ContractViolation(message.into())))
 }
 
 /// The spec entry of an import this host implements, for linking it.
