@@ -190,3 +190,26 @@ fn enomem_child() {
     let r = update(&exec, &mut c, "write_pages", sweep(HEAP_START, 100, 4096, false, 2));
     assert_eq!(reply::<u64>(&r), 100);
 }
+
+/// Modules whose initialisers run code at instantiation (reference-typed
+/// globals, extended constants, element segments) install and run.
+#[test]
+fn modules_with_initialisers_that_run_code_can_run() {
+    let exec = executor(TrackingMode::ReadMapped, true);
+    let modules = [
+        r#"(global funcref (ref.null func))"#,
+        r#"(global $g i32 (i32.add (i32.const 40) (i32.const 2)))"#,
+        r#"(table 1 funcref) (func $f) (elem func $f)"#,
+        r#"(table 1 funcref) (func $f) (elem (table 0) (offset (i32.const 0)) funcref (ref.func $f))"#,
+    ];
+    for body in modules {
+        let wat = format!(
+            r#"(module (import "ic0" "msg_reply" (func $reply)) (memory 1) {body}
+                (func (export "canister_update ping") (call $reply)))"#
+        );
+        let mut c = install(&exec, &wat::parse_str(&wat).unwrap(), &[]);
+        let r = update(&exec, &mut c, "ping", vec![]);
+        assert!(r.outcome.is_ok(), "{body}: {:?}", r.outcome);
+        assert!(query(&exec, &c, "ping", vec![]).outcome.is_err(), "{body}: an update is not a query");
+    }
+}

@@ -5,6 +5,9 @@ use std::time::Duration;
 use checkpoint::Verification;
 use embedder::ExecutionConfig;
 
+use crate::round::OPERATION_OVERHEAD;
+use crate::wal::MAX_RECORD_BYTES;
+
 /// Where round times come from. Either way the time is recorded in the
 /// write-ahead log, so replay reproduces it.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -38,6 +41,11 @@ pub struct HostConfig {
     pub wal_segment_bytes: u64,
     /// Most operations in one round.
     pub max_round_operations: usize,
+    /// Most bytes of operations (arguments, modules) in one round: bounds a
+    /// round's log record. One operation always fits.
+    pub max_round_bytes: usize,
+    /// Largest argument of an update or install (the IC's ingress limit).
+    pub max_ingress_bytes: usize,
     /// Where round times come from.
     pub time: TimeSource,
     /// With no messages, how often to look for due timers and heartbeats
@@ -65,10 +73,23 @@ impl HostConfig {
             ("execution.install_instruction_limit", e.install_instruction_limit),
             ("execution.max_module_bytes", e.max_module_bytes as u64),
         ];
-        match positive.iter().find(|(_, value)| *value == 0) {
-            Some((name, _)) => Err(format!("{name} must be positive")),
-            None => Ok(()),
+        if let Some((name, _)) = positive.iter().find(|(_, value)| *value == 0) {
+            return Err(format!("{name} must be positive"));
         }
+        // The largest operation, an install, must fit a round, and a round
+        // must fit a log record.
+        let largest = e.max_module_bytes.saturating_add(self.max_ingress_bytes).saturating_add(OPERATION_OVERHEAD);
+        if largest > self.max_round_bytes {
+            return Err(format!(
+                "max_round_bytes ({}) must hold the largest install: execution.max_module_bytes plus \
+                 max_ingress_bytes ({largest})",
+                self.max_round_bytes
+            ));
+        }
+        if self.max_round_bytes as u64 > MAX_RECORD_BYTES / 2 {
+            return Err(format!("max_round_bytes must be at most {}", MAX_RECORD_BYTES / 2));
+        }
+        Ok(())
     }
 }
 
@@ -82,6 +103,8 @@ impl Default for HostConfig {
             fsync: true,
             wal_segment_bytes: 64 << 20,
             max_round_operations: 10_000,
+            max_round_bytes: 256 << 20,
+            max_ingress_bytes: 2 << 20,
             time: TimeSource::WallClock,
             idle_round_interval: Duration::from_millis(100),
             verification: Verification::Full,

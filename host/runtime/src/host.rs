@@ -13,6 +13,7 @@ use checkpoint::{Hash, StateDir};
 use crossbeam_channel::{Receiver, Sender};
 use embedder::{Call, Engine, Executor, MethodKind};
 
+use crate::admission::Admission;
 use crate::canister::{self, CanisterError, CanisterLogRecord, CanisterStatus, InstallMode};
 use crate::config::HostConfig;
 use crate::error::{CallError, HostError};
@@ -85,6 +86,7 @@ impl Host {
         let report = recovered.report.clone();
         let shared = Arc::new(Shared {
             executor,
+            admission: Admission::new(&config),
             view: RwLock::new(Arc::new(CommittedView::empty(recovered.round))),
             failure: Mutex::new(None),
             rounds: AtomicU64::new(0),
@@ -97,6 +99,11 @@ impl Host {
             .spawn(move || scheduler.run(rx))
             .map_err(|e| HostError::Stopped(format!("cannot start the scheduler thread: {e}")))?;
         Ok(Host { shared, commands: Some(tx), scheduler: Some(thread), recovered: report })
+    }
+
+    /// The executor messages run on (compiling, limits).
+    pub fn executor(&self) -> &Arc<Executor> {
+        &self.shared.executor
     }
 
     /// What opening found.
@@ -121,6 +128,7 @@ impl Host {
     }
 
     fn run_operation(&self, op: Operation) -> Result<Outcome, HostError> {
+        self.shared.admission.check(&op).map_err(|e| HostError::Rejected { code: e.code(), message: e.to_string() })?;
         let rx = self.submit(op).map_err(HostError::Stopped)?;
         match rx.recv() {
             Ok(Ok(Outcome::Error { code, message })) => Err(HostError::Rejected { code, message }),
@@ -151,7 +159,17 @@ impl Host {
         wasm: Vec<u8>,
         arg: Vec<u8>,
     ) -> Result<(), HostError> {
-        self.run_operation(Operation::InstallCode { sender, canister, mode, wasm, arg }).map(drop)
+        // Compile here, on the caller's thread, so the round finds the
+        // module compiled (the executor keeps it while `_module` lives)
+        // and other canisters' rounds never wait for a compilation.
+        let op = Operation::InstallCode { sender, canister, mode, wasm, arg };
+        self.shared.admission.check(&op).map_err(|e| HostError::Rejected { code: e.code(), message: e.to_string() })?;
+        let Operation::InstallCode { wasm, .. } = &op else { unreachable!("built above") };
+        let _module = self.shared.executor.compile(wasm).map_err(|e| {
+            let e = CanisterError::Module(e);
+            HostError::Rejected { code: e.code(), message: e.to_string() }
+        })?;
+        self.run_operation(op).map(drop)
     }
 
     /// Remove a canister's code and state (a controller must ask).
@@ -210,18 +228,22 @@ impl Host {
     /// Submit an update without waiting. The canister's
     /// `canister_inspect_message` (if any) runs first, on the current state.
     pub fn submit_update(&self, canister: Principal, sender: Principal, method: &str, arg: Vec<u8>) -> CallHandle {
+        let op = Operation::Update { sender, canister, method: method.to_string(), arg };
+        if let Err(error) = self.shared.admission.check(&op) {
+            return CallHandle { reply: Err(refused(&error)) };
+        }
+        let Operation::Update { arg, .. } = &op else { unreachable!("built above") };
         let view = self.view();
         if let Some(info) = view.canisters.get(&canister) {
             let admitted = if info.status == CanisterStatus::Stopped {
                 Err(CanisterError::Stopped { canister })
             } else {
-                canister::inspect(&self.shared.executor, canister, &info.state, &sender, method, &arg, view.round.time)
+                canister::inspect(&self.shared.executor, canister, &info.state, &sender, method, arg, view.round.time)
             };
             if let Err(error) = admitted {
                 return CallHandle { reply: Err(refused(&error)) };
             }
         }
-        let op = Operation::Update { sender, canister, method: method.to_string(), arg };
         CallHandle { reply: self.submit(op).map_err(CallError::Unavailable) }
     }
 

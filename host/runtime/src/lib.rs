@@ -20,6 +20,7 @@
 
 #![deny(unsafe_code)]
 
+mod admission;
 pub mod canister;
 mod config;
 mod error;
@@ -34,6 +35,7 @@ mod verify;
 mod view;
 pub mod wal;
 
+pub use admission::{MAX_CONTROLLERS, MAX_METHOD_NAME_BYTES, MAX_NAME_BYTES};
 pub use candid::Principal;
 pub use canister::{Canister, CanisterError, CanisterLogRecord, CanisterStatus, InstallMode, Snapshot};
 pub use config::{HostConfig, TimeSource};

@@ -13,6 +13,7 @@ use checkpoint::StateDir;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use embedder::Executor;
 
+use crate::admission::Admission;
 use crate::config::{HostConfig, TimeSource};
 use crate::error::HostError;
 use crate::persist::{self, HostMeta, ModuleFiles};
@@ -25,6 +26,8 @@ use crate::wal::Wal;
 /// What the host's handle and the scheduler thread share.
 pub(crate) struct Shared {
     pub(crate) executor: Arc<Executor>,
+    /// What requests are checked against before they are submitted.
+    pub(crate) admission: Admission,
     /// What queries see; replaced after every round.
     pub(crate) view: RwLock<Arc<CommittedView>>,
     /// Set if the scheduler stopped on an error it cannot recover from.
@@ -91,8 +94,11 @@ impl Scheduler {
 
     /// Run until closed, disconnected, or stopped by an error.
     pub(crate) fn run(mut self, commands: Receiver<Command>) {
+        // An operation that did not fit the last round opens the next.
+        let mut carried: Option<Command> = None;
         loop {
-            let first = match commands.recv_timeout(self.config.idle_round_interval) {
+            let first = match carried.take().map_or_else(|| commands.recv_timeout(self.config.idle_round_interval), Ok)
+            {
                 Ok(command) => command,
                 Err(RecvTimeoutError::Timeout) => {
                     if let Err(error) = self.idle_round() {
@@ -103,14 +109,23 @@ impl Scheduler {
                 }
                 Err(RecvTimeoutError::Disconnected) => return,
             };
-            // Gather a round: operations until a control command or the
-            // round is full.
+            // Gather a round: operations until a control command, or until
+            // the round is full by count or by bytes.
             let mut ops = Vec::new();
+            let mut bytes = 0;
             let mut control = None;
             let mut next = Some(first);
             while let Some(command) = next.take() {
                 match command {
-                    Command::Operation(op, reply) => ops.push((op, reply)),
+                    Command::Operation(op, reply) => {
+                        let size = op.size_bytes();
+                        if !ops.is_empty() && bytes + size > self.config.max_round_bytes {
+                            carried = Some(Command::Operation(op, reply));
+                            break;
+                        }
+                        bytes += size;
+                        ops.push((op, reply));
+                    }
                     other => {
                         control = Some(other);
                         break;

@@ -446,3 +446,106 @@ fn an_invalid_configuration_is_refused_by_name() {
     // Nothing was created on the way.
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
 }
+
+fn small_limits() -> HostConfig {
+    HostConfig {
+        max_ingress_bytes: 1 << 20,
+        max_round_bytes: 3 << 20,
+        execution: ExecutionConfig { max_module_bytes: 1 << 20, ..ExecutionConfig::default() },
+        ..config(2)
+    }
+}
+
+/// Requests beyond the limits are refused before they reach a round, so
+/// nothing is logged for them and the host goes on serving.
+#[test]
+fn oversized_requests_are_refused_before_the_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let host = Host::open(tmp.path(), small_limits()).unwrap();
+    let counter = host.create_canister(OWNER, vec![], None).unwrap();
+    host.install_code(OWNER, counter, InstallMode::Install, canisters::COUNTER.to_vec(), vec![]).unwrap();
+    let height = host.height().height;
+    let err = host.update_call(counter, USER, "inc", vec![0; (1 << 20) + 1]).unwrap_err();
+    assert_eq!(err.error_code(), Some(ErrorCode::InvalidManagementPayload), "{err}");
+    let module = [canisters::COUNTER, &vec![0; 1 << 20]].concat();
+    let err = host.install_code(OWNER, counter, InstallMode::Reinstall, module, vec![]).unwrap_err();
+    assert!(err.to_string().contains("the module is"), "{err}");
+    let many = vec![OWNER; MAX_CONTROLLERS + 1];
+    assert!(host.create_canister(OWNER, many, None).is_err());
+    assert!(host.create_canister(OWNER, vec![], Some("n".repeat(MAX_NAME_BYTES + 1))).is_err());
+    assert_eq!(host.height().height, height, "a refused request reached a round");
+    assert_eq!(nat(&host.update_call(counter, USER, "inc", vec![]).unwrap()), 1);
+}
+
+/// Rounds are bounded by bytes as well as by operations: no logged round
+/// holds more than `max_round_bytes` of operations, however many large
+/// calls arrive at once.
+#[test]
+fn rounds_are_bounded_by_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = small_limits();
+    let bound = config.max_round_bytes;
+    {
+        let host = Host::open(tmp.path(), config).unwrap();
+        let counter = host.create_canister(OWNER, vec![], None).unwrap();
+        host.install_code(OWNER, counter, InstallMode::Install, canisters::COUNTER.to_vec(), vec![]).unwrap();
+        let calls: Vec<_> = (0..10).map(|_| host.submit_update(counter, USER, "inc", vec![7; 1 << 20])).collect();
+        for call in calls {
+            call.wait().unwrap();
+        }
+    }
+    let (wal, found) = wal::Wal::open_read_only(&tmp.path().join("log")).unwrap();
+    for record in &found.records {
+        let round = round::RoundRecord::decode(&wal.read(record).unwrap()).unwrap();
+        let bytes: usize = round.operations.iter().map(round::Operation::size_bytes).sum();
+        assert!(bytes <= bound, "round {} holds {bytes} bytes of operations", round.height);
+    }
+}
+
+/// A gzip-compressed module installs, and its hash is that of the bytes
+/// installed, as on the IC.
+#[test]
+fn gzip_modules_install() {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(canisters::COUNTER).unwrap();
+    let gz = gz.finish().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let host = Host::open(tmp.path(), config(1)).unwrap();
+    let counter = host.create_canister(OWNER, vec![], None).unwrap();
+    host.install_code(OWNER, counter, InstallMode::Install, gz.clone(), vec![]).unwrap();
+    assert_eq!(nat(&host.update_call(counter, USER, "inc", vec![]).unwrap()), 1);
+    assert_eq!(host.canister_info(counter).unwrap().module_hash(), Some(Sha256::digest(&gz).into()));
+    host.close().unwrap();
+    let host = Host::open(tmp.path(), config(1)).unwrap();
+    assert_eq!(nat(&host.update_call(counter, USER, "inc", vec![]).unwrap()), 2);
+}
+
+/// A module compiles on the installer's thread, before its round: other
+/// canisters' calls complete while it compiles.
+#[test]
+fn compilation_never_stalls_rounds() {
+    let functions: String =
+        (0..40_000).map(|i| format!("(func (result i32) (i32.add (i32.const {i}) (i32.const 1)))")).collect();
+    let big = wat::parse_str(format!("(module (memory 1) {functions})")).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let host = Arc::new(Host::open(tmp.path(), config(2)).unwrap());
+    let counter = host.create_canister(OWNER, vec![], None).unwrap();
+    host.install_code(OWNER, counter, InstallMode::Install, canisters::COUNTER.to_vec(), vec![]).unwrap();
+    let big_id = host.create_canister(OWNER, vec![], None).unwrap();
+    let installed = Arc::new(AtomicBool::new(false));
+    let installer = {
+        let (host, installed) = (host.clone(), installed.clone());
+        std::thread::spawn(move || {
+            host.install_code(OWNER, big_id, InstallMode::Install, big, vec![]).unwrap();
+            installed.store(true, Ordering::SeqCst);
+        })
+    };
+    while host.executor().compilations_in_progress() == 0 {
+        assert!(!installed.load(Ordering::SeqCst), "the install finished before it was seen compiling");
+        std::thread::yield_now();
+    }
+    assert_eq!(nat(&host.update_call(counter, USER, "inc", vec![]).unwrap()), 1);
+    assert!(!installed.load(Ordering::SeqCst), "the update waited for the compilation");
+    installer.join().unwrap();
+}

@@ -152,6 +152,25 @@ fn upgrade_with_keep_keeps_the_heap() {
 }
 
 #[test]
+fn keeping_a_heap_the_new_module_cannot_hold_is_refused_and_changes_nothing() {
+    let mut f = Fixture::new();
+    f.inc();
+    let before = f.view();
+    let keep = InstallMode::Upgrade { keep_heap: true, skip_pre_upgrade: false };
+    for new in [r#"(module (memory 0 0))"#, r#"(module)"#] {
+        let wasm = wat::parse_str(new).unwrap();
+        let (exec, owner) = (&f.exec, f.owner);
+        let err = f.registry.get_mut(&f.id).unwrap().install_code(exec, &owner, keep, &wasm, b"", 5).unwrap_err();
+        assert!(matches!(err, CanisterError::HeapDoesNotFit { heap: WasmPages(1), .. }), "{new}: {err}");
+        assert_eq!(err.code(), ErrorCode::CanisterInvalidWasm);
+        // The canister still runs its old module, on its old heap.
+        assert_eq!(f.view(), before);
+    }
+    f.inc();
+    assert_eq!(f.view().1, before.1 + 1);
+}
+
+#[test]
 fn a_trapping_pre_or_post_upgrade_leaves_everything_as_before() {
     let mut f = Fixture::new();
     f.inc();

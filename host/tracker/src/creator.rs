@@ -13,6 +13,15 @@ use wasmtime::{LinearMemory, MemoryCreator, MemoryType};
 
 use super::reservation::Reservation;
 
+/// How a failed reservation's error starts (see `is_reservation_failure`).
+const RESERVATION_FAILED: &str = "cannot reserve address space";
+
+/// Whether instantiation failed because the host could not reserve address
+/// space for a memory: the host's failure, not the module's.
+pub fn is_reservation_failure(error: &wasmtime::Error) -> bool {
+    error.chain().any(|cause| cause.to_string().starts_with(RESERVATION_FAILED))
+}
+
 /// The part of a linear memory shared by wasmtime and the tracker.
 #[derive(Debug)]
 pub(crate) struct SharedMemory {
@@ -99,7 +108,7 @@ unsafe impl MemoryCreator for TrackedMemoryCreator {
         }
         let capacity = reserved_size_in_bytes.ok_or("the engine must reserve address space for memories")?;
         let reservation = Reservation::new(capacity, guard_size_in_bytes)
-            .map_err(|e| format!("cannot reserve {capacity} bytes of address space for a memory: {e}"))?;
+            .map_err(|e| format!("{RESERVATION_FAILED} of {capacity} bytes for a memory: {e}"))?;
         let max_bytes = maximum.unwrap_or(capacity).min(capacity);
         let shared = Arc::new(SharedMemory { reservation, size: AtomicUsize::new(minimum), max_bytes });
         let mut unclaimed = self.unclaimed.lock().unwrap_or_else(|e| e.into_inner());

@@ -36,6 +36,7 @@ mod tracker;
 
 pub use backend::{AccessError, AttachError, MemoryBackend, ProtectFailure, TrackOptions, TrackedMemory};
 pub use counters::MemoryCounters;
+pub use creator::is_reservation_failure;
 pub use signal::SignalBackend;
 pub use tracker::TrackingMode;
 

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use super::compile::Compiler;
 use super::instance::LiveInstance;
 use super::{
     Call, CanisterState, DirtyPages, Executable, ExecutionConfig, ExecutionError, MessageResult, MessageStats, Target,
@@ -17,12 +18,13 @@ use memory_tracker::TrackingMode;
 pub struct Executor {
     engine: Arc<Engine>,
     config: ExecutionConfig,
+    compiler: Compiler,
 }
 
 impl Executor {
     /// An executor on `engine` with `config`.
     pub fn new(engine: Arc<Engine>, config: ExecutionConfig) -> Executor {
-        Executor { engine, config }
+        Executor { engine, config, compiler: Compiler::default() }
     }
 
     /// The engine modules are compiled with.
@@ -35,9 +37,16 @@ impl Executor {
         &self.config
     }
 
-    /// Check and compile a module under this executor's size limit.
+    /// Check and compile a module (raw or gzip) under this executor's size
+    /// limit. While a compiled copy of the same bytes is alive, it is
+    /// returned instead: compile before a round, and the round finds it.
     pub fn compile(&self, wasm: &[u8]) -> Result<Arc<CanisterModule>, ModuleError> {
-        self.engine.compile(wasm, self.config.max_module_bytes)
+        self.compiler.compile(&self.engine, wasm, self.config.max_module_bytes)
+    }
+
+    /// How many compilations are running now.
+    pub fn compilations_in_progress(&self) -> usize {
+        self.compiler.in_progress()
     }
 
     /// Compile `replacement` to stand in for the module whose SHA-256 is

@@ -48,7 +48,18 @@ impl LiveInstance {
         };
         let mut store = Store::new(&engine.wasmtime, host);
         store.limiter(|host| host);
-        let instance = module.pre.instantiate(&mut store).map_err(fail)?;
+        // Instantiation runs code for some initialisers (reference-typed
+        // globals, extended constants, element segments), which costs
+        // fuel: without any, such a module could install but never run.
+        // The amount is deterministic, so a fixed budget is.
+        store.set_fuel(config.update_instruction_limit).map_err(fail)?;
+        let instance = module.pre.instantiate(&mut store).map_err(|e| {
+            if memory_tracker::is_reservation_failure(&e) {
+                ExecutionError::HostResource(format!("{e:#}"))
+            } else {
+                fail(e)
+            }
+        })?;
         let mut heap = None;
         if let Some(memory) = instance.get_memory(&mut store, MEMORY_EXPORT) {
             let current = memory.size(&store);

@@ -8,6 +8,7 @@
 //! next message starts from the committed state. Queries always run on a
 //! fresh instance over an O(1) copy of the state, with no write tracking.
 
+mod compile;
 mod config;
 mod executor;
 mod instance;

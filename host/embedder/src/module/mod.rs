@@ -9,6 +9,8 @@
 //! and restore it, and the memory gets a reserved export too.
 
 mod analyze;
+mod decode;
+pub mod limits;
 mod rewrite;
 #[cfg(test)]
 mod tests;
@@ -44,6 +46,9 @@ pub enum ModuleError {
     /// It is a canister this host cannot run yet.
     #[error("unsupported module: {0}")]
     Unsupported(String),
+    /// It exceeds one of the IC's limits on modules.
+    #[error("the module exceeds a limit: {0}")]
+    LimitExceeded(String),
 }
 
 /// How a canister method may be called.
@@ -194,15 +199,19 @@ pub fn features() -> WasmFeatures {
     WasmFeatures::WASM2 | WasmFeatures::EXTENDED_CONST
 }
 
-/// Check `wasm` and prepare it for execution: the facts about it, and the
-/// rewritten module to compile.
+pub use decode::decode;
+
+/// Check `wasm` (raw or gzip-compressed) and prepare it for execution: the
+/// facts about it, and the rewritten module to compile.
 pub fn prepare(wasm: &[u8], max_bytes: usize) -> Result<(ModuleInfo, Vec<u8>), ModuleError> {
     if wasm.len() > max_bytes {
         return Err(ModuleError::TooLarge { size: wasm.len(), limit: max_bytes });
     }
+    let wasm = &decode(wasm, max_bytes)?;
     if !wasm.starts_with(b"\0asm") {
         return Err(ModuleError::Invalid("it does not start with the WebAssembly magic bytes".into()));
     }
+    limits::check(wasm)?;
     reject_out_of_scope(wasm)?;
     Validator::new_with_features(features()).validate_all(wasm).map_err(|e| ModuleError::Invalid(e.to_string()))?;
     let info = analyze::analyze(wasm)?;

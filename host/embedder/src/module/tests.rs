@@ -92,3 +92,43 @@ fn threads_and_relaxed_simd_are_refused() {
         wat(r#"(module (func (result v128) v128.const i64x2 0 0 v128.const i64x2 0 0 i8x16.relaxed_swizzle))"#);
     assert!(matches!(prepare(&relaxed, 1 << 20), Err(ModuleError::Invalid(_))));
 }
+
+#[test]
+fn the_ics_module_limits_are_enforced_before_validation() {
+    use super::limits::*;
+    let many = |what: &str, n: usize| what.repeat(n);
+    let functions = format!("(module {})", many("(func)", MAX_FUNCTIONS as usize + 1));
+    let globals = format!("(module {})", many("(global i32 (i32.const 0))", MAX_GLOBALS as usize + 1));
+    let methods: String =
+        (0..=MAX_EXPORTED_METHODS).map(|i| format!("(func (export \"canister_query m{i}\"))")).collect();
+    let long_name = format!("(module (func (export \"canister_update {}\")))", "n".repeat(MAX_EXPORTED_NAME_BYTES + 1));
+    let body = format!("(module (func {}))", many("(nop)", MAX_FUNCTION_INSTRUCTIONS + 1));
+    let cases = [
+        (functions, "functions"),
+        (globals, "globals"),
+        (format!("(module {methods})"), "exports"),
+        (long_name, "method names"),
+        (body, "instructions"),
+        ("(module (table 1000001 funcref))".to_string(), "table starts with"),
+        ("(module (table 1 funcref) (table 1 funcref))".to_string(), "2 tables"),
+        (
+            format!(
+                "(module {})",
+                (0..=MAX_CUSTOM_SECTIONS).map(|i| format!("(@custom \"icp:public s{i}\" \"x\")")).collect::<String>()
+            ),
+            "custom sections",
+        ),
+        (format!("(module (@custom \"icp:private big\" \"{}\"))", "x".repeat(MAX_CUSTOM_SECTIONS_BYTES)), "total"),
+    ];
+    for (src, expected) in cases {
+        match prepare(&wat(&src), 100 << 20) {
+            Err(e @ ModuleError::LimitExceeded(_)) => assert!(e.to_string().contains(expected), "{e}"),
+            other => panic!("{expected}: {other:?}"),
+        }
+    }
+    let mutable_ref = wat("(module (global (mut funcref) (ref.null func)))");
+    assert!(prepare(&mutable_ref, 1 << 20).unwrap_err().to_string().contains("reference type"));
+    // Within the limits: accepted.
+    let fine = format!("(module {})", many("(func)", 100));
+    assert!(prepare(&wat(&fine), 1 << 20).is_ok());
+}

@@ -21,6 +21,9 @@ pub use stable::StableMemory;
 pub const MAX_UPDATE_REPLY: usize = 2 << 20;
 /// The largest reply a query may build.
 pub const MAX_QUERY_REPLY: usize = 3 << 20;
+/// The most a message may print with `debug_print`; later prints are
+/// dropped (the IC bounds a message's log output likewise).
+pub const MAX_PRINTED_BYTES: usize = 1 << 20;
 /// The most certified data a canister may set.
 pub const MAX_CERTIFIED_DATA: usize = 32;
 /// Longest principal, in bytes.
@@ -82,8 +85,10 @@ pub struct MessageState {
     pub global_timer: u64,
     /// Stable memory, as the message leaves it.
     pub stable: StableMemory,
-    /// `debug_print` output, in order.
+    /// `debug_print` output, in order, up to `MAX_PRINTED_BYTES`.
     pub debug_prints: Vec<Vec<u8>>,
+    /// Bytes printed so far.
+    printed: usize,
 }
 
 impl MessageState {
@@ -111,6 +116,17 @@ impl MessageState {
             global_timer: 0,
             stable: StableMemory::default(),
             debug_prints: Vec::new(),
+            printed: 0,
+        }
+    }
+
+    /// Record a `debug_print`, unless the message has printed its fill:
+    /// beyond `MAX_PRINTED_BYTES` prints are dropped, so one message cannot
+    /// grow the host's memory without bound.
+    pub fn print(&mut self, text: Vec<u8>) {
+        if self.printed + text.len() <= MAX_PRINTED_BYTES {
+            self.printed += text.len();
+            self.debug_prints.push(text);
         }
     }
 

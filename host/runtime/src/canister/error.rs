@@ -1,7 +1,7 @@
 //! Why a lifecycle operation was refused.
 
 use candid::Principal;
-use embedder::{ErrorCode, ExecutionError, ModuleError};
+use embedder::{ErrorCode, ExecutionError, ModuleError, WasmPages};
 
 use super::snapshots::MAX_SNAPSHOTS;
 
@@ -9,6 +9,9 @@ use super::snapshots::MAX_SNAPSHOTS;
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[allow(missing_docs)] // the fields are named by what they hold; the messages say the rest
 pub enum CanisterError {
+    /// The request is malformed or exceeds a limit (see `Host`'s checks).
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
     /// No canister has this id.
     #[error("canister {0} does not exist")]
     NotFound(Principal),
@@ -30,6 +33,12 @@ pub enum CanisterError {
     /// An upgrade of a canister without code.
     #[error("canister {canister} has no code installed; install a module first")]
     Empty { canister: Principal },
+    /// An upgrade keeping the heap, to a module whose memory cannot hold it.
+    #[error(
+        "canister {canister} has a heap of {heap}, and the new module's memory holds at most {maximum}; \
+         upgrade without keeping the heap, or raise the module's maximum"
+    )]
+    HeapDoesNotFit { canister: Principal, heap: WasmPages, maximum: WasmPages },
     /// The module cannot be installed.
     #[error("cannot install the module: {0}")]
     Module(#[from] ModuleError),
@@ -53,13 +62,13 @@ impl CanisterError {
     pub fn code(&self) -> ErrorCode {
         match self {
             CanisterError::NotFound(_) => ErrorCode::CanisterNotFound,
-            CanisterError::NameTaken(_) => ErrorCode::InvalidManagementPayload,
+            CanisterError::NameTaken(_) | CanisterError::InvalidRequest(_) => ErrorCode::InvalidManagementPayload,
             CanisterError::NotController { .. } => ErrorCode::CanisterInvalidController,
             CanisterError::Stopped { .. } => ErrorCode::CanisterStopped,
             CanisterError::NotStopped { .. } => ErrorCode::CanisterNotStopped,
             CanisterError::AlreadyInstalled { .. } => ErrorCode::CanisterNonEmpty,
             CanisterError::Empty { .. } => ErrorCode::CanisterWasmModuleNotFound,
-            CanisterError::Module(_) => ErrorCode::CanisterInvalidWasm,
+            CanisterError::Module(_) | CanisterError::HeapDoesNotFit { .. } => ErrorCode::CanisterInvalidWasm,
             CanisterError::HookFailed { error, .. } => error.code(),
             CanisterError::InspectRejected { .. } | CanisterError::TooManySnapshots { .. } => {
                 ErrorCode::CanisterRejectedMessage

@@ -37,6 +37,20 @@ impl InstallMode {
     pub const UPGRADE: InstallMode = InstallMode::Upgrade { keep_heap: false, skip_pre_upgrade: false };
 }
 
+/// Whether a kept heap of `heap` fits the memory `module` declares: if it
+/// did not, every later message would fail to instantiate.
+fn heap_fits(canister: Principal, heap: WasmPages, module: &CanisterModule) -> Result<(), CanisterError> {
+    let maximum = match module.info.memory {
+        None if heap.0 > 0 => Some(WasmPages(0)),
+        Some(memory) => memory.maximum.filter(|max| *max < heap),
+        None => None,
+    };
+    match maximum {
+        Some(maximum) => Err(CanisterError::HeapDoesNotFit { canister, heap, maximum }),
+        None => Ok(()),
+    }
+}
+
 impl Canister {
     /// Install, reinstall or upgrade the canister's code. Only controllers
     /// may; any failure leaves the canister as it was.
@@ -96,6 +110,9 @@ impl Canister {
                         run(&mut old_instance, EntryPoint::PreUpgrade, &[], &mut results)?;
                     }
                     let after = old_instance.state();
+                    if keep_heap {
+                        heap_fits(self.id, after.heap_pages, &module)?;
+                    }
                     // The timer is deactivated by an upgrade; certified data
                     // and stable memory carry over.
                     let upgraded = if keep_heap {

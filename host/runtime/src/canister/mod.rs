@@ -25,7 +25,7 @@ use embedder::{CanisterEnv, CanisterState, Executable, Executor};
 use page_delta::PageMap;
 
 pub(crate) use canister_log::CanisterLog;
-pub use canister_log::{CanisterLogRecord, MAX_CANISTER_LOG_RECORDS};
+pub use canister_log::{CanisterLogRecord, MAX_CANISTER_LOG_BYTES, MAX_CANISTER_LOG_RECORDS};
 pub use error::CanisterError;
 pub use install::InstallMode;
 pub use messages::inspect;

@@ -24,4 +24,4 @@ mod tests;
 pub use digest::state_digest;
 pub use execute::{NotApplied, RoundResult};
 pub use pool::{ModuleOverrides, WorkerPool};
-pub use schema::{Operation, Outcome, ROUND_RECORD_FORMAT, RoundRecord};
+pub use schema::{OPERATION_OVERHEAD, Operation, Outcome, ROUND_RECORD_FORMAT, RoundRecord};

@@ -10,6 +10,10 @@ use crate::canister::{CanisterError, InstallMode};
 /// or what their digests cover, changes.
 pub const ROUND_RECORD_FORMAT: u32 = 1;
 
+/// What an operation takes in a record besides its variable parts (a
+/// generous bound: two principals, tags, lengths).
+pub const OPERATION_OVERHEAD: usize = 256;
+
 /// One state-changing request, as recorded in the log. `sender` is who
 /// asks, `canister` the canister it is for; each variant is the `Host`
 /// method of the same name.
@@ -46,6 +50,21 @@ impl Operation {
             | DeleteSnapshot { canister, .. }
             | Update { canister, .. } => Some(*canister),
         }
+    }
+
+    /// Roughly how many bytes it takes in a log record: what rounds are
+    /// bounded by.
+    pub fn size_bytes(&self) -> usize {
+        let variable = match self {
+            Operation::CreateCanister { controllers, name, .. } => {
+                controllers.len() * 30 + name.as_ref().map_or(0, String::len)
+            }
+            Operation::InstallCode { wasm, arg, .. } => wasm.len() + arg.len(),
+            Operation::SetControllers { controllers, .. } => controllers.len() * 30,
+            Operation::Update { method, arg, .. } => method.len() + arg.len(),
+            _ => 0,
+        };
+        OPERATION_OVERHEAD + variable
     }
 
     /// Whether it is an update message.

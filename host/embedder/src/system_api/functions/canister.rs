@@ -16,8 +16,7 @@ pub(super) fn define(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
     let api = entry("canister_self_copy");
     l.func_wrap("ic0", api.name, move |mut c: Ctx<'_>, dst: u32, offset: u32, size: u32| -> R<()> {
         allow(&c, api)?;
-        let id = c.data().message.env.id.clone();
-        copy_out(&mut c, api.name, &id, dst, offset, size)
+        copy_out(&mut c, api.name, |s| &s.message.env.id, dst, offset, size)
     })?;
     let api = entry("canister_cycle_balance");
     l.func_wrap("ic0", api.name, move |c: Ctx<'_>| -> R<u64> {

@@ -3,7 +3,7 @@
 
 use wasmtime::Linker;
 
-use super::{Ctx, R, allow, copy_out, entry, read_heap, responded, trap, write_heap};
+use super::{Ctx, R, allow, charge, copy_out, cost, entry, read_heap, responded, trap, write_heap};
 use crate::system_api::{HostState, Response};
 
 /// Define the message functions.
@@ -16,8 +16,7 @@ pub(super) fn define(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
     let api = entry("msg_arg_data_copy");
     l.func_wrap("ic0", api.name, move |mut c: Ctx<'_>, dst: u32, offset: u32, size: u32| -> R<()> {
         allow(&c, api)?;
-        let arg = c.data().message.arg.clone();
-        copy_out(&mut c, api.name, &arg, dst, offset, size)
+        copy_out(&mut c, api.name, |s| &s.message.arg, dst, offset, size)
     })?;
     let api = entry("msg_caller_size");
     l.func_wrap("ic0", api.name, move |c: Ctx<'_>| -> R<u32> {
@@ -27,8 +26,7 @@ pub(super) fn define(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
     let api = entry("msg_caller_copy");
     l.func_wrap("ic0", api.name, move |mut c: Ctx<'_>, dst: u32, offset: u32, size: u32| -> R<()> {
         allow(&c, api)?;
-        let caller = c.data().message.caller.clone();
-        copy_out(&mut c, api.name, &caller, dst, offset, size)
+        copy_out(&mut c, api.name, |s| &s.message.caller, dst, offset, size)
     })?;
     // Only meaningful in reply/reject callbacks, which this host never runs.
     let api = entry("msg_reject_code");
@@ -52,6 +50,7 @@ pub(super) fn define(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
     l.func_wrap("ic0", api.name, move |mut c: Ctx<'_>, src: u32, size: u32| -> R<()> {
         allow(&c, api)?;
         responded(&c, api.name)?;
+        charge(&mut c, cost::COPY + cost::REPLY_BYTE * u64::from(size))?;
         let max = c.data().message.max_reply();
         if c.data().message.reply_data.len() + size as usize > max {
             return trap(format!("ic0.msg_reply_data_append: the reply would exceed the maximum of {max} bytes"));
@@ -72,6 +71,7 @@ pub(super) fn define(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
     l.func_wrap("ic0", api.name, move |mut c: Ctx<'_>, src: u32, size: u32| -> R<()> {
         allow(&c, api)?;
         responded(&c, api.name)?;
+        charge(&mut c, cost::COPY + cost::REPLY_BYTE * u64::from(size))?;
         let max = c.data().message.max_reply();
         if size as usize > max {
             return trap(format!("ic0.msg_reject: the reject message exceeds the maximum of {max} bytes"));
@@ -91,8 +91,7 @@ pub(super) fn define(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
     let api = entry("msg_method_name_copy");
     l.func_wrap("ic0", api.name, move |mut c: Ctx<'_>, dst: u32, offset: u32, size: u32| -> R<()> {
         allow(&c, api)?;
-        let method = c.data().message.method.clone().into_bytes();
-        copy_out(&mut c, api.name, &method, dst, offset, size)
+        copy_out(&mut c, api.name, |s| s.message.method.as_bytes(), dst, offset, size)
     })?;
     let api = entry("accept_message");
     l.func_wrap("ic0", api.name, move |mut c: Ctx<'_>| -> R<()> {

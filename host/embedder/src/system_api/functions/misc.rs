@@ -3,7 +3,7 @@
 
 use wasmtime::Linker;
 
-use super::{Ctx, HostTrap, R, allow, entry, instructions, read_text, trap};
+use super::{Ctx, HostTrap, R, allow, charge, cost, entry, instructions, read_text, trap};
 use crate::system_api::HostState;
 
 /// Define the remaining functions.
@@ -35,13 +35,15 @@ pub(super) fn define(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
     let api = entry("debug_print");
     l.func_wrap("ic0", api.name, move |mut c: Ctx<'_>, src: u32, size: u32| -> R<()> {
         allow(&c, api)?;
+        charge(&mut c, cost::DEBUG_PRINT + u64::from(size))?;
         let text = read_text(&c, api.name, src, size)?;
-        c.data_mut().message.debug_prints.push(text);
+        c.data_mut().message.print(text);
         Ok(())
     })?;
     let api = entry("trap");
-    l.func_wrap("ic0", api.name, move |c: Ctx<'_>, src: u32, size: u32| -> R<()> {
+    l.func_wrap("ic0", api.name, move |mut c: Ctx<'_>, src: u32, size: u32| -> R<()> {
         allow(&c, api)?;
+        charge(&mut c, cost::COPY + u64::from(size))?;
         let text = read_text(&c, api.name, src, size)?;
         Err(wasmtime::Error::new(HostTrap::CalledTrap(String::from_utf8_lossy(&text).into_owned())))
     })?;

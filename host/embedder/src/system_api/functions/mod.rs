@@ -12,13 +12,30 @@ mod misc;
 mod stable;
 
 use memory_tracker::{AccessError, ProtectFailure, TrackedMemory};
-use wasmtime::{Caller, Engine, FuncType, Linker, ValType as WasmValType};
+use wasmtime::{Caller, Engine, FuncType, Linker, Trap, ValType as WasmValType};
 
 use super::spec::{self, IMPORTS, Import};
 use super::{HostState, Response};
 
-/// How much of a `debug_print` or `trap` message is kept.
-const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// How much of a `debug_print` or `trap` message is kept (the IC's limit).
+const MAX_MESSAGE_BYTES: usize = 32 * 1024;
+/// Bytes moved per step when copying between the heap and stable memory,
+/// so no copy needs a canister-sized buffer.
+const COPY_CHUNK: u64 = 64 * 1024;
+
+/// What System API calls cost, in instructions, as on the IC: a fixed
+/// overhead per call plus a charge per byte moved, so no loop of calls
+/// moves unbounded data within an instruction limit.
+mod cost {
+    /// Most calls that copy data in or out.
+    pub(super) const COPY: u64 = 500;
+    /// `debug_print`.
+    pub(super) const DEBUG_PRINT: u64 = 100;
+    /// `stable*_read` and `stable*_write`.
+    pub(super) const STABLE: u64 = 20;
+    /// Per byte of a reply or reject: the IC charges transmission at 50×.
+    pub(super) const REPLY_BYTE: u64 = 50;
+}
 
 /// Why a host function stopped the message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,14 +129,39 @@ fn write_heap(caller: &mut Ctx<'_>, name: &str, offset: u64, data: &[u8]) -> R<(
     }
 }
 
+/// Charge `instructions` of the message's fuel for work the host does for
+/// it; running out ends the message at its instruction limit.
+fn charge(caller: &mut Ctx<'_>, instructions: u64) -> R<()> {
+    let fuel = caller.get_fuel()?;
+    match fuel.checked_sub(instructions) {
+        Some(left) => caller.set_fuel(left),
+        None => {
+            caller.set_fuel(0)?;
+            Err(wasmtime::Error::new(Trap::OutOfFuel))
+        }
+    }
+}
+
 /// `*_copy(dst, offset, size)`: copy `source[offset..offset + size]` to the
-/// heap at `dst`, trapping if either range is out of bounds.
-fn copy_out(caller: &mut Ctx<'_>, name: &str, source: &[u8], dst: u32, offset: u32, size: u32) -> R<()> {
+/// heap at `dst`, trapping if either range is out of bounds. Only the
+/// requested part is copied out of the source, so reading a large source
+/// in small pieces costs its size, not its size times the pieces.
+fn copy_out(
+    caller: &mut Ctx<'_>,
+    name: &str,
+    source: fn(&HostState) -> &[u8],
+    dst: u32,
+    offset: u32,
+    size: u32,
+) -> R<()> {
+    charge(caller, cost::COPY + u64::from(size))?;
+    let source = source(caller.data());
     let end = u64::from(offset) + u64::from(size);
     if end > source.len() as u64 {
         return trap(format!("ic0.{name}: offset {offset} + size {size} exceeds the {}-byte source", source.len()));
     }
-    write_heap(caller, name, dst.into(), &source[offset as usize..end as usize])
+    let part = source[offset as usize..end as usize].to_vec();
+    write_heap(caller, name, dst.into(), &part)
 }
 
 /// Read a message for `debug_print` or `trap`, keeping a bounded prefix

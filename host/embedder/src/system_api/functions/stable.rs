@@ -3,7 +3,7 @@
 
 use wasmtime::Linker;
 
-use super::{Ctx, R, allow, entry, heap_range, read_heap, trap, write_heap};
+use super::{COPY_CHUNK, Ctx, R, allow, charge, cost, entry, heap_range, read_heap, trap, write_heap};
 use crate::system_api::HostState;
 use crate::system_api::spec::Import;
 use crate::units::WasmPages;
@@ -60,37 +60,53 @@ pub(super) fn define(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
     Ok(())
 }
 
+/// Copy `size` bytes of the heap at `src` into stable memory at `offset`,
+/// a chunk at a time.
 fn stable_write(c: &mut Ctx<'_>, api: &Import, offset: u64, src: u64, size: u64) -> R<()> {
     allow(c, api)?;
     let name = api.name;
+    charge(c, cost::STABLE.saturating_add(size))?;
     let stable_size = c.data().message.stable.size_bytes();
     if offset.checked_add(size).is_none_or(|end| end > stable_size) {
         return trap(format!(
             "ic0.{name}: range [{offset}, {offset}+{size}) is outside the stable memory of {stable_size} bytes"
         ));
     }
-    let data = read_heap(c, name, src, size)?;
-    match c.data_mut().message.stable.write(offset, &data) {
-        Ok(()) => Ok(()),
-        Err(e) => trap(format!("ic0.{name}: {e}")),
+    heap_range(c, name, src, size)?;
+    let mut done = 0;
+    while done < size {
+        let n = COPY_CHUNK.min(size - done);
+        let data = read_heap(c, name, src + done, n)?;
+        if let Err(e) = c.data_mut().message.stable.write(offset + done, &data) {
+            return trap(format!("ic0.{name}: {e}"));
+        }
+        done += n;
     }
+    Ok(())
 }
 
+/// Copy `size` bytes of stable memory at `offset` into the heap at `dst`,
+/// a chunk at a time.
 fn stable_read(c: &mut Ctx<'_>, api: &Import, dst: u64, offset: u64, size: u64) -> R<()> {
     allow(c, api)?;
     let name = api.name;
-    let stable = &c.data().message.stable;
-    if offset.checked_add(size).is_none_or(|end| end > stable.size_bytes()) {
+    charge(c, cost::STABLE.saturating_add(size))?;
+    let stable_size = c.data().message.stable.size_bytes();
+    if offset.checked_add(size).is_none_or(|end| end > stable_size) {
         return trap(format!(
-            "ic0.{name}: range [{offset}, {offset}+{size}) is outside the stable memory of {} bytes",
-            stable.size_bytes()
+            "ic0.{name}: range [{offset}, {offset}+{size}) is outside the stable memory of {stable_size} bytes"
         ));
     }
-    // Check the heap range before allocating the buffer.
     heap_range(c, name, dst, size)?;
-    let mut buf = vec![0; size as usize];
-    if let Err(e) = stable.read(offset, &mut buf) {
-        return trap(format!("ic0.{name}: {e}"));
+    let mut buf = vec![0; COPY_CHUNK.min(size) as usize];
+    let mut done = 0;
+    while done < size {
+        let chunk = &mut buf[..COPY_CHUNK.min(size - done) as usize];
+        if let Err(e) = c.data().message.stable.read(offset + done, chunk) {
+            return trap(format!("ic0.{name}: {e}"));
+        }
+        write_heap(c, name, dst + done, chunk)?;
+        done += chunk.len() as u64;
     }
-    write_heap(c, name, dst, &buf)
+    Ok(())
 }
