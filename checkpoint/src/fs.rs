@@ -58,8 +58,10 @@ pub trait Fs: Send + Sync + 'static {
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
     /// Create a new, empty file for reading and writing; fails if it exists.
     fn create_file(&self, path: &Path) -> io::Result<Box<dyn FsFile>>;
-    /// Open an existing file for reading and writing.
+    /// Open an existing file for reading (and syncing).
     fn open_file(&self, path: &Path) -> io::Result<Box<dyn FsFile>>;
+    /// Open an existing file for reading and writing.
+    fn open_file_rw(&self, path: &Path) -> io::Result<Box<dyn FsFile>>;
     /// Create `to` with the contents of `from`, sharing storage where the
     /// filesystem can and keeping holes where it cannot.
     fn clone_file(&self, from: &Path, to: &Path) -> io::Result<Box<dyn FsFile>>;

@@ -41,7 +41,7 @@ mod writer;
 
 pub use checkpoint::{Checkpoint, FileRef};
 pub use error::{Error, Result};
-pub use fs::{DirEntry, EntryKind, Fs, FsFile, LockGuard, Stat};
+pub use fs::{DirEntry, EntryKind, Fs, FsFile, LockGuard, Stat, read_all};
 pub use hash::Hash;
 pub use manifest::{FileEntry, Manifest};
 pub use real_fs::RealFs;

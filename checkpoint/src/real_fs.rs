@@ -79,6 +79,10 @@ impl Fs for RealFs {
         Ok(Box::new(RealFile(File::open(path)?)))
     }
 
+    fn open_file_rw(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
+        Ok(Box::new(RealFile(OpenOptions::new().read(true).write(true).open(path)?)))
+    }
+
     fn clone_file(&self, from: &Path, to: &Path) -> io::Result<Box<dyn FsFile>> {
         let src = File::open(from)?;
         let dst = OpenOptions::new().read(true).write(true).create_new(true).open(to)?;

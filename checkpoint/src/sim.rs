@@ -373,6 +373,11 @@ impl Fs for SimFs {
         Ok(Box::new(SimFile { fs: self.clone(), node, path: path.to_path_buf() }))
     }
 
+    fn open_file_rw(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
+        // The simulation does not model permissions: the same as reading.
+        self.open_file(path)
+    }
+
     fn open_file(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
         let names = self.components(path)?;
         let mut s = self.begin("open_file", path, false)?;

@@ -46,6 +46,10 @@ pub struct HostConfig {
     pub max_round_bytes: usize,
     /// Largest argument of an update or install (the IC's ingress limit).
     pub max_ingress_bytes: usize,
+    /// Threads that run queries (default: the number of cores).
+    pub query_threads: usize,
+    /// Queries that may wait for a query thread; more are refused.
+    pub query_queue: usize,
     /// Where round times come from.
     pub time: TimeSource,
     /// With no messages, how often to look for due timers and heartbeats
@@ -66,6 +70,8 @@ impl HostConfig {
             ("keep_checkpoints", self.keep_checkpoints as u64),
             ("wal_segment_bytes", self.wal_segment_bytes),
             ("max_round_operations", self.max_round_operations as u64),
+            ("query_threads", self.query_threads as u64),
+            ("query_queue", self.query_queue as u64),
             ("idle_round_interval", self.idle_round_interval.as_nanos().min(u64::MAX.into()) as u64),
             ("execution.prefetch_pages", e.prefetch_pages as u64),
             ("execution.update_instruction_limit", e.update_instruction_limit),
@@ -105,6 +111,8 @@ impl Default for HostConfig {
             max_round_operations: 10_000,
             max_round_bytes: 256 << 20,
             max_ingress_bytes: 2 << 20,
+            query_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            query_queue: 1024,
             time: TimeSource::WallClock,
             idle_round_interval: Duration::from_millis(100),
             verification: Verification::Full,

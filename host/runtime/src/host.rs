@@ -11,12 +11,13 @@ use std::thread::JoinHandle;
 use candid::Principal;
 use checkpoint::{Hash, StateDir};
 use crossbeam_channel::{Receiver, Sender};
-use embedder::{Call, Engine, Executor, MethodKind};
+use embedder::{Call, Engine, EntryPoint, Executor, MethodKind};
 
 use crate::admission::Admission;
 use crate::canister::{self, CanisterError, CanisterLogRecord, CanisterStatus, InstallMode};
 use crate::config::HostConfig;
 use crate::error::{CallError, HostError};
+use crate::query_pool::{QueryPool, WASM_THREAD_STACK, on_wasm_stack};
 use crate::recovery::{RecoveryReport, recover};
 use crate::round::{self, Operation, Outcome};
 use crate::scheduler::{Command, Reply, Scheduler, Shared};
@@ -82,11 +83,14 @@ impl Host {
         let engine = Arc::new(Engine::new()?);
         let executor = Arc::new(Executor::new(engine, config.execution.clone()));
         let dir = StateDir::open(path)?;
-        let recovered = recover(&dir, &config, &executor)?;
+        let recovered = on_wasm_stack(|| recover(&dir, &config, &executor))?;
         let report = recovered.report.clone();
+        let queries = QueryPool::new(config.query_threads, config.query_queue)
+            .map_err(|e| HostError::Stopped(format!("cannot start the query threads: {e}")))?;
         let shared = Arc::new(Shared {
             executor,
             admission: Admission::new(&config),
+            queries,
             view: RwLock::new(Arc::new(CommittedView::empty(recovered.round))),
             failure: Mutex::new(None),
             rounds: AtomicU64::new(0),
@@ -96,6 +100,8 @@ impl Host {
         let scheduler = Scheduler::new(config, dir, recovered, shared.clone());
         let thread = std::thread::Builder::new()
             .name("canister-host-scheduler".into())
+            // It runs a share of each round itself.
+            .stack_size(WASM_THREAD_STACK)
             .spawn(move || scheduler.run(rx))
             .map_err(|e| HostError::Stopped(format!("cannot start the scheduler thread: {e}")))?;
         Ok(Host { shared, commands: Some(tx), scheduler: Some(thread), recovered: report })
@@ -237,8 +243,24 @@ impl Host {
         if let Some(info) = view.canisters.get(&canister) {
             let admitted = if info.status == CanisterStatus::Stopped {
                 Err(CanisterError::Stopped { canister })
+            } else if info.state.module.as_ref().is_some_and(|m| m.info.has(EntryPoint::InspectMessage)) {
+                let (executor, state, method, arg, time) = (
+                    self.shared.executor.clone(),
+                    info.state.clone(),
+                    method.to_string(),
+                    arg.clone(),
+                    view.round.time,
+                );
+                match self
+                    .shared
+                    .queries
+                    .run(move || canister::inspect(&executor, canister, &state, &sender, &method, &arg, time))
+                {
+                    Ok(admitted) => admitted,
+                    Err(busy) => return CallHandle { reply: Err(CallError::Unavailable(busy)) },
+                }
             } else {
-                canister::inspect(&self.shared.executor, canister, &info.state, &sender, method, arg, view.round.time)
+                Ok(())
             };
             if let Err(error) = admitted {
                 return CallHandle { reply: Err(refused(&error)) };
@@ -258,8 +280,9 @@ impl Host {
     ) -> Result<Vec<u8>, CallError> {
         self.submit_update(canister, sender, method, arg).wait()
     }
-    /// Run a query on the state as of the last round, on this thread. It
-    /// never waits for a round and never sees one half-applied.
+    /// Run a query on the state as of the last round, on one of the host's
+    /// query threads (whatever the caller's stack). It never waits for a
+    /// round and never sees one half-applied.
     pub fn query_call(
         &self,
         canister: Principal,
@@ -272,8 +295,15 @@ impl Host {
         if info.status == CanisterStatus::Stopped {
             return Err(refused(&CanisterError::Stopped { canister }));
         }
-        let call = Call::method(method, MethodKind::Query, &arg, sender.as_slice(), view.round.time);
-        let result = self.shared.executor.query(&info.state, call);
+        let (executor, state, method, time) =
+            (self.shared.executor.clone(), info.state.clone(), method.to_string(), view.round.time);
+        let result = self
+            .shared
+            .queries
+            .run(move || {
+                executor.query(&state, Call::method(&method, MethodKind::Query, &arg, sender.as_slice(), time))
+            })
+            .map_err(CallError::Unavailable)?;
         match result.outcome {
             // A query's host failure is the host's to report, but not a
             // round's: nothing is applied either way.

@@ -26,6 +26,7 @@ mod config;
 mod error;
 mod host;
 mod persist;
+mod query_pool;
 mod recovery;
 mod registry;
 mod replay;

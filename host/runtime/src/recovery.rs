@@ -63,7 +63,7 @@ pub(crate) fn recover(
         }
     };
     report.checkpoint = meta.height;
-    let (mut wal, found) = Wal::open(&dir.wal_dir(), config.fsync, config.wal_segment_bytes)?;
+    let (mut wal, found) = Wal::open_with(dir.fs().clone(), &dir.wal_dir(), config.fsync, config.wal_segment_bytes)?;
     report.truncated_log_bytes = found.truncated.as_ref().map_or(0, |t| t.bytes);
     let pool = WorkerPool::new(config.workers, executor.clone(), Arc::default());
     let mut round = LastRound { height: meta.height, time: meta.time };

@@ -17,6 +17,7 @@ use crate::admission::Admission;
 use crate::config::{HostConfig, TimeSource};
 use crate::error::HostError;
 use crate::persist::{self, HostMeta, ModuleFiles};
+use crate::query_pool::QueryPool;
 use crate::recovery::RecoveredState;
 use crate::registry::Registry;
 use crate::round::{NotApplied, Operation, Outcome, RoundRecord, WorkerPool};
@@ -28,6 +29,8 @@ pub(crate) struct Shared {
     pub(crate) executor: Arc<Executor>,
     /// What requests are checked against before they are submitted.
     pub(crate) admission: Admission,
+    /// Where queries and inspect_message run.
+    pub(crate) queries: QueryPool,
     /// What queries see; replaced after every round.
     pub(crate) view: RwLock<Arc<CommittedView>>,
     /// Set if the scheduler stopped on an error it cannot recover from.

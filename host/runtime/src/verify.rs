@@ -15,6 +15,7 @@ use embedder::{Engine, ExecutionConfig, Executor};
 
 use crate::error::HostError;
 use crate::persist::{self, LoadedState};
+use crate::query_pool::WASM_THREAD_STACK;
 use crate::replay::{Divergence, replay};
 use crate::round::{ModuleOverrides, WorkerPool, state_digest};
 use crate::wal::Wal;
@@ -86,6 +87,31 @@ pub fn verify(
     options: VerifyOptions,
     progress: &mut dyn FnMut(&VerifyProgress),
 ) -> Result<VerifyReport, HostError> {
+    // The replay runs on a thread with a stack sized for wasm; progress
+    // comes back to this one, where the callback lives.
+    let (tx, rx) = crossbeam_channel::unbounded::<VerifyProgress>();
+    std::thread::scope(|scope| {
+        // `tx` moves into the replay, so the loop below ends with it.
+        let replay = std::thread::Builder::new()
+            .name("canister-host-verify".into())
+            .stack_size(WASM_THREAD_STACK)
+            .spawn_scoped(scope, move || verify_here(path, options, &mut |p| drop(tx.send(p.clone()))))
+            .map_err(|e| HostError::Operation(format!("cannot start the verification thread: {e}")))?;
+        for report in rx {
+            progress(&report);
+        }
+        match replay.join() {
+            Ok(result) => result,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })
+}
+
+fn verify_here(
+    path: &Path,
+    options: VerifyOptions,
+    progress: &mut dyn FnMut(&VerifyProgress),
+) -> Result<VerifyReport, HostError> {
     let started = Instant::now();
     let dir = StateDir::open_read_only(path)?;
     let heights = dir.heights()?;
@@ -104,7 +130,7 @@ pub fn verify(
     let executor = Arc::new(Executor::new(engine, options.execution.clone()));
     let overrides = Arc::new(options.replace_modules.clone());
     let LoadedState { mut registry, .. } = persist::load(&checkpoint, &executor, &overrides)?;
-    let (wal, found) = Wal::open_read_only(&dir.wal_dir())?;
+    let (wal, found) = Wal::open_read_only_with(dir.fs().clone(), &dir.wal_dir())?;
     let pool = WorkerPool::new(options.workers, executor, overrides);
     let last_height = found.records.last().map_or(from, |r| r.height.max(from));
     let mut report = VerifyReport {

@@ -549,3 +549,34 @@ fn compilation_never_stalls_rounds() {
     assert!(!installed.load(Ordering::SeqCst), "the update waited for the compilation");
     installer.join().unwrap();
 }
+
+/// A query that recurses until wasm's stack runs out traps, whatever the
+/// stack of the thread that asked: queries run on the host's threads.
+#[test]
+fn stack_exhaustion_in_a_query_is_a_trap_on_any_caller_thread() {
+    const DEEP: &str = r#"(module
+        (import "ic0" "msg_reply" (func $reply))
+        (memory 1)
+        (func $down (param i64) (result i64)
+            (if (result i64) (i64.eqz (local.get 0))
+                (then (i64.const 0))
+                (else (i64.add (i64.const 1) (call $down (i64.sub (local.get 0) (i64.const 1)))))))
+        (func (export "canister_query deep") (drop (call $down (i64.const 100000000))) (call $reply))
+        (func (export "canister_update deep_update") (drop (call $down (i64.const 100000000))) (call $reply)))"#;
+    let tmp = tempfile::tempdir().unwrap();
+    let host = Arc::new(Host::open(tmp.path(), config(1)).unwrap());
+    let id = host.create_canister(OWNER, vec![], None).unwrap();
+    host.install_code(OWNER, id, InstallMode::Install, wat::parse_str(DEEP).unwrap(), vec![]).unwrap();
+    let small = {
+        let host = host.clone();
+        std::thread::Builder::new()
+            .stack_size(256 << 10)
+            .spawn(move || host.query_call(id, USER, "deep", vec![]))
+            .unwrap()
+    };
+    let err = small.join().expect("the caller's thread survived").unwrap_err();
+    assert_eq!(err.error_code(), Some(ErrorCode::CanisterTrapped), "{err}");
+    assert!(err.to_string().contains("stack"), "{err}");
+    let err = host.update_call(id, USER, "deep_update", vec![]).unwrap_err();
+    assert_eq!(err.error_code(), Some(ErrorCode::CanisterTrapped), "{err}");
+}

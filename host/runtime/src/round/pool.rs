@@ -17,6 +17,7 @@ use embedder::Executor;
 use super::execute::run_task;
 use super::{Operation, Outcome};
 use crate::canister::Canister;
+use crate::query_pool::WASM_THREAD_STACK;
 
 /// Replacement modules, by the SHA-256 of the module they replace (replay
 /// verification runs a history against a modified module).
@@ -98,6 +99,7 @@ impl WorkerPool {
                 let (rx, runner): (Receiver<Job>, _) = (rx.clone(), runner.clone());
                 std::thread::Builder::new()
                     .name(format!("canister-worker-{i}"))
+                    .stack_size(WASM_THREAD_STACK)
                     .spawn(move || {
                         for job in rx {
                             let done = job.tasks.into_iter().map(|t| run_guarded(&*runner, t, job.time)).collect();

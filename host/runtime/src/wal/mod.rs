@@ -25,10 +25,11 @@ mod scan;
 #[cfg(test)]
 mod tests;
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::FileExt;
+use std::io::{self, ErrorKind};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use checkpoint::{Fs, FsFile, RealFs};
 
 pub use format::{Chain, MAX_RECORD_BYTES};
 use format::{HEADER_LEN, SegmentHeader};
@@ -127,12 +128,15 @@ struct Segment {
 
 /// An open write-ahead log, ready to append.
 pub struct Wal {
+    /// Every file operation goes through it, so the fault-injection sweeps
+    /// reach the log as they reach checkpoints.
+    fs: Arc<dyn Fs>,
     dir: PathBuf,
     fsync: bool,
     segment_bytes: u64,
     segments: Vec<Segment>,
     /// The active (last) segment and its length.
-    active: Option<(File, u64)>,
+    active: Option<(Box<dyn FsFile>, u64)>,
     last_height: Option<u64>,
     last_chain: Chain,
     /// Start a new segment at the next append (after a gap).
@@ -145,15 +149,39 @@ impl Wal {
     /// Open (creating if needed) the log in `dir`, validating every record.
     /// `fsync` false skips syncing appends (benchmarks only).
     pub fn open(dir: &Path, fsync: bool, segment_bytes: u64) -> Result<(Wal, Recovered), WalError> {
-        std::fs::create_dir_all(dir).map_err(io_error("create", dir))?;
-        Wal::open_mode(dir, fsync, segment_bytes, false)
+        Wal::open_with(Arc::new(RealFs), dir, fsync, segment_bytes)
+    }
+
+    /// [`Wal::open`] on the filesystem `fs`.
+    pub fn open_with(
+        fs: Arc<dyn Fs>,
+        dir: &Path,
+        fsync: bool,
+        segment_bytes: u64,
+    ) -> Result<(Wal, Recovered), WalError> {
+        match fs.stat(dir) {
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                fs.create_dir(dir).map_err(io_error("create", dir))?;
+                if let Some(parent) = dir.parent() {
+                    fs.sync_dir(parent).map_err(io_error("sync", parent))?;
+                }
+            }
+            Err(e) => return Err(io_error("inspect", dir)(e)),
+        }
+        Wal::open_mode(fs, dir, fsync, segment_bytes, false)
     }
 
     /// Validate and list the records without changing anything: a torn
     /// tail just ends the list. For reading a log another process appends
     /// to (replay verification).
     pub fn open_read_only(dir: &Path) -> Result<(Wal, Recovered), WalError> {
-        Wal::open_mode(dir, false, u64::MAX, true)
+        Wal::open_read_only_with(Arc::new(RealFs), dir)
+    }
+
+    /// [`Wal::open_read_only`] on the filesystem `fs`.
+    pub fn open_read_only_with(fs: Arc<dyn Fs>, dir: &Path) -> Result<(Wal, Recovered), WalError> {
+        Wal::open_mode(fs, dir, false, u64::MAX, true)
     }
 
     /// Height of the last record (or of the record before an empty segment).
@@ -180,9 +208,9 @@ impl Wal {
 
     /// Read a record's body.
     pub fn read(&self, record: &RecordRef) -> Result<Vec<u8>, WalError> {
-        let file = File::open(&record.segment).map_err(io_error("open", &record.segment))?;
+        let mut file = self.fs.open_file(&record.segment).map_err(io_error("open", &record.segment))?;
         let mut body = vec![0; record.body_len as usize];
-        file.read_exact_at(&mut body, record.body_offset).map_err(io_error("read", &record.segment))?;
+        file.read_at(record.body_offset, &mut body).map_err(io_error("read", &record.segment))?;
         Ok(body)
     }
 
@@ -207,9 +235,9 @@ impl Wal {
         let frame = format::frame(&payload);
         let path = &self.segments.last().expect("a segment was started").path;
         let (file, len) = self.active.as_mut().expect("a segment was started");
-        file.write_all(&frame).map_err(io_error("append to", path))?;
+        file.write_at(*len, &frame).map_err(io_error("append to", path))?;
         if self.fsync {
-            file.sync_data().map_err(io_error("sync", path))?;
+            file.sync().map_err(io_error("sync", path))?;
         }
         *len += frame.len() as u64;
         self.last_chain = format::chain(&payload);
@@ -220,13 +248,12 @@ impl Wal {
     fn start_segment(&mut self, first_height: u64) -> Result<(), WalError> {
         let path = self.dir.join(format!("seg-{first_height:016x}.log"));
         let header = SegmentHeader { first_height, prev_chain: self.last_chain }.encode();
-        let mut file =
-            OpenOptions::new().create_new(true).append(true).open(&path).map_err(io_error("create", &path))?;
-        file.write_all(&header).map_err(io_error("write", &path))?;
+        let mut file = self.fs.create_file(&path).map_err(io_error("create", &path))?;
+        file.write_at(0, &header).map_err(io_error("write", &path))?;
         // The header and the directory entry are made durable even without
         // fsync of appends: a segment must never appear half-created.
-        file.sync_all().map_err(io_error("sync", &path))?;
-        sync_dir(&self.dir)?;
+        file.sync().map_err(io_error("sync", &path))?;
+        sync_dir(&*self.fs, &self.dir)?;
         self.segments.push(Segment { path, first_height });
         self.active = Some((file, HEADER_LEN));
         Ok(())
@@ -238,16 +265,16 @@ impl Wal {
         let mut removed = 0;
         while self.segments.len() > 1 && self.segments[1].first_height <= height + 1 {
             let segment = self.segments.remove(0);
-            std::fs::remove_file(&segment.path).map_err(io_error("remove", &segment.path))?;
+            self.fs.remove_file(&segment.path).map_err(io_error("remove", &segment.path))?;
             removed += 1;
         }
         if removed > 0 {
-            sync_dir(&self.dir)?;
+            sync_dir(&*self.fs, &self.dir)?;
         }
         Ok(removed)
     }
 }
 
-fn sync_dir(dir: &Path) -> Result<(), WalError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io_error("sync", dir))
+fn sync_dir(fs: &dyn Fs, dir: &Path) -> Result<(), WalError> {
+    fs.sync_dir(dir).map_err(io_error("sync", dir))
 }

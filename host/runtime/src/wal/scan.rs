@@ -1,31 +1,34 @@
 //! Opening the log: listing its segments and validating every record, and
 //! cutting off a torn tail left by a crash.
 
-use std::fs::OpenOptions;
 use std::path::Path;
+use std::sync::Arc;
+
+use checkpoint::{Fs, read_all};
 
 use super::format::{self, Frame, HEADER_LEN, SegmentHeader, intact_frame_after};
 use super::{RecordRef, Recovered, Segment, TruncatedTail, Wal, WalError, io_error, sync_dir};
 
 impl Wal {
     pub(super) fn open_mode(
+        fs: Arc<dyn Fs>,
         dir: &Path,
         fsync: bool,
         segment_bytes: u64,
         read_only: bool,
     ) -> Result<(Wal, Recovered), WalError> {
         let mut segments = Vec::new();
-        for entry in std::fs::read_dir(dir).map_err(io_error("list", dir))? {
-            let entry = entry.map_err(io_error("list", dir))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
+        for entry in fs.list_dir(dir).map_err(io_error("list", dir))? {
+            let name = &entry.name;
             let first = name.strip_prefix("seg-").and_then(|n| n.strip_suffix(".log")).filter(|h| h.len() == 16);
             match first.and_then(|h| u64::from_str_radix(h, 16).ok()) {
-                Some(first_height) => segments.push(Segment { path: entry.path(), first_height }),
-                None => return Err(WalError::ForeignFile(entry.path())),
+                Some(first_height) => segments.push(Segment { path: dir.join(name), first_height }),
+                None => return Err(WalError::ForeignFile(dir.join(name))),
             }
         }
         segments.sort_by_key(|s| s.first_height);
         let mut log = Wal {
+            fs,
             dir: dir.to_path_buf(),
             fsync,
             segment_bytes,
@@ -42,19 +45,18 @@ impl Wal {
             let is_last = i + 1 == count;
             match log.scan(&segment, is_last, &mut recovered)? {
                 Some(len) => {
-                    log.segments.push(segment);
                     if is_last && !read_only {
-                        let file = OpenOptions::new().append(true).open(&log.segments[i].path);
-                        let file = file.map_err(io_error("open", &log.segments[i].path))?;
+                        let file = log.fs.open_file_rw(&segment.path).map_err(io_error("open", &segment.path))?;
                         log.active = Some((file, len));
                     }
+                    log.segments.push(segment);
                 }
                 None if read_only => {}
                 // A last segment whose header never made it to disk.
                 None => {
                     tracing::warn!(segment = %segment.path.display(), "removing a log segment with a torn header");
-                    std::fs::remove_file(&segment.path).map_err(io_error("remove", &segment.path))?;
-                    sync_dir(dir)?;
+                    log.fs.remove_file(&segment.path).map_err(io_error("remove", &segment.path))?;
+                    sync_dir(&*log.fs, dir)?;
                 }
             }
         }
@@ -65,7 +67,7 @@ impl Wal {
     /// the last segment).
     fn scan(&mut self, segment: &Segment, is_last: bool, recovered: &mut Recovered) -> Result<Option<u64>, WalError> {
         let path = &segment.path;
-        let bytes = std::fs::read(path).map_err(io_error("read", path))?;
+        let bytes = read_all(&*self.fs, path).map_err(io_error("read", path))?;
         let corrupt = |offset: u64, reason: String| WalError::Corrupt { segment: path.clone(), offset, reason };
         if let Some(found) = format::other_version(&bytes) {
             return Err(WalError::UnknownFormat { segment: path.clone(), found });
@@ -125,9 +127,9 @@ impl Wal {
                             segment = %path.display(), offset, dropped = bytes.len() as u64 - offset, %reason,
                             "truncating a torn record at the end of the write-ahead log"
                         );
-                        let file = OpenOptions::new().write(true).open(path).map_err(io_error("open", path))?;
+                        let mut file = self.fs.open_file_rw(path).map_err(io_error("open", path))?;
                         file.set_len(offset).map_err(io_error("truncate", path))?;
-                        file.sync_all().map_err(io_error("sync", path))?;
+                        file.sync().map_err(io_error("sync", path))?;
                         recovered.truncated =
                             Some(TruncatedTail { segment: path.clone(), bytes: bytes.len() as u64 - offset });
                         return Ok(Some(offset));
