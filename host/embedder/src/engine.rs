@@ -1,13 +1,14 @@
 //! The wasmtime engine, configured for deterministic canister execution over
 //! tracked memory, and compiled canister modules.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use sha2::{Digest, Sha256};
 use wasmtime::{Config, InstancePre, Linker, Module, OptLevel};
 
 use memory_tracker::{MemoryBackend, SignalBackend};
 
+use crate::execution::EPOCH_TICK;
 use crate::module::{self, ModuleError, ModuleInfo};
 use crate::system_api::{self, HostState};
 
@@ -31,6 +32,8 @@ pub struct Engine {
     pub(crate) wasmtime: wasmtime::Engine,
     pub(crate) backend: Arc<Backend>,
     linker: Linker<HostState>,
+    /// Started with the first sliced message (see `execution::slicing`).
+    ticker: OnceLock<()>,
 }
 
 impl Engine {
@@ -58,11 +61,32 @@ impl Engine {
             .guard_before_linear_memory(true)
             .memory_may_move(false)
             .memory_reservation_for_growth(0)
+            // Sliced messages are observed at epoch ticks; the checks cost
+            // a load and a compare at loop heads and calls.
+            .epoch_interruption(true)
             .with_host_memory(backend.memory_creator());
         let wasmtime = wasmtime::Engine::new(&config).map_err(|e| EngineError(format!("{e:#}")))?;
         let mut linker = Linker::new(&wasmtime);
         system_api::link(&mut linker, &wasmtime).map_err(|e| EngineError(format!("{e:#}")))?;
-        Ok(Engine { wasmtime, backend, linker })
+        Ok(Engine { wasmtime, backend, linker, ticker: OnceLock::new() })
+    }
+
+    /// Advance the engine's epoch every `EPOCH_TICK`, from now until the
+    /// engine is dropped: sliced messages report their progress at ticks.
+    pub(crate) fn start_ticker(&self) {
+        self.ticker.get_or_init(|| {
+            let engine = self.wasmtime.weak();
+            let spawned = std::thread::Builder::new().name("canister-host-epoch".into()).spawn(move || {
+                while let Some(engine) = engine.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            });
+            if let Err(error) = spawned {
+                tracing::error!(%error, "cannot start the epoch ticker; sliced messages run without pausing");
+            }
+        });
     }
 
     /// Check, prepare and compile a canister module.

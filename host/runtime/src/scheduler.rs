@@ -3,10 +3,11 @@
 //! hears of it, publishes the committed view, and checkpoints every N
 //! rounds.
 
+use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use candid::Principal;
 use checkpoint::StateDir;
@@ -14,6 +15,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use embedder::Executor;
 
 use crate::admission::Admission;
+use crate::canister::Origin;
 use crate::config::{HostConfig, TimeSource};
 use crate::error::HostError;
 use crate::persist::{self, HostMeta, ModuleFiles};
@@ -84,13 +86,17 @@ pub(crate) struct Scheduler {
     checkpointed: u64,
     modules: ModuleFiles,
     shared: Arc<Shared>,
+    /// Reply channels of operations still pending (behind or as a long
+    /// message), by where they arrived.
+    pending: HashMap<Origin, Sender<Reply>>,
 }
 
 impl Scheduler {
     /// A scheduler continuing from `recovered`; it publishes the view at once.
     pub(crate) fn new(config: HostConfig, dir: StateDir, recovered: RecoveredState, shared: Arc<Shared>) -> Scheduler {
         let RecoveredState { registry, modules, wal, pool, round, checkpointed, .. } = recovered;
-        let scheduler = Scheduler { config, dir, wal, registry, pool, round, checkpointed, modules, shared };
+        let pending = HashMap::new();
+        let scheduler = Scheduler { config, dir, wal, registry, pool, round, checkpointed, modules, shared, pending };
         scheduler.publish_all();
         scheduler
     }
@@ -100,8 +106,13 @@ impl Scheduler {
         // An operation that did not fit the last round opens the next.
         let mut carried: Option<Command> = None;
         loop {
-            let first = match carried.take().map_or_else(|| commands.recv_timeout(self.config.idle_round_interval), Ok)
-            {
+            // Unfinished work (a long message) needs rounds at once.
+            let wait = if self.registry.iter().any(|c| c.is_busy()) {
+                Duration::ZERO
+            } else {
+                self.config.idle_round_interval
+            };
+            let first = match carried.take().map_or_else(|| commands.recv_timeout(wait), Ok) {
                 Ok(command) => command,
                 Err(RecvTimeoutError::Timeout) => {
                     if let Err(error) = self.idle_round() {
@@ -186,6 +197,9 @@ impl Scheduler {
     /// a heartbeat (wall-clock time only; deterministic time stands still
     /// without messages).
     fn idle_round(&mut self) -> Result<(), HostError> {
+        if self.registry.iter().any(|c| c.is_busy()) {
+            return self.round(Vec::new());
+        }
         if self.config.time != TimeSource::WallClock {
             return Ok(());
         }
@@ -272,8 +286,16 @@ impl Scheduler {
         self.shared.rounds.fetch_add(1, Ordering::Relaxed);
         self.shared.messages.fetch_add(result.messages as u64, Ordering::Relaxed);
         self.publish(result.touched.iter().copied());
-        for (reply, outcome) in replies.into_iter().zip(result.outcomes) {
-            let _ = reply.send(Ok(outcome));
+        for (i, (reply, outcome)) in replies.into_iter().zip(result.outcomes).enumerate() {
+            match outcome {
+                Some(outcome) => drop(reply.send(Ok(outcome))),
+                None => drop(self.pending.insert((height, i), reply)),
+            }
+        }
+        for (origin, outcome) in result.late {
+            if let Some(reply) = self.pending.remove(&origin) {
+                let _ = reply.send(Ok(outcome));
+            }
         }
         if height - self.checkpointed >= self.config.checkpoint_interval
             && let Err(error) = self.checkpoint()

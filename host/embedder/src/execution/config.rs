@@ -15,6 +15,9 @@ pub struct ExecutionConfig {
     pub query_instruction_limit: u64,
     /// Instructions an install or upgrade hook may execute.
     pub install_instruction_limit: u64,
+    /// Instructions a message may run in one round (the IC's slice): a
+    /// longer update, timer or heartbeat runs a slice per round.
+    pub slice_instructions: u64,
     /// `memory.grow` beyond this returns -1.
     pub heap_limit_bytes: u64,
     /// `stable_grow` beyond this returns -1.
@@ -36,6 +39,7 @@ impl Default for ExecutionConfig {
             update_instruction_limit: 40_000_000_000,
             query_instruction_limit: 5_000_000_000,
             install_instruction_limit: 300_000_000_000,
+            slice_instructions: 2_000_000_000,
             heap_limit_bytes: 4 << 30,
             stable_limit_bytes: 4 << 30,
             max_module_bytes: 100 << 20,

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use super::compile::Compiler;
 use super::instance::LiveInstance;
 use super::{
-    Call, CanisterState, DirtyPages, Executable, ExecutionConfig, ExecutionError, MessageResult, MessageStats, Target,
+    Call, CanisterState, DirtyPages, Executable, ExecutionConfig, ExecutionError, MessageResult, MessageStats,
+    SliceGate, Target,
 };
 use crate::engine::{CanisterModule, Engine};
 use crate::module::{EntryPoint, MethodKind, ModuleError};
@@ -110,8 +111,49 @@ impl Executor {
     /// Under [`TrackingMode::Untracked`] nothing can persist, so the message
     /// runs like a query on the current state (the benchmark baseline).
     pub fn execute(&self, canister: &mut Executable, call: Call<'_>) -> MessageResult {
+        self.execute_with(canister, call, None, None)
+    }
+
+    /// Run a message's first slice: its result if it fits in one slice of
+    /// instructions (exactly the result of [`Executor::execute`]), or
+    /// `None` if it needs more. Then nothing changed, and
+    /// [`Executor::execute_sliced`] runs it again, a slice per round.
+    pub fn execute_first_slice(&self, canister: &mut Executable, call: Call<'_>) -> Option<MessageResult> {
+        let (_, limit, _) = self.context_and_limit(call.target);
+        let slice = self.config.slice_instructions;
+        if limit <= slice {
+            return Some(self.execute(canister, call));
+        }
+        let result = self.execute_with(canister, call, Some(slice), None);
+        match result.outcome {
+            Err(ExecutionError::InstructionLimit { .. }) => None,
+            _ => Some(result),
+        }
+    }
+
+    /// Run a message with its full limit on this thread, paced by `gate`
+    /// (see `execution::slicing`). The result is [`Executor::execute`]'s.
+    pub fn execute_sliced(&self, canister: &mut Executable, call: Call<'_>, gate: &Arc<SliceGate>) -> MessageResult {
+        self.engine.start_ticker();
+        let result = self.execute_with(canister, call, None, Some(gate.clone()));
+        gate.finish();
+        result
+    }
+
+    /// `execute`, with at most `fuel` instructions if given, paced by
+    /// `gate` if given.
+    fn execute_with(
+        &self,
+        canister: &mut Executable,
+        call: Call<'_>,
+        fuel: Option<u64>,
+        gate: Option<Arc<SliceGate>>,
+    ) -> MessageResult {
         let started = std::time::Instant::now();
         let (context, limit, persists) = self.context_and_limit(call.target);
+        let limit = fuel.map_or(limit, |fuel| fuel.min(limit));
+        // A paced instance belongs to its thread; it is not kept.
+        let keep = self.config.reuse_instances && gate.is_none();
         let persists = persists && self.config.tracking != TrackingMode::Untracked;
         let Some(module) = canister.state.module.clone() else {
             return MessageResult::failed(ExecutionError::NoModule);
@@ -124,9 +166,9 @@ impl Executor {
             // Queries and inspect_message never change state.
             return self.run_detached(&canister.state, call);
         }
-        let mut live = match canister.live.take().filter(|_| self.config.reuse_instances) {
+        let mut live = match canister.live.take().filter(|_| keep) {
             Some(live) => live,
-            None => match LiveInstance::new(&self.engine, &self.config, &module, &canister.state, true) {
+            None => match LiveInstance::new(&self.engine, &self.config, &module, &canister.state, true, gate) {
                 Ok(live) => live,
                 Err(e) => return MessageResult::failed(e),
             },
@@ -147,7 +189,7 @@ impl Executor {
             result.stats.duration = started.elapsed();
             return result; // `live` is dropped: the next message starts clean
         }
-        match self.commit(&mut canister.state, &mut live, run.message) {
+        match self.commit(&mut canister.state, &mut live, run.message, keep) {
             Ok((response, dirty)) => {
                 result.stats.dirty_pages = dirty.heap.len() as u64;
                 result.stats.stable_dirty_pages = dirty.stable.len() as u64;
@@ -159,7 +201,7 @@ impl Executor {
                 };
                 // Count re-protecting the dirty pages as part of the message.
                 result.stats.memory = live.counters() - before;
-                if self.config.reuse_instances {
+                if keep {
                     canister.live = Some(live);
                 }
             }
@@ -189,7 +231,7 @@ impl Executor {
             Ok(export) => export,
             Err(e) => return MessageResult::failed(e),
         };
-        let mut live = match LiveInstance::new(&self.engine, &self.config, &module, state, false) {
+        let mut live = match LiveInstance::new(&self.engine, &self.config, &module, state, false, None) {
             Ok(live) => live,
             Err(e) => return MessageResult::failed(e),
         };
@@ -238,9 +280,10 @@ impl Executor {
         state: &mut CanisterState,
         live: &mut LiveInstance,
         message: MessageState,
+        keep: bool,
     ) -> Result<(Response, DirtyPages), ExecutionError> {
         let mut dirty = DirtyPages::default();
-        if let Some((changed, size)) = live.commit_heap(&mut state.heap, self.config.reuse_instances)? {
+        if let Some((changed, size)) = live.commit_heap(&mut state.heap, keep)? {
             dirty.heap = changed;
             state.heap_pages = size;
         }

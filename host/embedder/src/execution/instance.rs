@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use memory_tracker::{AttachError, MemoryCounters, ProtectFailure, TrackOptions, TrackedMemory};
 use page_delta::{PageIndex, PageMap};
-use wasmtime::{Instance, Store, Trap};
+use wasmtime::{Instance, Store, Trap, UpdateDeadline};
 
-use super::{CanisterState, ExecutionConfig, ExecutionError, GlobalValue};
+use super::{CanisterState, ExecutionConfig, ExecutionError, GlobalValue, SliceGate};
 use crate::engine::{CanisterModule, Engine};
 use crate::module::MEMORY_EXPORT;
 use crate::system_api::{ApiContext, HostState, HostTrap, MessageState};
@@ -39,6 +39,7 @@ impl LiveInstance {
         module: &Arc<CanisterModule>,
         state: &CanisterState,
         track_writes: bool,
+        gate: Option<Arc<SliceGate>>,
     ) -> Result<LiveInstance, ExecutionError> {
         let fail = |e: wasmtime::Error| ExecutionError::Instantiation(format!("{e:#}"));
         let host = HostState {
@@ -48,6 +49,20 @@ impl LiveInstance {
         };
         let mut store = Store::new(&engine.wasmtime, host);
         store.limiter(|host| host);
+        match gate {
+            // A sliced message reports its progress at every epoch tick,
+            // and waits there while it has used its allowance.
+            Some(gate) => {
+                store.set_epoch_deadline(1);
+                store.epoch_deadline_callback(move |store| {
+                    let used = store.data().message.instruction_limit.saturating_sub(store.get_fuel()?);
+                    gate.report(used)?;
+                    Ok(UpdateDeadline::Continue(1))
+                });
+            }
+            // Others never stop at ticks.
+            None => store.set_epoch_deadline(u64::MAX / 2),
+        }
         // Instantiation runs code for some initialisers (reference-typed
         // globals, extended constants, element segments), which costs
         // fuel: without any, such a module could install but never run.

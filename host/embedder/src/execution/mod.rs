@@ -13,9 +13,12 @@ mod config;
 mod executor;
 mod instance;
 mod outcome;
+mod slicing;
 mod state;
 
 pub use config::ExecutionConfig;
 pub use executor::Executor;
 pub use outcome::{Call, DirtyPages, ExecutionError, MessageResult, MessageStats, Target};
+pub(crate) use slicing::EPOCH_TICK;
+pub use slicing::{Cancelled, SliceGate};
 pub use state::{CanisterState, Executable, GlobalValue};

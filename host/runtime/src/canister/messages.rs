@@ -4,7 +4,25 @@
 use candid::Principal;
 use embedder::{Call, CanisterState, EntryPoint, Executor, MessageResult, MethodKind, Target};
 
-use super::{Canister, CanisterError, CanisterStatus};
+use super::{Canister, CanisterError, CanisterStatus, LongCall};
+
+/// What running a system task came to.
+enum SystemTask {
+    /// The module does not export it.
+    NotRun,
+    Done(Box<MessageResult>),
+    /// It needs more than a slice.
+    Long,
+}
+
+impl SystemTask {
+    fn done(self) -> Option<MessageResult> {
+        match self {
+            SystemTask::Done(result) => Some(*result),
+            SystemTask::NotRun | SystemTask::Long => None,
+        }
+    }
+}
 
 impl Canister {
     /// Whether `canister_inspect_message` (if exported) accepts an ingress
@@ -38,6 +56,52 @@ impl Canister {
         Ok(result)
     }
 
+    /// [`Canister::update`]'s first slice: `None` if the message needs more
+    /// than a slice (nothing changed; it becomes the long message).
+    pub(crate) fn update_first_slice(
+        &mut self,
+        exec: &Executor,
+        caller: &Principal,
+        method: &str,
+        arg: &[u8],
+        time: u64,
+    ) -> Result<Option<MessageResult>, CanisterError> {
+        self.check_running()?;
+        let call = Call::method(method, MethodKind::Update, arg, caller.as_slice(), time);
+        let result = exec.execute_first_slice(&mut self.exec, call);
+        if let Some(result) = &result {
+            self.canister_log.record(time, result);
+        }
+        Ok(result)
+    }
+
+    /// Run the due timer, then the heartbeat, as a round does: each as a
+    /// first slice. One that needs more becomes the long message (and the
+    /// heartbeat waits for another round). Returns the completed results.
+    pub(crate) fn system_tasks_first_slice(&mut self, exec: &Executor, time: u64) -> Vec<MessageResult> {
+        let mut done = Vec::new();
+        let timer = self.exec.state().global_timer;
+        if self.status == CanisterStatus::Running && timer != 0 && timer <= time {
+            self.exec.state_mut().global_timer = 0;
+            match self.run_system_task(exec, EntryPoint::GlobalTimer, time, true) {
+                SystemTask::Done(result) => done.push(*result),
+                SystemTask::Long => {
+                    self.start_long(None, LongCall::Timer, time);
+                    return done;
+                }
+                SystemTask::NotRun => {}
+            }
+        }
+        if self.status == CanisterStatus::Running {
+            match self.run_system_task(exec, EntryPoint::Heartbeat, time, true) {
+                SystemTask::Done(result) => done.push(*result),
+                SystemTask::Long => self.start_long(None, LongCall::Heartbeat, time),
+                SystemTask::NotRun => {}
+            }
+        }
+        done
+    }
+
     /// Run a query method on the current state. Nothing it does is kept.
     pub fn query(
         &self,
@@ -60,7 +124,7 @@ impl Canister {
             return None;
         }
         self.exec.state_mut().global_timer = 0;
-        self.run_system_task(exec, EntryPoint::GlobalTimer, time)
+        self.run_system_task(exec, EntryPoint::GlobalTimer, time, false).done()
     }
 
     /// Run `canister_heartbeat` (if exported and running): once a round.
@@ -68,23 +132,36 @@ impl Canister {
         if self.status != CanisterStatus::Running {
             return None;
         }
-        self.run_system_task(exec, EntryPoint::Heartbeat, time)
+        self.run_system_task(exec, EntryPoint::Heartbeat, time, false).done()
     }
 
-    /// Run a system entry point, if the module exports it, logging its output.
-    fn run_system_task(&mut self, exec: &Executor, entry: EntryPoint, time: u64) -> Option<MessageResult> {
+    /// Run a system entry point, if the module exports it, logging its
+    /// output; as a first slice if `sliced`.
+    fn run_system_task(&mut self, exec: &Executor, entry: EntryPoint, time: u64, sliced: bool) -> SystemTask {
         if !self.state().module.as_ref().is_some_and(|m| m.info.has(entry)) {
-            return None;
+            return SystemTask::NotRun;
         }
         let call = Call { target: Target::Entry(entry), arg: &[], caller: self.id.as_slice(), time };
-        let result = exec.execute(&mut self.exec, call);
+        let result = if sliced {
+            match exec.execute_first_slice(&mut self.exec, call) {
+                Some(result) => result,
+                None => return SystemTask::Long,
+            }
+        } else {
+            exec.execute(&mut self.exec, call)
+        };
         self.canister_log.record(time, &result);
-        Some(result)
+        SystemTask::Done(Box::new(result))
     }
 
     /// Whether a round at `time` has work for this canister even without
-    /// messages: a due timer or a heartbeat.
+    /// messages: a due timer or a heartbeat, or unfinished work.
     pub fn has_system_task(&self, time: u64) -> bool {
+        self.is_busy() || self.has_due_system_task(time)
+    }
+
+    /// Whether the canister has a due timer or a heartbeat.
+    fn has_due_system_task(&self, time: u64) -> bool {
         let state = self.state();
         let exports = |e| state.module.as_ref().is_some_and(|m| m.info.has(e));
         self.status == CanisterStatus::Running

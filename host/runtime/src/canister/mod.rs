@@ -11,6 +11,7 @@
 //! (in `canister_init`, `canister_pre_upgrade`, `canister_post_upgrade`)
 //! leaves the canister exactly as it was.
 
+mod backlog;
 mod canister_log;
 mod error;
 mod install;
@@ -24,6 +25,8 @@ use candid::Principal;
 use embedder::{CanisterEnv, CanisterState, Executable, Executor};
 use page_delta::PageMap;
 
+pub use backlog::{Backlog, LongCall, LongMessage, Origin};
+pub(crate) use backlog::{LongRun, Step};
 pub(crate) use canister_log::CanisterLog;
 pub use canister_log::{CanisterLogRecord, MAX_CANISTER_LOG_BYTES, MAX_CANISTER_LOG_RECORDS};
 pub use error::CanisterError;
@@ -73,6 +76,7 @@ pub struct CanisterParts {
     pub snapshots: Vec<Snapshot>,
     pub next_snapshot: u64,
     pub state: CanisterState,
+    pub backlog: Backlog,
 }
 
 /// A canister: identity, controllers, status, canister log and snapshots,
@@ -87,6 +91,10 @@ pub struct Canister {
     snapshots: BTreeMap<u64, Snapshot>,
     next_snapshot: u64,
     exec: Executable,
+    /// Unfinished work (a long message and what waits behind it).
+    backlog: Backlog,
+    /// The thread running the long message, once started.
+    running: Option<LongRun>,
 }
 
 impl Canister {
@@ -102,6 +110,8 @@ impl Canister {
             snapshots: BTreeMap::new(),
             next_snapshot: 0,
             exec: Executable::default(),
+            backlog: Backlog::default(),
+            running: None,
         }
     }
 
@@ -117,14 +127,16 @@ impl Canister {
             snapshots: parts.snapshots.into_iter().map(|s| (s.id, s)).collect(),
             next_snapshot: parts.next_snapshot,
             exec: Executable::new(parts.state),
+            backlog: parts.backlog,
+            running: None,
         };
         canister.refresh_env(exec);
         canister
     }
 
     /// A copy of everything that persists, in O(1) (page maps fork; the
-    /// canister log is a persistent queue). The live instance is not
-    /// copied. A round keeps forks to restore if it is not applied.
+    /// canister log is a persistent queue). The live instance and a long
+    /// message's thread are not copied. A round keeps forks to restore if it is not applied.
     pub(crate) fn fork(&self) -> Canister {
         Canister {
             id: self.id,
@@ -136,6 +148,8 @@ impl Canister {
             snapshots: self.snapshots.clone(),
             next_snapshot: self.next_snapshot,
             exec: Executable::new(self.state().clone()),
+            backlog: self.backlog.clone(),
+            running: None,
         }
     }
 

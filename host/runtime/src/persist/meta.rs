@@ -7,7 +7,11 @@ use candid::Principal;
 use embedder::{CanisterState, GlobalValue, WasmPages};
 use serde::{Deserialize, Serialize};
 
-use crate::canister::{Canister, CanisterLogRecord, CanisterStatus};
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use crate::canister::{Backlog, Canister, CanisterLogRecord, CanisterStatus, LongMessage};
+use crate::round::Operation;
 
 /// The version of the state format: `host.json` records it, and a
 /// checkpoint of another version is refused.
@@ -42,6 +46,80 @@ pub(super) struct CanisterMeta {
     pub(super) next_snapshot: u64,
     pub(super) state: StateMeta,
     pub(super) snapshots: Vec<SnapshotMeta>,
+    /// Unfinished work; absent when there is none.
+    #[serde(default, skip_serializing_if = "BacklogMeta::is_empty")]
+    pub(super) backlog: BacklogMeta,
+}
+
+/// A canister's unfinished work: its long message, and the operations
+/// waiting behind it (Candid, hex).
+#[derive(Serialize, Deserialize, Default)]
+pub(super) struct BacklogMeta {
+    pub(super) long: Option<LongMeta>,
+    pub(super) waiting: Vec<WaitingMeta>,
+}
+
+/// A long message in flight.
+#[derive(Serialize, Deserialize)]
+pub(super) struct LongMeta {
+    pub(super) origin: Option<(u64, usize)>,
+    pub(super) call: String,
+    pub(super) time: u64,
+    pub(super) slices: u64,
+}
+
+/// An operation waiting behind it.
+#[derive(Serialize, Deserialize)]
+pub(super) struct WaitingMeta {
+    pub(super) height: u64,
+    pub(super) index: usize,
+    pub(super) operation: String,
+}
+
+impl BacklogMeta {
+    fn is_empty(&self) -> bool {
+        self.long.is_none() && self.waiting.is_empty()
+    }
+
+    fn of(backlog: &Backlog) -> BacklogMeta {
+        BacklogMeta {
+            long: backlog.long.as_ref().map(|l| LongMeta {
+                origin: l.origin,
+                call: hex::encode(candid::encode_one(&l.call).expect("long calls always encode")),
+                time: l.time,
+                slices: l.slices,
+            }),
+            waiting: backlog
+                .waiting
+                .iter()
+                .map(|((height, index), op)| WaitingMeta {
+                    height: *height,
+                    index: *index,
+                    operation: hex::encode(candid::encode_one(op.as_ref()).expect("operations always encode")),
+                })
+                .collect(),
+        }
+    }
+
+    /// The backlog, or None if a part does not decode.
+    pub(super) fn backlog(&self) -> Option<Backlog> {
+        let decode = |text: &str| hex::decode(text).ok();
+        let long = match &self.long {
+            None => None,
+            Some(l) => Some(LongMessage {
+                origin: l.origin,
+                call: candid::decode_one(&decode(&l.call)?).ok()?,
+                time: l.time,
+                slices: l.slices,
+            }),
+        };
+        let mut waiting = VecDeque::new();
+        for w in &self.waiting {
+            let op: Operation = candid::decode_one(&decode(&w.operation)?).ok()?;
+            waiting.push_back(((w.height, w.index), Arc::new(op)));
+        }
+        Some(Backlog { long, waiting })
+    }
 }
 
 /// One canister log record.
@@ -112,6 +190,7 @@ impl CanisterMeta {
                 .snapshots()
                 .map(|s| SnapshotMeta { id: s.id, taken_at: s.taken_at, state: StateMeta::of(&s.state) })
                 .collect(),
+            backlog: BacklogMeta::of(canister.backlog()),
         }
     }
 

@@ -215,6 +215,7 @@ pub(crate) fn load(
             snapshots.push(Snapshot { id: s.id, taken_at: s.taken_at, state });
         }
         let canister_log = m.canister_log().ok_or_else(|| corrupt(path.clone(), "bad canister log record".into()))?;
+        let backlog = m.backlog.backlog().ok_or_else(|| corrupt(path.clone(), "bad backlog".into()))?;
         let parts = CanisterParts {
             id,
             name: m.name.clone(),
@@ -226,6 +227,7 @@ pub(crate) fn load(
             snapshots,
             next_snapshot: m.next_snapshot,
             state,
+            backlog,
         };
         records.push(Canister::restore(parts, exec));
     }

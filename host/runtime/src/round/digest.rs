@@ -12,7 +12,7 @@ use page_delta::{PageIndex, PageMap};
 use sha2::{Digest, Sha256};
 
 use super::Outcome;
-use crate::canister::{Canister, CanisterStatus};
+use crate::canister::{Backlog, Canister, CanisterStatus, Origin};
 use crate::registry::Registry;
 
 impl Outcome {
@@ -39,16 +39,48 @@ fn put_bytes(h: &mut Sha256, bytes: &[u8]) {
     h.update(bytes);
 }
 
+/// What an outcome in a canister's round answers.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(super) enum Entry {
+    /// The operation at this position of the round.
+    Now(usize),
+    /// An operation of an earlier round, which waited.
+    Earlier(Origin),
+    /// The timer or the heartbeat.
+    System,
+}
+
+/// Feed an outcome (None: still pending) into a digest.
+fn digest_outcome(h: &mut Sha256, outcome: Option<&Outcome>) {
+    match outcome {
+        Some(outcome) => outcome.digest_into(h),
+        None => put_tagged(h, 6, &[]),
+    }
+}
+
 /// Digest of what one canister did in a round: each of its operations'
-/// outcomes (and its timer and heartbeat), the final contents of every page
-/// they dirtied, and its state afterwards.
-pub(super) fn canister_digest(record: &Canister, entries: &[(Option<usize>, Outcome)], dirty: &DirtySet) -> Hash {
+/// outcomes (pending or not, and its timer and heartbeat), the final
+/// contents of every page they dirtied, its state afterwards, and its
+/// unfinished work.
+pub(super) fn canister_digest(record: &Canister, entries: &[(Entry, Option<Outcome>)], dirty: &DirtySet) -> Hash {
     let mut h = tagged("ch-canister-round");
     put_bytes(&mut h, record.id().as_slice());
-    for (index, outcome) in entries {
-        h.update(index.map_or(u64::MAX, |i| i as u64).to_be_bytes());
-        outcome.digest_into(&mut h);
+    for (entry, outcome) in entries {
+        match entry {
+            Entry::Now(i) => {
+                h.update([0]);
+                h.update((*i as u64).to_be_bytes());
+            }
+            Entry::Earlier((height, i)) => {
+                h.update([1]);
+                h.update(height.to_be_bytes());
+                h.update((*i as u64).to_be_bytes());
+            }
+            Entry::System => h.update([2]),
+        }
+        digest_outcome(&mut h, outcome.as_ref());
     }
+    digest_backlog(&mut h, record.backlog());
     let state = record.state();
     for (kind, pages, map) in [(0u8, &dirty.heap, &state.heap), (1, &dirty.stable, &state.stable)] {
         h.update([kind]);
@@ -84,19 +116,46 @@ impl DirtySet {
     }
 }
 
-/// Digest of a round: its height, time, every operation's outcome in order,
-/// and every canister's digest in id order.
+/// Feed a canister's unfinished work into a digest.
+fn digest_backlog(h: &mut Sha256, backlog: &Backlog) {
+    match &backlog.long {
+        None => h.update([0]),
+        Some(long) => {
+            h.update([1]);
+            match long.origin {
+                None => h.update([0]),
+                Some((height, i)) => {
+                    h.update([1]);
+                    h.update(height.to_be_bytes());
+                    h.update((i as u64).to_be_bytes());
+                }
+            }
+            put_bytes(h, &candid::encode_one(&long.call).expect("long calls always encode"));
+            h.update(long.time.to_be_bytes());
+            h.update(long.slices.to_be_bytes());
+        }
+    }
+    h.update((backlog.waiting.len() as u64).to_be_bytes());
+    for ((height, i), op) in &backlog.waiting {
+        h.update(height.to_be_bytes());
+        h.update((*i as u64).to_be_bytes());
+        put_bytes(h, &candid::encode_one(op.as_ref()).expect("operations always encode"));
+    }
+}
+
+/// Digest of a round: its height, time, every operation's outcome in order
+/// (or that it is pending), and every canister's digest in id order.
 pub(super) fn round_digest(
     height: u64,
     time: u64,
-    outcomes: &[Outcome],
+    outcomes: &[Option<Outcome>],
     canister_digests: &[(Principal, Hash)],
 ) -> Hash {
     let mut h = tagged("ch-round");
     h.update(height.to_be_bytes());
     h.update(time.to_be_bytes());
     for outcome in outcomes {
-        outcome.digest_into(&mut h);
+        digest_outcome(&mut h, outcome.as_ref());
     }
     for (id, digest) in canister_digests {
         put_bytes(&mut h, id.as_slice());
@@ -128,6 +187,9 @@ pub fn state_digest(registry: &Registry) -> Hash {
             h.update(snapshot.id.to_be_bytes());
             h.update(snapshot.taken_at.to_be_bytes());
             digest_state(&mut h, &snapshot.state);
+        }
+        if record.is_busy() {
+            digest_backlog(&mut h, record.backlog());
         }
     }
     h.finalize().into()
@@ -184,8 +246,10 @@ mod tests {
     #[test]
     fn a_round_digest_covers_error_codes_not_their_text() {
         let id = crate::registry::canister_id(0);
-        let outcomes =
-            [Outcome::Created(id), Outcome::Error { code: ErrorCode::CanisterTrapped, message: "one wording".into() }];
+        let outcomes = [
+            Some(Outcome::Created(id)),
+            Some(Outcome::Error { code: ErrorCode::CanisterTrapped, message: "one wording".into() }),
+        ];
         let mut h = tagged_by_hand("ch-round");
         h.update(7u64.to_be_bytes());
         h.update(1_000u64.to_be_bytes());
@@ -197,13 +261,13 @@ mod tests {
         assert_eq!(round_digest(7, 1_000, &outcomes, &[]), expected);
 
         let reworded = [
-            Outcome::Created(id),
-            Outcome::Error { code: ErrorCode::CanisterTrapped, message: "another wording".into() },
+            Some(Outcome::Created(id)),
+            Some(Outcome::Error { code: ErrorCode::CanisterTrapped, message: "another wording".into() }),
         ];
         assert_eq!(round_digest(7, 1_000, &reworded, &[]), expected);
         let other_code = [
-            Outcome::Created(id),
-            Outcome::Error { code: ErrorCode::CanisterCalledTrap, message: "one wording".into() },
+            Some(Outcome::Created(id)),
+            Some(Outcome::Error { code: ErrorCode::CanisterCalledTrap, message: "one wording".into() }),
         ];
         assert_ne!(round_digest(7, 1_000, &other_code, &[]), expected);
     }

@@ -8,17 +8,21 @@ use checkpoint::Hash;
 use embedder::{Executor, MessageResult};
 use sha2::{Digest, Sha256};
 
-use super::digest::{DirtySet, canister_digest, round_digest};
+use super::digest::{DirtySet, Entry, canister_digest, round_digest};
 use super::pool::{ModuleOverrides, Task, TaskDone, WorkerPool};
 use super::{Operation, Outcome};
-use crate::canister::{Canister, CanisterError};
+use crate::canister::{Canister, CanisterError, LongCall, Origin, Step};
 use crate::registry::Registry;
 
 /// The results of executing a round.
 #[derive(Clone, Debug)]
 pub struct RoundResult {
-    /// Each operation's outcome, in the round's order.
-    pub outcomes: Vec<Outcome>,
+    /// Each operation's outcome, in the round's order; None while it is
+    /// pending (behind or as a long message: it completes in a later
+    /// round, among that round's `late` outcomes).
+    pub outcomes: Vec<Option<Outcome>>,
+    /// Outcomes of operations of earlier rounds that completed in this one.
+    pub late: Vec<(Origin, Outcome)>,
     /// The round's digest.
     pub digest: Hash,
     /// Per canister that did anything, sorted by id.
@@ -132,7 +136,7 @@ impl WorkerPool {
                 }
             }
         }
-        let results = self.run(tasks, time);
+        let results = self.run(tasks, height, time);
         // The first failure in canister order, so the choice is the same
         // whatever the number of workers.
         let failure = results
@@ -153,19 +157,21 @@ impl WorkerPool {
         }
         let mut canister_digests = Vec::with_capacity(results.len());
         let mut messages = 0;
+        let mut late = Vec::new();
         for done in results.into_iter().flatten() {
             for (i, outcome) in done.outcomes {
                 outcomes[i] = Some(outcome);
             }
+            late.extend(done.late);
             touched.insert(done.canister.id());
             canister_digests.push((done.canister.id(), done.digest));
             messages += done.messages;
             registry.put(done.canister);
         }
         canister_digests.sort_by_key(|(id, _)| *id);
-        let outcomes: Vec<Outcome> = outcomes.into_iter().map(|o| o.expect("every operation has an outcome")).collect();
+        late.sort_by_key(|(origin, _)| *origin);
         let digest = round_digest(height, time, &outcomes, &canister_digests);
-        Ok(RoundResult { outcomes, digest, canister_digests, touched, messages })
+        Ok(RoundResult { outcomes, late, digest, canister_digests, touched, messages })
     }
 }
 
@@ -173,54 +179,88 @@ impl WorkerPool {
 #[derive(Default)]
 struct Work {
     dirty: DirtySet,
-    /// Outcomes with their positions in the round (None: timer, heartbeat).
-    entries: Vec<(Option<usize>, Outcome)>,
+    /// Outcomes (None: pending) and what they answer.
+    entries: Vec<(Entry, Option<Outcome>)>,
     messages: usize,
     host_failure: Option<String>,
 }
 
 impl Work {
-    fn message(&mut self, index: Option<usize>, result: &MessageResult) {
+    fn message(&mut self, entry: Entry, result: &MessageResult) {
         if let Some(failure) = result.host_failure() {
             self.host_failure.get_or_insert(failure);
         }
         self.dirty.add(result);
-        self.entries.push((index, Outcome::from(result)));
+        self.entries.push((entry, Some(Outcome::from(result))));
     }
 
-    fn settle(&mut self, index: usize, result: Result<Outcome, CanisterError>) {
+    fn settle(&mut self, entry: Entry, result: Result<Outcome, CanisterError>) {
         let outcome = result.unwrap_or_else(|e| {
             if e.is_host_failure() {
                 self.host_failure.get_or_insert(e.to_string());
             }
             Outcome::failed(&e)
         });
-        self.entries.push((Some(index), outcome));
+        self.entries.push((entry, Some(outcome)));
     }
 }
 
-/// Run one canister's share of a round: its due timer and heartbeat, then
-/// its operations in order. A host failure stops it: the round will not
-/// be applied.
-pub(super) fn run_task(exec: &Executor, overrides: &ModuleOverrides, task: Task, time: u64) -> TaskDone {
+/// Run one canister's share of a round: first its long message's next
+/// slice, if it has one; then, if that is done, the operations that waited
+/// behind it and this round's, in order (the timer and heartbeat only when
+/// nothing waited). An update that needs more than a slice becomes the
+/// long message, and what follows it waits. A host failure stops the
+/// share: the round will not be applied.
+pub(super) fn run_task(
+    exec: &Arc<Executor>,
+    overrides: &ModuleOverrides,
+    task: Task,
+    height: u64,
+    time: u64,
+) -> TaskDone {
     let Task { mut canister, ops } = task;
+    let slice = exec.config().slice_instructions;
     let mut work = Work::default();
-    let system_tasks = [canister.run_timer_if_due(exec, time), canister.run_heartbeat(exec, time)];
-    for result in system_tasks.iter().flatten() {
-        work.message(None, result);
+    match canister.step_long(exec, slice) {
+        Ok(Step::Running) => {}
+        Ok(Step::Done(origin, result)) => work.message(origin.map_or(Entry::System, Entry::Earlier), &result),
+        Err(failure) => work.host_failure = Some(failure),
     }
+    let waited = canister.take_waiting();
+    if waited.is_empty() && !canister.has_long() && work.host_failure.is_none() {
+        for result in canister.system_tasks_first_slice(exec, time) {
+            work.message(Entry::System, &result);
+        }
+    }
+    let queue = waited
+        .into_iter()
+        .map(|(origin, op)| (Entry::Earlier(origin), origin, op))
+        .chain(ops.into_iter().map(|(i, op)| (Entry::Now(i), (height, i), op)));
     let done = |r: Result<(), CanisterError>| r.map(|()| Outcome::Done);
-    for (index, op) in &ops {
+    for (entry, origin, op) in queue {
         if work.host_failure.is_some() {
             break;
         }
-        let index = *index;
+        if canister.has_long() {
+            if let Entry::Now(_) = entry {
+                work.entries.push((entry, None));
+            }
+            canister.wait(origin, op);
+            continue;
+        }
         match op.as_ref() {
             Operation::Update { sender, method, arg, .. } => {
                 work.messages += 1;
-                match canister.update(exec, sender, method, arg, time) {
-                    Ok(result) => work.message(Some(index), &result),
-                    Err(e) => work.settle(index, Err(e)),
+                match canister.update_first_slice(exec, sender, method, arg, time) {
+                    Ok(Some(result)) => work.message(entry, &result),
+                    Ok(None) => {
+                        let call = LongCall::Update { sender: *sender, method: method.clone(), arg: arg.clone() };
+                        canister.start_long(Some(origin), call, time);
+                        if let Entry::Now(_) = entry {
+                            work.entries.push((entry, None));
+                        }
+                    }
+                    Err(e) => work.settle(entry, Err(e)),
                 }
             }
             Operation::InstallCode { sender, mode, wasm, arg, .. } => {
@@ -232,22 +272,22 @@ pub(super) fn run_task(exec: &Executor, overrides: &ModuleOverrides, task: Task,
                 let installed = module
                     .map_err(CanisterError::Module)
                     .and_then(|module| canister.install_module(exec, sender, *mode, module, arg, time));
-                work.settle(index, done(installed));
+                work.settle(entry, done(installed));
             }
-            Operation::Uninstall { sender, .. } => work.settle(index, done(canister.uninstall(exec, sender))),
-            Operation::Stop { sender, .. } => work.settle(index, done(canister.stop(exec, sender))),
-            Operation::Start { sender, .. } => work.settle(index, done(canister.start(exec, sender))),
+            Operation::Uninstall { sender, .. } => work.settle(entry, done(canister.uninstall(exec, sender))),
+            Operation::Stop { sender, .. } => work.settle(entry, done(canister.stop(exec, sender))),
+            Operation::Start { sender, .. } => work.settle(entry, done(canister.start(exec, sender))),
             Operation::SetControllers { sender, controllers, .. } => {
-                work.settle(index, done(canister.set_controllers(exec, sender, controllers.clone())))
+                work.settle(entry, done(canister.set_controllers(exec, sender, controllers.clone())))
             }
             Operation::TakeSnapshot { sender, replace, .. } => {
-                work.settle(index, canister.take_snapshot(sender, *replace, time).map(Outcome::SnapshotTaken))
+                work.settle(entry, canister.take_snapshot(sender, *replace, time).map(Outcome::SnapshotTaken))
             }
             Operation::LoadSnapshot { sender, snapshot, .. } => {
-                work.settle(index, done(canister.load_snapshot(exec, sender, *snapshot)))
+                work.settle(entry, done(canister.load_snapshot(exec, sender, *snapshot)))
             }
             Operation::DeleteSnapshot { sender, snapshot, .. } => {
-                work.settle(index, done(canister.delete_snapshot(sender, *snapshot)))
+                work.settle(entry, done(canister.delete_snapshot(sender, *snapshot)))
             }
             Operation::CreateCanister { .. } | Operation::DeleteCanister { .. } => {
                 unreachable!("operations on the set of canisters run in phase 1")
@@ -255,6 +295,13 @@ pub(super) fn run_task(exec: &Executor, overrides: &ModuleOverrides, task: Task,
         }
     }
     let digest = canister_digest(&canister, &work.entries, &work.dirty);
-    let outcomes = work.entries.into_iter().filter_map(|(i, o)| i.map(|i| (i, o))).collect();
-    TaskDone { canister, outcomes, digest, messages: work.messages, host_failure: work.host_failure }
+    let (mut outcomes, mut late) = (Vec::new(), Vec::new());
+    for (entry, outcome) in work.entries {
+        match (entry, outcome) {
+            (Entry::Now(i), Some(outcome)) => outcomes.push((i, outcome)),
+            (Entry::Earlier(origin), Some(outcome)) => late.push((origin, outcome)),
+            _ => {}
+        }
+    }
+    TaskDone { canister, outcomes, late, digest, messages: work.messages, host_failure: work.host_failure }
 }

@@ -16,7 +16,7 @@ use embedder::Executor;
 
 use super::execute::run_task;
 use super::{Operation, Outcome};
-use crate::canister::Canister;
+use crate::canister::{Canister, Origin};
 use crate::query_pool::WASM_THREAD_STACK;
 
 /// Replacement modules, by the SHA-256 of the module they replace (replay
@@ -33,6 +33,7 @@ pub(super) struct Task {
 /// A share of a round's tasks, for one thread.
 struct Job {
     tasks: Vec<Task>,
+    height: u64,
     time: u64,
     reply: Sender<Vec<TaskResult>>,
 }
@@ -48,12 +49,13 @@ pub(super) struct Panicked {
 }
 
 /// Runs one canister's share of a round.
-pub(super) type TaskRunner = dyn Fn(Task, u64) -> TaskDone + Send + Sync;
+/// Its arguments are the task, and the round's height and time.
+pub(super) type TaskRunner = dyn Fn(Task, u64, u64) -> TaskDone + Send + Sync;
 
 /// Run `task`, catching a panic.
-fn run_guarded(runner: &TaskRunner, task: Task, time: u64) -> TaskResult {
+fn run_guarded(runner: &TaskRunner, task: Task, height: u64, time: u64) -> TaskResult {
     let canister = task.canister.id();
-    catch_unwind(AssertUnwindSafe(|| runner(task, time))).map_err(|payload| {
+    catch_unwind(AssertUnwindSafe(|| runner(task, height, time))).map_err(|payload| {
         let message = payload
             .downcast_ref::<&str>()
             .map(|s| s.to_string())
@@ -67,8 +69,11 @@ fn run_guarded(runner: &TaskRunner, task: Task, time: u64) -> TaskResult {
 /// What one canister's work produced.
 pub(super) struct TaskDone {
     pub(super) canister: Canister,
-    /// Each operation's outcome, with its position in the round.
+    /// The outcome of each of the round's operations that completed, with
+    /// its position in the round (the others are pending).
     pub(super) outcomes: Vec<(usize, Outcome)>,
+    /// The outcomes of operations of earlier rounds that completed.
+    pub(super) late: Vec<(Origin, Outcome)>,
     pub(super) digest: Hash,
     /// Update messages executed.
     pub(super) messages: usize,
@@ -88,7 +93,10 @@ impl WorkerPool {
     /// A pool of `threads` workers (at least one) running messages with
     /// `executor`, substituting the modules `overrides` names.
     pub fn new(threads: usize, executor: Arc<Executor>, overrides: Arc<ModuleOverrides>) -> WorkerPool {
-        WorkerPool::with_runner(threads, Arc::new(move |task, time| run_task(&executor, &overrides, task, time)))
+        WorkerPool::with_runner(
+            threads,
+            Arc::new(move |task, height, time| run_task(&executor, &overrides, task, height, time)),
+        )
     }
 
     /// A pool of `threads` workers running tasks with `runner`.
@@ -102,7 +110,8 @@ impl WorkerPool {
                     .stack_size(WASM_THREAD_STACK)
                     .spawn(move || {
                         for job in rx {
-                            let done = job.tasks.into_iter().map(|t| run_guarded(&*runner, t, job.time)).collect();
+                            let done =
+                                job.tasks.into_iter().map(|t| run_guarded(&*runner, t, job.height, job.time)).collect();
                             // The round waits for every job; it only goes
                             // away if the host is shutting down.
                             let _ = job.reply.send(done);
@@ -118,7 +127,7 @@ impl WorkerPool {
     /// no particular order. This thread runs the first share itself:
     /// handing tiny messages between threads costs more than running them,
     /// so a round with one worker involves no handoff at all.
-    pub(super) fn run(&self, tasks: Vec<Task>, time: u64) -> Vec<TaskResult> {
+    pub(super) fn run(&self, tasks: Vec<Task>, height: u64, time: u64) -> Vec<TaskResult> {
         let shares = self.threads.len().min(tasks.len()).max(1);
         let per_share = tasks.len().div_ceil(shares).max(1);
         let mut chunks: Vec<Vec<Task>> = Vec::with_capacity(shares);
@@ -134,7 +143,7 @@ impl WorkerPool {
         for chunk in local {
             let ids = chunk.iter().map(|t| t.canister.id());
             sent.extend(ids);
-            let job = Job { tasks: chunk, time, reply: reply.clone() };
+            let job = Job { tasks: chunk, height, time, reply: reply.clone() };
             // Workers only exit when the pool is dropped; a job no worker
             // takes is reported lost below.
             if self.jobs.as_ref().is_some_and(|jobs| jobs.send(job).is_ok()) {
@@ -144,7 +153,7 @@ impl WorkerPool {
         // Only the jobs hold senders now, so a worker that dies with its
         // job ends the wait below instead of hanging it.
         drop(reply);
-        let mut done: Vec<TaskResult> = mine.into_iter().map(|t| run_guarded(&*self.runner, t, time)).collect();
+        let mut done: Vec<TaskResult> = mine.into_iter().map(|t| run_guarded(&*self.runner, t, height, time)).collect();
         for _ in 0..pending {
             match results.recv() {
                 Ok(share) => done.extend(share),

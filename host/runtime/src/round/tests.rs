@@ -15,7 +15,7 @@ const OWNER: Principal = Principal::from_slice(&[7; 29]);
 /// What a runner that does nothing reports: every operation done.
 fn done(task: Task) -> TaskDone {
     let outcomes = task.ops.iter().map(|(i, _)| (*i, Outcome::Done)).collect();
-    TaskDone { canister: task.canister, outcomes, digest: [0; 32], messages: 0, host_failure: None }
+    TaskDone { canister: task.canister, outcomes, late: vec![], digest: [0; 32], messages: 0, host_failure: None }
 }
 
 fn updates(ids: &[Principal]) -> Vec<Arc<Operation>> {
@@ -37,7 +37,7 @@ fn a_panic_running_one_canister_leaves_the_registry_as_it_was_and_the_pool_worki
     let bad = ids[2];
     let pool = WorkerPool::with_runner(
         2,
-        Arc::new(move |task: Task, _| {
+        Arc::new(move |task: Task, _, _| {
             assert!(task.canister.id() != bad, "deliberate panic");
             done(task)
         }),
@@ -50,7 +50,7 @@ fn a_panic_running_one_canister_leaves_the_registry_as_it_was_and_the_pool_worki
     assert_eq!(state_digest(&registry), before);
     // The same pool runs the next round.
     let result = pool.execute(&mut registry, 1, 1, &updates(&ids[..2])).unwrap();
-    assert_eq!(result.outcomes, vec![Outcome::Done; 2]);
+    assert_eq!(result.outcomes, vec![Some(Outcome::Done); 2]);
 }
 
 #[test]
@@ -62,7 +62,7 @@ fn a_host_failure_undoes_the_whole_round_creations_and_deletions_included() {
     let exec = executor.clone();
     let pool = WorkerPool::with_runner(
         2,
-        Arc::new(move |mut task: Task, _| {
+        Arc::new(move |mut task: Task, _, _| {
             // Change the canister, as a message would, before failing.
             task.canister.set_controllers(&exec, &OWNER, vec![]).unwrap();
             let failed = task.canister.id() == failing;
