@@ -2,6 +2,8 @@
 //! write-ahead log): sizes and counts within the IC's limits. A request
 //! refused here is answered at once and never logged.
 
+use embedder::ModuleError;
+
 use crate::canister::CanisterError;
 use crate::config::HostConfig;
 use crate::round::Operation;
@@ -45,7 +47,7 @@ impl Admission {
                 too_long("the argument", arg.len(), self.max_ingress_bytes)
             }
             Operation::InstallCode { wasm, .. } if wasm.len() > self.max_module_bytes => {
-                too_long("the module", wasm.len(), self.max_module_bytes)
+                Err(CanisterError::Module(ModuleError::TooLarge { size: wasm.len(), limit: self.max_module_bytes }))
             }
             Operation::CreateCanister { name: Some(name), .. } if name.len() > MAX_NAME_BYTES => {
                 too_long("the name", name.len(), MAX_NAME_BYTES)

@@ -42,7 +42,24 @@ impl Executor {
     /// limit. While a compiled copy of the same bytes is alive, it is
     /// returned instead: compile before a round, and the round finds it.
     pub fn compile(&self, wasm: &[u8]) -> Result<Arc<CanisterModule>, ModuleError> {
-        self.compiler.compile(&self.engine, wasm, self.config.max_module_bytes)
+        let module = self.compiler.compile(&self.engine, wasm, self.config.max_module_bytes)?;
+        self.check_fits(&module)?;
+        Ok(module)
+    }
+
+    /// A module whose memory starts larger than the heap limit could never
+    /// be instantiated: refuse it at install rather than at every message.
+    fn check_fits(&self, module: &CanisterModule) -> Result<(), ModuleError> {
+        match module.info.memory {
+            Some(memory) if memory.initial.bytes() > self.config.heap_limit_bytes => {
+                Err(ModuleError::LimitExceeded(format!(
+                    "its memory starts at {} bytes, over the heap limit of {} bytes",
+                    memory.initial.bytes(),
+                    self.config.heap_limit_bytes
+                )))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// How many compilations are running now.

@@ -194,9 +194,11 @@ impl ModuleInfo {
 /// Features canisters may use: WebAssembly 2.0 (bulk memory, reference
 /// types, multi-value, deterministic SIMD...) plus extended constants. No
 /// threads, relaxed SIMD, memory64, multiple memories, tail calls, GC or
-/// exceptions: the IC allows none of them either.
+/// exceptions: the IC allows none of them either. `externref` is refused
+/// here too, with a clear message, rather than later by the engine: it
+/// needs a garbage-collecting runtime, which this host does not build.
 pub fn features() -> WasmFeatures {
-    WasmFeatures::WASM2 | WasmFeatures::EXTENDED_CONST
+    (WasmFeatures::WASM2 | WasmFeatures::EXTENDED_CONST).difference(WasmFeatures::GC_TYPES)
 }
 
 pub use decode::decode;

@@ -94,6 +94,17 @@ fn threads_and_relaxed_simd_are_refused() {
 }
 
 #[test]
+fn externref_is_refused_by_validation_not_by_the_engine() {
+    let externref = wat(r#"(module (func (param externref)))"#);
+    // Validation is what tells the user; the engine would fail later with
+    // an error about its own build.
+    let Err(ModuleError::Invalid(message)) = prepare(&externref, 1 << 20) else { panic!("externref accepted") };
+    assert!(message.contains("gc types are disallowed"), "{message}");
+    let funcref = wat(r#"(module (table 1 funcref) (func (export "canister_update m")))"#);
+    prepare(&funcref, 1 << 20).unwrap();
+}
+
+#[test]
 fn the_ics_module_limits_are_enforced_before_validation() {
     use super::limits::*;
     let many = |what: &str, n: usize| what.repeat(n);

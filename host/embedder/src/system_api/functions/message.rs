@@ -50,11 +50,11 @@ pub(super) fn define(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
     l.func_wrap("ic0", api.name, move |mut c: Ctx<'_>, src: u32, size: u32| -> R<()> {
         allow(&c, api)?;
         responded(&c, api.name)?;
-        charge(&mut c, cost::COPY + cost::REPLY_BYTE * u64::from(size))?;
         let max = c.data().message.max_reply();
         if c.data().message.reply_data.len() + size as usize > max {
             return trap(format!("ic0.msg_reply_data_append: the reply would exceed the maximum of {max} bytes"));
         }
+        charge(&mut c, cost::COPY + cost::REPLY_BYTE * u64::from(size))?;
         let bytes = read_heap(&c, api.name, src.into(), size.into())?;
         c.data_mut().message.reply_data.extend_from_slice(&bytes);
         Ok(())
@@ -71,11 +71,11 @@ pub(super) fn define(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
     l.func_wrap("ic0", api.name, move |mut c: Ctx<'_>, src: u32, size: u32| -> R<()> {
         allow(&c, api)?;
         responded(&c, api.name)?;
-        charge(&mut c, cost::COPY + cost::REPLY_BYTE * u64::from(size))?;
         let max = c.data().message.max_reply();
         if size as usize > max {
             return trap(format!("ic0.msg_reject: the reject message exceeds the maximum of {max} bytes"));
         }
+        charge(&mut c, cost::COPY + cost::REPLY_BYTE * u64::from(size))?;
         let bytes = read_heap(&c, api.name, src.into(), size.into())?;
         let Ok(text) = String::from_utf8(bytes) else {
             return trap("ic0.msg_reject: the reject message is not valid UTF-8");
