@@ -9,7 +9,12 @@
 //!   `no_fsync` is the baseline that recovery and verification replay against;
 //! - `recovery`: opening a state directory that has 100 and 400 rounds of
 //!   log after its checkpoint (replayed), and 0 (the fixed cost of opening);
-//! - `verify`: replaying 400 logged rounds from a checkpoint, in messages/s.
+//! - `verify`: replaying 400 logged rounds from a checkpoint, in messages/s;
+//! - `beside_a_looping_heartbeat`: one counter update on a host where
+//!   another canister's heartbeat loops until its 8-billion-instruction
+//!   limit, every round: in slices of 2 billion (`sliced`), or whole
+//!   (`unsliced`, slice = limit), against the same update on a host with
+//!   no such canister (`idle`, the baseline).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -17,7 +22,7 @@ use std::time::{Duration, Instant};
 use benches::Zipf;
 use candid::Encode;
 use canister_host::*;
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 
 const OWNER: Principal = Principal::from_slice(&[0x11; 29]);
 const LEDGERS: usize = 4;
@@ -150,9 +155,51 @@ fn verify_throughput(c: &mut Criterion) {
     g.finish();
 }
 
+/// A counter, and (when `spin`) a heartbeat that loops until its limit.
+fn counter(spin: bool) -> Vec<u8> {
+    let heartbeat = if spin { r#"(func (export "canister_heartbeat") (loop $l (br $l)))"# } else { "" };
+    wat::parse_str(format!(
+        r#"(module
+        (import "ic0" "msg_reply" (func $reply))
+        (import "ic0" "msg_reply_data_append" (func $append (param i32 i32)))
+        (memory 1)
+        {heartbeat}
+        (func (export "canister_update bump")
+            (i64.store (i32.const 0) (i64.add (i64.load (i32.const 0)) (i64.const 1)))
+            (call $append (i32.const 0) (i32.const 8)) (call $reply)))"#
+    ))
+    .unwrap()
+}
+
+fn beside_a_looping_heartbeat(c: &mut Criterion) {
+    const LIMIT: u64 = 8_000_000_000;
+    let mut g = c.benchmark_group("runtime/beside_a_looping_heartbeat");
+    g.sampling_mode(SamplingMode::Flat);
+    for (name, spinner, slice) in [("idle", false, LIMIT), ("sliced", true, 2_000_000_000), ("unsliced", true, LIMIT)] {
+        let tmp = tempfile::tempdir().unwrap();
+        let execution = ExecutionConfig {
+            update_instruction_limit: LIMIT,
+            slice_instructions: slice,
+            ..ExecutionConfig::default()
+        };
+        let host = Host::open(tmp.path(), HostConfig { execution, ..config(false) }).unwrap();
+        let install = |wasm: Vec<u8>| {
+            let id = host.create_canister(OWNER, vec![], None).unwrap();
+            host.install_code(OWNER, id, InstallMode::Install, wasm, vec![]).unwrap();
+            id
+        };
+        let target = install(counter(false));
+        if spinner {
+            install(counter(true));
+        }
+        g.bench_function(name, |b| b.iter(|| host.update_call(target, OWNER, "bump", vec![]).unwrap()));
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(4));
-    targets = round_throughput, live_history, recovery, verify_throughput
+    targets = round_throughput, live_history, recovery, verify_throughput, beside_a_looping_heartbeat
 }
 criterion_main!(benches);

@@ -1,14 +1,13 @@
 //! The wasmtime engine, configured for deterministic canister execution over
 //! tracked memory, and compiled canister modules.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use wasmtime::{Config, InstancePre, Linker, Module, OptLevel};
 
 use memory_tracker::{MemoryBackend, SignalBackend};
 
-use crate::execution::EPOCH_TICK;
 use crate::module::{self, ModuleError, ModuleInfo};
 use crate::system_api::{self, HostState};
 
@@ -18,6 +17,10 @@ pub const MEMORY_RESERVATION: u64 = 4 << 30;
 /// Inaccessible space on each side of a memory. Accesses with larger static
 /// offsets get explicit bounds checks.
 pub const MEMORY_GUARD: u64 = 32 << 20;
+
+/// Stack of the fiber a sliced message runs on: wasmtime's default wasm
+/// stack limit (512 KiB) and well over a MiB for host code under it.
+const ASYNC_STACK: usize = 2 << 20;
 
 /// The engine could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -32,8 +35,6 @@ pub struct Engine {
     pub(crate) wasmtime: wasmtime::Engine,
     pub(crate) backend: Arc<Backend>,
     linker: Linker<HostState>,
-    /// Started with the first sliced message (see `execution::slicing`).
-    ticker: OnceLock<()>,
 }
 
 impl Engine {
@@ -61,32 +62,14 @@ impl Engine {
             .guard_before_linear_memory(true)
             .memory_may_move(false)
             .memory_reservation_for_growth(0)
-            // Sliced messages are observed at epoch ticks; the checks cost
-            // a load and a compare at loop heads and calls.
-            .epoch_interruption(true)
+            // Sliced messages run on fibers (see `execution::slicing`):
+            // their wasm stack plus room for the System API's host code.
+            .async_stack_size(ASYNC_STACK)
             .with_host_memory(backend.memory_creator());
         let wasmtime = wasmtime::Engine::new(&config).map_err(|e| EngineError(format!("{e:#}")))?;
         let mut linker = Linker::new(&wasmtime);
         system_api::link(&mut linker, &wasmtime).map_err(|e| EngineError(format!("{e:#}")))?;
-        Ok(Engine { wasmtime, backend, linker, ticker: OnceLock::new() })
-    }
-
-    /// Advance the engine's epoch every `EPOCH_TICK`, from now until the
-    /// engine is dropped: sliced messages report their progress at ticks.
-    pub(crate) fn start_ticker(&self) {
-        self.ticker.get_or_init(|| {
-            let engine = self.wasmtime.weak();
-            let spawned = std::thread::Builder::new().name("canister-host-epoch".into()).spawn(move || {
-                while let Some(engine) = engine.upgrade() {
-                    engine.increment_epoch();
-                    drop(engine);
-                    std::thread::sleep(EPOCH_TICK);
-                }
-            });
-            if let Err(error) = spawned {
-                tracing::error!(%error, "cannot start the epoch ticker; sliced messages run without pausing");
-            }
-        });
+        Ok(Engine { wasmtime, backend, linker })
     }
 
     /// Check, prepare and compile a canister module.

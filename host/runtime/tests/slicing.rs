@@ -94,6 +94,36 @@ fn a_long_message_holds_other_canisters_up_for_about_a_slice() {
     assert!(host.height().height >= 40, "only {} rounds", host.height().height);
 }
 
+/// Many messages to one canister, each under a slice, do not all run in
+/// one round: once the canister has used a slice in a round, the rest wait
+/// for the next, so a burst cannot hold everyone's round up either. What
+/// they compute is what they compute in one round.
+#[test]
+fn a_burst_to_one_canister_takes_about_a_slice_per_round() {
+    // Between half a slice and a slice of instructions each: two fill one.
+    let n = 450_000u64;
+    let run = |slice: u64| {
+        let tmp = tempfile::tempdir().unwrap();
+        let host = Host::open(tmp.path(), config(slice)).unwrap();
+        let wasm = wat::parse_str(WAT).unwrap();
+        let (busy, other) = (install(&host, &wasm), install(&host, &wasm));
+        let before = host.height().height;
+        let burst: Vec<_> = (0..10).map(|_| host.submit_update(busy, USER, "sum", n.to_le_bytes().to_vec())).collect();
+        let bumped = host.height().height;
+        assert_eq!(u64_reply(&host.update_call(other, USER, "bump", vec![]).unwrap()), 1);
+        let bump_rounds = host.height().height - bumped;
+        for call in burst {
+            assert_eq!(u64_reply(&call.wait().unwrap()), expected_sum(n));
+        }
+        (host.height().height - before, bump_rounds, host.state_digest().unwrap())
+    };
+    let (rounds, bump_rounds, state) = run(SLICE);
+    assert!(rounds >= 5, "10 messages of over half a slice ran in {rounds} rounds");
+    assert!(bump_rounds <= 3, "another canister's call took {bump_rounds} rounds");
+    let (_, _, unbounded_state) = run(u64::MAX);
+    assert_eq!(state, unbounded_state, "spreading messages over rounds changed what they computed");
+}
+
 /// A sliced message gives exactly what an unsliced one gives: the same
 /// reply and the same state, digest for digest.
 #[test]

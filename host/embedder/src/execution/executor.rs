@@ -4,10 +4,10 @@
 use std::sync::Arc;
 
 use super::compile::Compiler;
-use super::instance::LiveInstance;
+use super::instance::{LiveInstance, Pacing};
 use super::{
     Call, CanisterState, DirtyPages, Executable, ExecutionConfig, ExecutionError, MessageResult, MessageStats,
-    SliceGate, Target,
+    PACING_REPORTS_PER_SLICE, SliceGate, Target,
 };
 use crate::engine::{CanisterModule, Engine};
 use crate::module::{EntryPoint, MethodKind, ModuleError};
@@ -150,9 +150,9 @@ impl Executor {
 
     /// Run a message with its full limit on this thread, paced by `gate`
     /// (see `execution::slicing`). The result is [`Executor::execute`]'s.
-    pub fn execute_sliced(&self, canister: &mut Executable, call: Call<'_>, gate: &Arc<SliceGate>) -> MessageResult {
-        self.engine.start_ticker();
-        let result = self.execute_with(canister, call, None, Some(gate.clone()));
+    pub fn execute_sliced(&self, canister: &mut Executable, call: Call<'_>, gate: &SliceGate) -> MessageResult {
+        let interval = (self.config.slice_instructions / PACING_REPORTS_PER_SLICE).max(1);
+        let result = self.execute_with(canister, call, None, Some(Pacing { gate, interval }));
         gate.finish();
         result
     }
@@ -164,13 +164,13 @@ impl Executor {
         canister: &mut Executable,
         call: Call<'_>,
         fuel: Option<u64>,
-        gate: Option<Arc<SliceGate>>,
+        paced: Option<Pacing<'_>>,
     ) -> MessageResult {
         let started = std::time::Instant::now();
         let (context, limit, persists) = self.context_and_limit(call.target);
         let limit = fuel.map_or(limit, |fuel| fuel.min(limit));
         // A paced instance belongs to its thread; it is not kept.
-        let keep = self.config.reuse_instances && gate.is_none();
+        let keep = self.config.reuse_instances && paced.is_none();
         let persists = persists && self.config.tracking != TrackingMode::Untracked;
         let Some(module) = canister.state.module.clone() else {
             return MessageResult::failed(ExecutionError::NoModule);
@@ -185,14 +185,14 @@ impl Executor {
         }
         let mut live = match canister.live.take().filter(|_| keep) {
             Some(live) => live,
-            None => match LiveInstance::new(&self.engine, &self.config, &module, &canister.state, true, gate) {
+            None => match LiveInstance::new(&self.engine, &self.config, &module, &canister.state, true) {
                 Ok(live) => live,
                 Err(e) => return MessageResult::failed(e),
             },
         };
         let message = self.message(&canister.state, context, call, limit);
         let before = live.counters();
-        let mut run = live.run(&export, message, limit);
+        let mut run = live.run(&export, message, limit, paced);
         let mut result = MessageResult {
             outcome: Ok(Response::None),
             committed: false,
@@ -248,12 +248,12 @@ impl Executor {
             Ok(export) => export,
             Err(e) => return MessageResult::failed(e),
         };
-        let mut live = match LiveInstance::new(&self.engine, &self.config, &module, state, false, None) {
+        let mut live = match LiveInstance::new(&self.engine, &self.config, &module, state, false) {
             Ok(live) => live,
             Err(e) => return MessageResult::failed(e),
         };
         let message = self.message(state, context, call, limit);
-        let run = live.run(&export, message, limit);
+        let run = live.run(&export, message, limit, None);
         let outcome = run.result.and_then(|()| match (run.message.response.clone(), call.target) {
             (Response::None, Target::Method { .. }) => Err(ExecutionError::DidNotReply),
             (response, _) => Ok(response),

@@ -1,13 +1,15 @@
 //! A wasmtime instance of a canister over tracked memory: set up, run one
 //! export, read and restore globals.
 
+use std::pin::pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 
 use memory_tracker::{AttachError, MemoryCounters, ProtectFailure, TrackOptions, TrackedMemory};
 use page_delta::{PageIndex, PageMap};
-use wasmtime::{Instance, Store, Trap, UpdateDeadline};
+use wasmtime::{Instance, Store, Trap};
 
-use super::{CanisterState, ExecutionConfig, ExecutionError, GlobalValue, SliceGate};
+use super::{Cancelled, CanisterState, ExecutionConfig, ExecutionError, GlobalValue, SliceGate};
 use crate::engine::{CanisterModule, Engine};
 use crate::module::MEMORY_EXPORT;
 use crate::system_api::{ApiContext, HostState, HostTrap, MessageState};
@@ -39,7 +41,6 @@ impl LiveInstance {
         module: &Arc<CanisterModule>,
         state: &CanisterState,
         track_writes: bool,
-        gate: Option<Arc<SliceGate>>,
     ) -> Result<LiveInstance, ExecutionError> {
         let fail = |e: wasmtime::Error| ExecutionError::Instantiation(format!("{e:#}"));
         let host = HostState {
@@ -49,20 +50,6 @@ impl LiveInstance {
         };
         let mut store = Store::new(&engine.wasmtime, host);
         store.limiter(|host| host);
-        match gate {
-            // A sliced message reports its progress at every epoch tick,
-            // and waits there while it has used its allowance.
-            Some(gate) => {
-                store.set_epoch_deadline(1);
-                store.epoch_deadline_callback(move |store| {
-                    let used = store.data().message.instruction_limit.saturating_sub(store.get_fuel()?);
-                    gate.report(used)?;
-                    Ok(UpdateDeadline::Continue(1))
-                });
-            }
-            // Others never stop at ticks.
-            None => store.set_epoch_deadline(u64::MAX / 2),
-        }
         // Instantiation runs code for some initialisers (reference-typed
         // globals, extended constants, element segments), which costs
         // fuel: without any, such a module could install but never run.
@@ -146,11 +133,16 @@ impl LiveInstance {
         Ok(Some((changed, size)))
     }
 
-    /// Run `export` for `message` with `limit` instructions of fuel.
-    pub(super) fn run(&mut self, export: &str, message: MessageState, limit: u64) -> Run {
+    /// Run `export` for `message` with `limit` instructions of fuel; if
+    /// `paced`, reporting its progress to the gate every `interval`
+    /// instructions (and waiting there while it has used its allowance).
+    pub(super) fn run(&mut self, export: &str, message: MessageState, limit: u64, paced: Option<Pacing<'_>>) -> Run {
         let before = self.counters();
         self.store.data_mut().message = message;
-        let result = self.call(export, limit);
+        let result = match paced {
+            Some(pacing) => self.call_paced(export, limit, pacing),
+            None => self.call(export, limit),
+        };
         let instructions = limit.saturating_sub(self.store.get_fuel().unwrap_or(0));
         let placeholder = MessageState::new(ApiContext::Update, "", Vec::new(), Vec::new(), 0, Arc::default());
         let message = std::mem::replace(&mut self.store.data_mut().message, placeholder);
@@ -170,6 +162,60 @@ impl LiveInstance {
         let failure = self.heap.as_ref().and_then(TrackedMemory::failure);
         Err(classify(error, failure, limit))
     }
+
+    /// `call`, run as a future that yields every `pacing.interval`
+    /// instructions of fuel: wasmtime suspends the code exactly there (on
+    /// a fiber), so pausing never depends on timing and costs nothing
+    /// between yields. At each yield the progress goes to the gate, which
+    /// holds the message while it has used its allowance.
+    fn call_paced(&mut self, export: &str, limit: u64, pacing: Pacing<'_>) -> Result<(), ExecutionError> {
+        let setup = |e: wasmtime::Error| ExecutionError::Instantiation(format!("{e:#}"));
+        let interval = pacing.interval.max(1);
+        self.store.fuel_async_yield_interval(Some(interval)).map_err(setup)?;
+        self.store.set_fuel(limit).map_err(setup)?;
+        let func = self
+            .instance
+            .get_typed_func::<(), ()>(&mut self.store, export)
+            .map_err(|e| ExecutionError::Instantiation(format!("export {export}: {e:#}")))?;
+        let outcome = {
+            let mut future = pin!(func.call_async(&mut self.store, ()));
+            let mut context = Context::from_waker(Waker::noop());
+            // A lower bound of the fuel used: System API charges between
+            // yields are not counted, which only lets a slice run a little
+            // longer; what the message computes is unaffected.
+            let mut used = 0u64;
+            loop {
+                match future.as_mut().poll(&mut context) {
+                    Poll::Ready(outcome) => break Some(outcome),
+                    Poll::Pending => {
+                        used = used.saturating_add(interval);
+                        if pacing.gate.report(used).is_err() {
+                            // Nobody wants the result: dropping the future
+                            // unwinds the suspended code.
+                            break None;
+                        }
+                    }
+                }
+            }
+        };
+        match outcome {
+            Some(Ok(())) => Ok(()),
+            Some(Err(error)) => {
+                let failure = self.heap.as_ref().and_then(TrackedMemory::failure);
+                Err(classify(error, failure, limit))
+            }
+            None => Err(ExecutionError::HostResource(Cancelled.to_string())),
+        }
+    }
+}
+
+/// How a sliced message is paced.
+#[derive(Copy, Clone)]
+pub(super) struct Pacing<'a> {
+    /// Where it reports progress and waits for its allowance.
+    pub(super) gate: &'a SliceGate,
+    /// Instructions between reports.
+    pub(super) interval: u64,
 }
 
 /// Turn a wasmtime error into the reason the message failed.

@@ -19,6 +19,6 @@ mod state;
 pub use config::ExecutionConfig;
 pub use executor::Executor;
 pub use outcome::{Call, DirtyPages, ExecutionError, MessageResult, MessageStats, Target};
-pub(crate) use slicing::EPOCH_TICK;
+pub(crate) use slicing::PACING_REPORTS_PER_SLICE;
 pub use slicing::{Cancelled, SliceGate};
 pub use state::{CanisterState, Executable, GlobalValue};

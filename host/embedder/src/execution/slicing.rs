@@ -10,17 +10,16 @@
 //! slicing; only *which round* reports it does, and that is a function of
 //! the instructions it used (see the runtime's rounds), so replay agrees.
 //!
-//! Progress is observed through wasmtime's epoch interruption: a ticker
-//! advances the engine's epoch every millisecond, and at each tick the
-//! sliced store's callback publishes the fuel used and blocks while the
-//! message has used its allowance.
+//! The message runs as a future that wasmtime suspends every
+//! [`PACING_REPORTS_PER_SLICE`]th of a slice of fuel (exactly there, on a
+//! fiber, whatever the timing); at each suspension its thread reports the
+//! instructions used and waits while the message has used its allowance.
 
 use std::sync::{Condvar, Mutex, MutexGuard};
-use std::time::Duration;
 
-/// How often the epoch advances, so a sliced message is observed (and
-/// paused) within about this much of reaching its allowance.
-pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(1);
+/// How many times per slice a sliced message reports its progress, so it
+/// pauses within this fraction of a slice of its allowance.
+pub(crate) const PACING_REPORTS_PER_SLICE: u64 = 16;
 
 /// The meeting point of a sliced message's thread and the rounds.
 #[derive(Debug, Default)]
@@ -68,6 +67,11 @@ impl SliceGate {
             state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
         }
         state.finished
+    }
+
+    /// The instructions the message has reported using so far.
+    pub fn used(&self) -> u64 {
+        self.lock().used
     }
 
     /// Stop the message at its next check: its result is not wanted.

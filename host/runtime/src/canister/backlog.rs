@@ -77,8 +77,8 @@ pub(crate) struct LongRun {
 
 impl Drop for LongRun {
     fn drop(&mut self) {
-        // Nobody wants the result: stop at the next tick (the thread exits
-        // on its own; joining could wait for a whole slice).
+        // Nobody wants the result: stop at its next report (the thread
+        // exits on its own; joining could wait for part of a slice).
         self.gate.cancel();
     }
 }

@@ -207,10 +207,14 @@ impl Work {
 
 /// Run one canister's share of a round: first its long message's next
 /// slice, if it has one; then, if that is done, the operations that waited
-/// behind it and this round's, in order (the timer and heartbeat only when
-/// nothing waited). An update that needs more than a slice becomes the
-/// long message, and what follows it waits. A host failure stops the
-/// share: the round will not be applied.
+/// and this round's, in order (the timer and heartbeat only when nothing
+/// waited). An update that needs more than a slice becomes the long
+/// message, and what follows it waits. A canister's share is about a
+/// slice: once its messages have used one slice of instructions (or a
+/// long message has had its slice, or an install ran), the rest waits for
+/// the next round, so no canister holds a round up for much longer than a
+/// slice however many messages it gets. A host failure stops the share:
+/// the round will not be applied.
 pub(super) fn run_task(
     exec: &Arc<Executor>,
     overrides: &ModuleOverrides,
@@ -221,14 +225,20 @@ pub(super) fn run_task(
     let Task { mut canister, ops } = task;
     let slice = exec.config().slice_instructions;
     let mut work = Work::default();
+    // Instructions this canister has used in this round.
+    let mut used = 0u64;
     match canister.step_long(exec, slice) {
         Ok(Step::Running) => {}
-        Ok(Step::Done(origin, result)) => work.message(origin.map_or(Entry::System, Entry::Earlier), &result),
+        Ok(Step::Done(origin, result)) => {
+            used = slice;
+            work.message(origin.map_or(Entry::System, Entry::Earlier), &result);
+        }
         Err(failure) => work.host_failure = Some(failure),
     }
     let waited = canister.take_waiting();
-    if waited.is_empty() && !canister.has_long() && work.host_failure.is_none() {
+    if waited.is_empty() && !canister.has_long() && used < slice && work.host_failure.is_none() {
         for result in canister.system_tasks_first_slice(exec, time) {
+            used = used.saturating_add(result.stats.instructions);
             work.message(Entry::System, &result);
         }
     }
@@ -241,7 +251,7 @@ pub(super) fn run_task(
         if work.host_failure.is_some() {
             break;
         }
-        if canister.has_long() {
+        if canister.has_long() || used >= slice {
             if let Entry::Now(_) = entry {
                 work.entries.push((entry, None));
             }
@@ -252,7 +262,10 @@ pub(super) fn run_task(
             Operation::Update { sender, method, arg, .. } => {
                 work.messages += 1;
                 match canister.update_first_slice(exec, sender, method, arg, time) {
-                    Ok(Some(result)) => work.message(entry, &result),
+                    Ok(Some(result)) => {
+                        used = used.saturating_add(result.stats.instructions);
+                        work.message(entry, &result);
+                    }
                     Ok(None) => {
                         let call = LongCall::Update { sender: *sender, method: method.clone(), arg: arg.clone() };
                         canister.start_long(Some(origin), call, time);
@@ -272,6 +285,8 @@ pub(super) fn run_task(
                 let installed = module
                     .map_err(CanisterError::Module)
                     .and_then(|module| canister.install_module(exec, sender, *mode, module, arg, time));
+                // Installs are not sliced and may run long: one a round.
+                used = slice;
                 work.settle(entry, done(installed));
             }
             Operation::Uninstall { sender, .. } => work.settle(entry, done(canister.uninstall(exec, sender))),

@@ -7,8 +7,9 @@ use crate::canister::{CanisterError, InstallMode};
 
 /// The format version of round records: the first four bytes (little
 /// endian) of every record body. Bumped whenever the encoding of records,
-/// or what their digests cover, changes.
-pub const ROUND_RECORD_FORMAT: u32 = 2;
+/// what their digests cover, or how a round's operations are spread over
+/// rounds changes (any of which makes an old log replay differently).
+pub const ROUND_RECORD_FORMAT: u32 = 3;
 
 /// What an operation takes in a record besides its variable parts (a
 /// generous bound: two principals, tags, lengths).
@@ -173,13 +174,13 @@ mod tests {
     #[test]
     fn records_carry_their_format_version_and_other_versions_are_refused() {
         let bytes = record().encode();
-        assert_eq!(bytes[..4], 2u32.to_le_bytes(), "the version leads the record");
+        assert_eq!(bytes[..4], 3u32.to_le_bytes(), "the version leads the record");
         assert_eq!(RoundRecord::decode(&bytes).unwrap(), record());
 
         let mut newer = bytes.clone();
-        newer[..4].copy_from_slice(&3u32.to_le_bytes());
+        newer[..4].copy_from_slice(&4u32.to_le_bytes());
         let error = RoundRecord::decode(&newer).unwrap_err();
-        assert!(error.contains("format version 3") && error.contains("reads version 2"), "{error}");
+        assert!(error.contains("format version 4") && error.contains("reads version 3"), "{error}");
         // A record from before records were versioned (bare Candid).
         let bare = candid::encode_one(record()).unwrap();
         assert!(RoundRecord::decode(&bare).unwrap_err().contains("format version"));
