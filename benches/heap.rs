@@ -28,7 +28,7 @@ fn checkpointed_state(engine: &Arc<Engine>, dir: &StateDir) -> CanisterState {
     let grow = Encode!(&(REGION / 65536)).unwrap();
     let fill = Encode!(&HEAP_START, &PAGES, &4096u64, &false, &1u8).unwrap();
     for (name, arg) in [("grow", &grow), ("write_pages", &fill)] {
-        let call = Call { target: Target::Method { name, kind: MethodKind::Update }, arg, caller: &[4], time: 1 };
+        let call = Call::method(name, MethodKind::Update, arg, &[4], 1);
         assert!(exec.execute(&mut c, call).outcome.is_ok());
     }
     let state = c.state().clone();
@@ -85,12 +85,7 @@ fn bench(c: &mut Criterion) {
                                 (Executable::new(state.clone()), arg)
                             },
                             |(mut canister, arg)| {
-                                let call = Call {
-                                    target: Target::Method { name: method, kind: kind_of },
-                                    arg: &arg,
-                                    caller: &[4],
-                                    time: 1,
-                                };
+                                let call = Call::method(method, kind_of, &arg, &[4], 1);
                                 let r = if query {
                                     exec.query(canister.state(), call)
                                 } else {

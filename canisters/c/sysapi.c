@@ -469,7 +469,7 @@ UPDATE(reject_msg_copy) {
     cd_reply_empty();
 }
 
-/* call_out : () -> (); a host without inter-canister calls traps */
+/* call_out : () -> (); starts a call but never performs it, so no call is made */
 UPDATE(call_out) {
     ic0_call_new(NULL, 0, NULL, 0, 0, 0, 0, 0);
     cd_reply_empty();

@@ -22,6 +22,23 @@ pub const SYSAPI: &[u8] = include_bytes!("../wasm/sysapi.wasm");
 /// `__motoko_async_helper`, keeps constants in data segments).
 pub const MOTOKO_STYLE: &[u8] = include_bytes!("../wasm/motoko_style.wasm");
 
+/// Motoko canisters, built by `motoko/build.js` with the npm `motoko`
+/// compiler: wasm64 modules with enhanced orthogonal persistence and a
+/// start function.
+pub mod motoko {
+    /// A persistent counter (`inc`, `get`, `upgraded`).
+    pub const COUNTER: &[u8] = include_bytes!("../wasm/motoko/counter.wasm");
+    /// The callee of `CALLER`'s calls (`ping`, `boom`, `count`).
+    pub const CALLEE: &[u8] = include_bytes!("../wasm/motoko/callee.wasm");
+    /// Calls another canister with `await` (`ping_twice`, `catch_boom`, `counts`).
+    pub const CALLER: &[u8] = include_bytes!("../wasm/motoko/caller.wasm");
+    /// Counts the ticks of a recurring timer (`get`).
+    pub const TIMER: &[u8] = include_bytes!("../wasm/motoko/timer.wasm");
+
+    /// Every Motoko canister, by name.
+    pub const ALL: &[(&str, &[u8])] = &[("counter", COUNTER), ("callee", CALLEE), ("caller", CALLER), ("timer", TIMER)];
+}
+
 /// Every example canister, by name.
 pub const ALL: &[(&str, &[u8])] = &[
     ("counter", COUNTER),
@@ -65,6 +82,29 @@ mod tests {
         for (name, committed) in super::ALL {
             let rebuilt = std::fs::read(out.path().join(format!("{name}.wasm"))).unwrap();
             assert!(rebuilt == *committed, "{name}.wasm does not match its sources: run canisters/build.sh");
+        }
+    }
+
+    /// Rebuilding the Motoko canisters with the pinned compiler reproduces
+    /// the committed modules, whenever node and the compiler are installed
+    /// (`npm ci --prefix canisters/motoko`; CI does).
+    #[test]
+    fn committed_motoko_wasm_matches_the_sources() {
+        let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let node = Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
+        if !node || !here.join("motoko/node_modules/motoko").exists() {
+            eprintln!("node or the motoko compiler not installed: run npm ci --prefix canisters/motoko to compare");
+            return;
+        }
+        let out = tempfile::tempdir().unwrap();
+        let status = Command::new("node").arg(here.join("motoko/build.js")).arg(out.path()).status().unwrap();
+        assert!(status.success(), "motoko/build.js failed");
+        for (name, committed) in super::motoko::ALL {
+            let rebuilt = std::fs::read(out.path().join(format!("{name}.wasm"))).unwrap();
+            assert!(
+                rebuilt == *committed,
+                "motoko/{name}.wasm does not match its source: run canisters/motoko/build.js"
+            );
         }
     }
 }

@@ -11,9 +11,15 @@ use memory_tracker::{MemoryBackend, SignalBackend};
 use crate::module::{self, ModuleError, ModuleInfo};
 use crate::system_api::{self, HostState};
 
-/// Address space reserved per linear memory: all of wasm32, so bounds
-/// checks are elided and the memory never moves.
+/// Address space reserved per 32-bit linear memory: all of wasm32, so
+/// bounds checks are elided and the memory never moves.
 pub const MEMORY_RESERVATION: u64 = 4 << 30;
+/// Address space reserved per 64-bit linear memory: the most a wasm64 heap
+/// may grow to (the IC's largest wasm64 heap, 18 GiB). Accesses are bounds
+/// checked explicitly against it, and the pages past the heap's current
+/// size are inaccessible, so the fault handler turns accesses there into
+/// traps.
+pub const MEMORY64_RESERVATION: u64 = 18 << 30;
 /// Inaccessible space on each side of a memory. Accesses with larger static
 /// offsets get explicit bounds checks.
 pub const MEMORY_GUARD: u64 = 32 << 20;
@@ -30,21 +36,23 @@ pub struct EngineError(String);
 /// A memory-tracking backend for canister stores.
 pub(crate) type Backend = dyn MemoryBackend<HostState>;
 
-/// A shared wasmtime engine with the System API linked in.
+/// Shared wasmtime engines with the System API linked in: one for wasm32
+/// modules and one for wasm64 modules, which need another address-space
+/// reservation and the `i64` System API.
 pub struct Engine {
-    pub(crate) wasmtime: wasmtime::Engine,
     pub(crate) backend: Arc<Backend>,
+    narrow: Flavour,
+    wide: Flavour,
+}
+
+/// A wasmtime engine and its linker.
+struct Flavour {
+    wasmtime: wasmtime::Engine,
     linker: Linker<HostState>,
 }
 
-impl Engine {
-    /// An engine tracking memory with the SIGSEGV backend.
-    pub fn new() -> Result<Engine, EngineError> {
-        Engine::with_backend(Arc::new(SignalBackend::new()))
-    }
-
-    /// An engine tracking memory with `backend`.
-    pub(crate) fn with_backend(backend: Arc<Backend>) -> Result<Engine, EngineError> {
+impl Flavour {
+    fn new(backend: &Arc<Backend>, wide: bool) -> Result<Flavour, EngineError> {
         // Threads, function references, exceptions and components need
         // wasmtime features that are not compiled in, so they are off.
         let mut config = Config::new();
@@ -53,11 +61,11 @@ impl Engine {
             .cranelift_nan_canonicalization(true)
             .cranelift_opt_level(OptLevel::Speed)
             .wasm_relaxed_simd(false)
-            .wasm_memory64(false)
+            .wasm_memory64(wide)
             .wasm_multi_memory(false)
             .wasm_tail_call(false)
             .wasm_gc(false)
-            .memory_reservation(MEMORY_RESERVATION)
+            .memory_reservation(if wide { MEMORY64_RESERVATION } else { MEMORY_RESERVATION })
             .memory_guard_size(MEMORY_GUARD)
             .guard_before_linear_memory(true)
             .memory_may_move(false)
@@ -68,20 +76,44 @@ impl Engine {
             .with_host_memory(backend.memory_creator());
         let wasmtime = wasmtime::Engine::new(&config).map_err(|e| EngineError(format!("{e:#}")))?;
         let mut linker = Linker::new(&wasmtime);
-        system_api::link(&mut linker, &wasmtime).map_err(|e| EngineError(format!("{e:#}")))?;
-        Ok(Engine { wasmtime, backend, linker })
+        system_api::link(&mut linker, &wasmtime, wide).map_err(|e| EngineError(format!("{e:#}")))?;
+        Ok(Flavour { wasmtime, linker })
+    }
+}
+
+impl Engine {
+    /// An engine tracking memory with the SIGSEGV backend.
+    pub fn new() -> Result<Engine, EngineError> {
+        Engine::with_backend(Arc::new(SignalBackend::new()))
+    }
+
+    /// An engine tracking memory with `backend`.
+    pub(crate) fn with_backend(backend: Arc<Backend>) -> Result<Engine, EngineError> {
+        let narrow = Flavour::new(&backend, false)?;
+        let wide = Flavour::new(&backend, true)?;
+        Ok(Engine { backend, narrow, wide })
     }
 
     /// Check, prepare and compile a canister module.
     pub fn compile(&self, wasm: &[u8], max_bytes: usize) -> Result<Arc<CanisterModule>, ModuleError> {
         let (info, rewritten) = module::prepare(wasm, max_bytes)?;
-        let mut linker = self.linker.clone();
+        let wide = info.is_wasm64();
+        if info.uses_64_bit && !wide {
+            return Err(ModuleError::Unsupported(
+                "a 64-bit table needs a 64-bit memory (wasm64 modules use both)".into(),
+            ));
+        }
+        let flavour = if wide { &self.wide } else { &self.narrow };
+        let mut linker = flavour.linker.clone();
+        let memory = if wide { "64-bit" } else { "32-bit" };
         for import in &info.imports {
             match system_api::spec::lookup(&import.name) {
-                Some(spec) if spec.params != import.params || spec.results != import.results => {
+                Some(spec) if spec.signature(wide) != (&import.params[..], &import.results[..]) => {
+                    let (params, results) = spec.signature(wide);
                     return Err(ModuleError::NotCanister(format!(
-                        "it imports ic0.{} with type {:?} -> {:?}, but the System API defines {:?} -> {:?}",
-                        import.name, import.params, import.results, spec.params, spec.results
+                        "it imports ic0.{} with type {:?} -> {:?}, but for a module with a {memory} memory the \
+                         System API defines {params:?} -> {results:?}",
+                        import.name, import.params, import.results
                     )));
                 }
                 Some(_) => {}
@@ -89,7 +121,7 @@ impl Engine {
                 // module runs as long as it never calls it.
                 None => system_api::define_unsupported(
                     &mut linker,
-                    &self.wasmtime,
+                    &flavour.wasmtime,
                     &import.name,
                     &import.params,
                     &import.results,
@@ -97,7 +129,8 @@ impl Engine {
                 .map_err(|e| ModuleError::Invalid(format!("cannot link ic0.{}: {e:#}", import.name)))?,
             }
         }
-        let compiled = Module::new(&self.wasmtime, &rewritten).map_err(|e| ModuleError::Invalid(format!("{e:#}")))?;
+        let compiled =
+            Module::new(&flavour.wasmtime, &rewritten).map_err(|e| ModuleError::Invalid(format!("{e:#}")))?;
         let pre = linker.instantiate_pre(&compiled).map_err(|e| ModuleError::Invalid(format!("{e:#}")))?;
         Ok(Arc::new(CanisterModule { wasm: wasm.into(), hash: Sha256::digest(wasm).into(), info, pre }))
     }

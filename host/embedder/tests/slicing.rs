@@ -35,7 +35,7 @@ fn sliced_executor() -> Arc<Executor> {
 }
 
 fn call(method: &str) -> Call<'_> {
-    Call { target: Target::Method { name: method, kind: MethodKind::Update }, arg: &[], caller: ANONYMOUS, time: 1 }
+    Call::method(method, MethodKind::Update, &[], ANONYMOUS, 1)
 }
 
 /// Run `method` sliced on its own thread, allowing one slice at a time and

@@ -38,7 +38,9 @@ pub mod wal;
 
 pub use admission::{MAX_CONTROLLERS, MAX_METHOD_NAME_BYTES, MAX_NAME_BYTES};
 pub use candid::Principal;
-pub use canister::{Canister, CanisterError, CanisterLogRecord, CanisterStatus, InstallMode, Snapshot};
+pub use canister::{
+    Canister, CanisterError, CanisterLogRecord, CanisterStatus, InstallMode, Snapshot, WasmMemoryPersistence,
+};
 pub use config::{HostConfig, TimeSource};
 pub use embedder::{
     CanisterModule, CanisterState, Engine, ErrorCode, ExecutionConfig, ExecutionError, Executor, MessageResult,

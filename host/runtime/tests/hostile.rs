@@ -378,6 +378,26 @@ fn not_canisters() -> Vec<Case> {
             wat(r#"(module (func (export "canister_update m")) (func (export "canister_query m")))"#),
             refused.clone(),
         ),
+        case(
+            "a wasm64 load just past the memory",
+            wat(r#"(module (memory i64 1) (func (export "canister_update m") (drop (i64.load (i64.const 65536)))))"#),
+            Expect::Fails { method: "m", query: false, code: ErrorCode::CanisterTrapped },
+        ),
+        case(
+            "a wasm64 load far beyond any reservation",
+            wat(r#"(module (memory i64 1)
+                (func (export "canister_update m") (drop (i64.load (i64.const 0x7fff00000000)))))"#),
+            Expect::Fails { method: "m", query: false, code: ErrorCode::CanisterTrapped },
+        ),
+        // The grow is refused (-1), and the canister traps on seeing it.
+        case(
+            "a wasm64 memory.grow past the wasm64 heap limit",
+            wat(r#"(module (import "ic0" "msg_reply" (func $r)) (memory i64 1)
+                (func (export "canister_update m")
+                    (if (i64.eq (memory.grow (i64.const 0x20000)) (i64.const -1)) (then unreachable))
+                    (call $r)))"#),
+            Expect::Fails { method: "m", query: false, code: ErrorCode::CanisterTrapped },
+        ),
         case("an unknown canister_ export", wat(r#"(module (func (export "canister_frobnicate")))"#), refused),
         case(
             "no methods at all",
@@ -397,7 +417,6 @@ fn disabled_proposals() -> Vec<Case> {
     let sources = [
         ("threads", "(module (memory 1 1 shared))"),
         ("atomics", "(module (memory 1 1 shared) (func (drop (i32.atomic.load (i32.const 0)))))"),
-        ("memory64", "(module (memory i64 1))"),
         ("multiple memories", "(module (memory 1) (memory 1))"),
         ("tail calls", "(module (func $f (return_call $f)))"),
         ("exceptions", "(module (tag $e) (func (throw $e)))"),

@@ -6,13 +6,19 @@ use canister_host::*;
 use embedder::*;
 use testkit::*;
 
+/// The custom section marking a module built for enhanced orthogonal
+/// persistence.
+const EOP: &str = r#"(@custom "icp:private enhanced-orthogonal-persistence" "")"#;
+
 /// A canister with a heap counter, a version marker from a data segment,
 /// a pre_upgrade that saves the counter to stable memory (or traps when
 /// asked to), and a post_upgrade that restores it (or traps when its
-/// argument is "trap").
+/// argument is "trap"). Versions starting with "e" carry the enhanced
+/// orthogonal persistence marker.
 fn versioned(version: &str) -> Vec<u8> {
+    let marker = if version.starts_with('e') { EOP } else { "" };
     let wat = format!(
-        r#"(module
+        r#"(module {marker}
         (import "ic0" "msg_reply" (func $reply))
         (import "ic0" "msg_reply_data_append" (func $append (param i32 i32)))
         (import "ic0" "msg_arg_data_size" (func $arg_size (result i32)))
@@ -146,9 +152,39 @@ fn upgrade_with_keep_keeps_the_heap() {
     let mut f = Fixture::new();
     f.inc();
     f.inc();
-    f.install(InstallMode::Upgrade { keep_heap: true, skip_pre_upgrade: false }, "v2", b"post").unwrap();
+    f.install(InstallMode::UPGRADE_KEEP, "e2", b"post").unwrap();
     // Same heap bytes (v1's marker, counter 2); globals are the new module's.
     assert_eq!(f.view(), ("v1".into(), 2, 2, 0, b"post".to_vec()));
+}
+
+#[test]
+fn enhanced_orthogonal_persistence_upgrades_follow_the_ic_rules() {
+    let mut f = Fixture::new();
+    // Keep needs a new module built for enhanced orthogonal persistence.
+    let err = f.install(InstallMode::UPGRADE_KEEP, "v2", b"post").unwrap_err();
+    assert_eq!(err.code(), ErrorCode::CanisterContractViolation);
+    assert!(err.to_string().contains("requires that the new canister module supports enhanced orthogonal persistence"));
+    f.inc();
+    f.install(InstallMode::UPGRADE_KEEP, "e2", b"post").unwrap();
+    // An upgrade of such a canister must say what happens to the heap.
+    let before = f.view();
+    let err = f.install(InstallMode::UPGRADE, "e3", b"post").unwrap_err();
+    assert!(
+        err.to_string().contains(
+            "Missing upgrade option: Enhanced orthogonal persistence requires the `wasm_memory_persistence` upgrade \
+             option."
+        ),
+        "{err}"
+    );
+    assert_eq!(err.code(), ErrorCode::CanisterContractViolation);
+    assert_eq!(f.view(), before, "a refused upgrade changed the canister");
+    // Keep keeps the heap exactly; an explicit replace is allowed.
+    f.install(InstallMode::UPGRADE_KEEP, "e3", b"again").unwrap();
+    assert_eq!((f.view().0, f.view().1), ("v1".into(), 1));
+    let replace =
+        InstallMode::Upgrade { wasm_memory_persistence: Some(WasmMemoryPersistence::Replace), skip_pre_upgrade: false };
+    f.install(replace, "e4", b"post").unwrap();
+    assert_eq!((f.view().0, f.view().1), ("e4".into(), 0));
 }
 
 #[test]
@@ -156,9 +192,9 @@ fn keeping_a_heap_the_new_module_cannot_hold_is_refused_and_changes_nothing() {
     let mut f = Fixture::new();
     f.inc();
     let before = f.view();
-    let keep = InstallMode::Upgrade { keep_heap: true, skip_pre_upgrade: false };
+    let keep = InstallMode::UPGRADE_KEEP;
     for new in [r#"(module (memory 0 0))"#, r#"(module)"#] {
-        let wasm = wat::parse_str(new).unwrap();
+        let wasm = wat::parse_str(new.replace("(module", &format!("(module {EOP}"))).unwrap();
         let (exec, owner) = (&f.exec, f.owner);
         let err = f.registry.get_mut(&f.id).unwrap().install_code(exec, &owner, keep, &wasm, b"", 5).unwrap_err();
         assert!(matches!(err, CanisterError::HeapDoesNotFit { heap: WasmPages(1), .. }), "{new}: {err}");
@@ -191,7 +227,7 @@ fn a_trapping_pre_or_post_upgrade_leaves_everything_as_before() {
     assert_eq!(f.view(), before);
     assert_eq!((f.record().state().stable_pages, f.record().version()), (stable_before, version_before));
     // Skipping pre_upgrade gets past it.
-    f.install(InstallMode::Upgrade { keep_heap: false, skip_pre_upgrade: true }, "v2", b"post").unwrap();
+    f.install(InstallMode::Upgrade { wasm_memory_persistence: None, skip_pre_upgrade: true }, "v2", b"post").unwrap();
     assert_eq!(f.view().0, "v2");
 }
 
@@ -319,4 +355,64 @@ fn taking_a_snapshot_shares_the_heap_instead_of_copying_it() {
     // The snapshot is the same persistent version as the live heap: nothing
     // was copied.
     assert!(taken.state.heap.delta().same_version(record.state().heap.delta()));
+}
+
+/// A module whose start function counts its runs (in memory and a global),
+/// and whose init and post_upgrade record the count they saw.
+const STARTED: &str = r#"(module
+    (import "ic0" "msg_reply" (func $reply))
+    (import "ic0" "msg_reply_data_append" (func $append (param i32 i32)))
+    (import "ic0" "trap" (func $trap (param i32 i32)))
+    (memory 1)
+    (global $runs (mut i64) (i64.const 0))
+    (func $start
+        (i64.store (i32.const 0) (i64.add (i64.load (i32.const 0)) (i64.const 1)))
+        (global.set $runs (i64.add (global.get $runs) (i64.const 1))))
+    (start $start)
+    (func (export "canister_init") (i64.store (i32.const 8) (i64.load (i32.const 0))))
+    (func (export "canister_post_upgrade") (i64.store (i32.const 16) (i64.load (i32.const 0))))
+    (func (export "canister_update fail") (call $trap (i32.const 0) (i32.const 0)))
+    (func (export "canister_query get")
+        (i64.store (i32.const 24) (global.get $runs))
+        (call $append (i32.const 0) (i32.const 32))
+        (call $reply)))"#;
+
+#[test]
+fn the_start_function_runs_once_before_init_and_post_upgrade_never_at_instantiation() {
+    let exec = executor(TrackingMode::ReadMapped, true);
+    let owner = Principal::from_slice(&[7; 29]);
+    let mut registry = Registry::default();
+    let id = registry.create(vec![owner], None).unwrap();
+    let canister = registry.get_mut(&id).unwrap();
+    let wasm = wat::parse_str(STARTED).unwrap();
+    canister.install_code(&exec, &owner, InstallMode::Install, &wasm, &[], 5).unwrap();
+    let get = |c: &Canister| {
+        let r = c.query(&exec, &owner, "get", &[], 6).unwrap();
+        let bytes = r.reply().unwrap().to_vec();
+        let word = |i: usize| u64::from_le_bytes(bytes[i * 8..i * 8 + 8].try_into().unwrap());
+        (word(0), word(1), word(2), word(3))
+    };
+    // Ran once, before canister_init saw its effect (heap and global).
+    assert_eq!(get(canister), (1, 1, 0, 1));
+    // Queries and a failed update re-create instances; none runs it again.
+    for _ in 0..3 {
+        assert!(canister.update(&exec, &owner, "fail", &[], 6).unwrap().outcome.is_err());
+        assert_eq!(get(canister), (1, 1, 0, 1));
+    }
+    // An upgrade runs it on the new heap, before canister_post_upgrade.
+    canister.install_code(&exec, &owner, InstallMode::UPGRADE, &wasm, &[], 7).unwrap();
+    assert_eq!(get(canister), (1, 0, 1, 1));
+
+    // Only the System API of context `s` is available in it.
+    let caller = STARTED
+        .replace("(memory 1)", r#"(import "ic0" "msg_caller_size" (func $caller (result i32))) (memory 1)"#)
+        .replace("(func $start", "(func $start (drop (call $caller))");
+    let id = registry.create(vec![owner], None).unwrap();
+    let err = registry
+        .get_mut(&id)
+        .unwrap()
+        .install_code(&exec, &owner, InstallMode::Install, &wat::parse_str(caller).unwrap(), &[], 5)
+        .unwrap_err();
+    assert!(err.to_string().contains("ic0.msg_caller_size cannot be called from the module's start function"), "{err}");
+    assert_eq!(err.code(), ErrorCode::CanisterContractViolation);
 }

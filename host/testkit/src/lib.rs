@@ -33,7 +33,7 @@ pub fn install(exec: &Executor, wasm: &[u8], arg: &[u8]) -> Executable {
     let has_init = module.info.has(EntryPoint::Init);
     let mut c = Executable::new(CanisterState::default().with_module(module));
     if has_init {
-        let r = exec.execute(&mut c, Call { target: Target::Entry(EntryPoint::Init), arg, caller: ANONYMOUS, time: 1 });
+        let r = exec.execute(&mut c, Call::entry(EntryPoint::Init, arg, ANONYMOUS, 1));
         assert!(r.outcome.is_ok(), "init failed: {:?}", r.outcome);
     }
     c
@@ -41,18 +41,12 @@ pub fn install(exec: &Executor, wasm: &[u8], arg: &[u8]) -> Executable {
 
 /// Call update method `name` with `arg`.
 pub fn update(exec: &Executor, c: &mut Executable, name: &str, arg: Vec<u8>) -> MessageResult {
-    exec.execute(
-        c,
-        Call { target: Target::Method { name, kind: MethodKind::Update }, arg: &arg, caller: ANONYMOUS, time: 1 },
-    )
+    exec.execute(c, Call::method(name, MethodKind::Update, &arg, ANONYMOUS, 1))
 }
 
 /// Call query method `name` with `arg`.
 pub fn query(exec: &Executor, c: &Executable, name: &str, arg: Vec<u8>) -> MessageResult {
-    exec.query(
-        c.state(),
-        Call { target: Target::Method { name, kind: MethodKind::Query }, arg: &arg, caller: ANONYMOUS, time: 1 },
-    )
+    exec.query(c.state(), Call::method(name, MethodKind::Query, &arg, ANONYMOUS, 1))
 }
 
 /// The reply, Candid-decoded; panics if there is none.

@@ -103,8 +103,8 @@ unsafe impl MemoryCreator for TrackedMemoryCreator {
         reserved_size_in_bytes: Option<usize>,
         guard_size_in_bytes: usize,
     ) -> Result<Box<dyn LinearMemory>, String> {
-        if ty.is_64() || ty.is_shared() {
-            return Err("only unshared 32-bit memories are supported".into());
+        if ty.is_shared() {
+            return Err("only unshared memories are supported".into());
         }
         let capacity = reserved_size_in_bytes.ok_or("the engine must reserve address space for memories")?;
         let reservation = Reservation::new(capacity, guard_size_in_bytes)

@@ -18,8 +18,11 @@ pub struct ExecutionConfig {
     /// Instructions a message may run in one round (the IC's slice): a
     /// longer update, timer or heartbeat runs a slice per round.
     pub slice_instructions: u64,
-    /// `memory.grow` beyond this returns -1.
+    /// `memory.grow` of a 32-bit memory beyond this returns -1.
     pub heap_limit_bytes: u64,
+    /// `memory.grow` of a 64-bit memory (wasm64) beyond this returns -1; at
+    /// most 18 GiB (the address space reserved for a 64-bit memory).
+    pub wasm64_heap_limit_bytes: u64,
     /// `stable_grow` beyond this returns -1.
     pub stable_limit_bytes: u64,
     /// Largest module accepted for install.
@@ -29,6 +32,13 @@ pub struct ExecutionConfig {
     /// What `ic0.canister_cycle_balance` reports: this host has no cycles
     /// accounting.
     pub cycle_balance: u128,
+}
+
+impl ExecutionConfig {
+    /// The heap limit for a module whose memory is 64-bit if `wide`.
+    pub fn heap_limit(&self, wide: bool) -> u64 {
+        if wide { self.wasm64_heap_limit_bytes } else { self.heap_limit_bytes }
+    }
 }
 
 impl Default for ExecutionConfig {
@@ -41,6 +51,8 @@ impl Default for ExecutionConfig {
             install_instruction_limit: 300_000_000_000,
             slice_instructions: 2_000_000_000,
             heap_limit_bytes: 4 << 30,
+            // The IC's published wasm64 heap limit.
+            wasm64_heap_limit_bytes: 6 << 30,
             stable_limit_bytes: 4 << 30,
             max_module_bytes: 100 << 20,
             reuse_instances: true,

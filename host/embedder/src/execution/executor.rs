@@ -4,10 +4,11 @@
 use std::sync::Arc;
 
 use super::compile::Compiler;
+use super::instance::Invoke;
 use super::instance::{LiveInstance, Pacing};
 use super::{
-    Call, CanisterState, DirtyPages, Executable, ExecutionConfig, ExecutionError, MessageResult, MessageStats,
-    PACING_REPORTS_PER_SLICE, SliceGate, Target,
+    Call, CallbackKind, CanisterState, DirtyPages, Executable, ExecutionConfig, ExecutionError, MessageResult,
+    MessageStats, PACING_REPORTS_PER_SLICE, SliceGate, Target,
 };
 use crate::engine::{CanisterModule, Engine};
 use crate::module::{EntryPoint, MethodKind, ModuleError};
@@ -50,14 +51,12 @@ impl Executor {
     /// A module whose memory starts larger than the heap limit could never
     /// be instantiated: refuse it at install rather than at every message.
     fn check_fits(&self, module: &CanisterModule) -> Result<(), ModuleError> {
+        let limit = self.config.heap_limit(module.info.is_wasm64());
         match module.info.memory {
-            Some(memory) if memory.initial.bytes() > self.config.heap_limit_bytes => {
-                Err(ModuleError::LimitExceeded(format!(
-                    "its memory starts at {} bytes, over the heap limit of {} bytes",
-                    memory.initial.bytes(),
-                    self.config.heap_limit_bytes
-                )))
-            }
+            Some(memory) if memory.initial.bytes() > limit => Err(ModuleError::LimitExceeded(format!(
+                "its memory starts at {} bytes, over the heap limit of {limit} bytes",
+                memory.initial.bytes(),
+            ))),
             _ => Ok(()),
         }
     }
@@ -92,6 +91,15 @@ impl Executor {
                 (ApiContext::Init, c.install_instruction_limit, true)
             }
             Target::Entry(EntryPoint::PreUpgrade) => (ApiContext::PreUpgrade, c.install_instruction_limit, true),
+            Target::Entry(EntryPoint::Start) => (ApiContext::Start, c.install_instruction_limit, true),
+            Target::Callback(callback) => {
+                let context = match callback.kind {
+                    CallbackKind::Reply => ApiContext::ReplyCallback,
+                    CallbackKind::Reject => ApiContext::RejectCallback,
+                    CallbackKind::Cleanup => ApiContext::Cleanup,
+                };
+                (context, c.update_instruction_limit, true)
+            }
             Target::Entry(EntryPoint::InspectMessage) | Target::Inspect { .. } => {
                 (ApiContext::InspectMessage, c.query_instruction_limit, false)
             }
@@ -99,8 +107,16 @@ impl Executor {
         }
     }
 
+    /// What to call for `target`, or why there is nothing.
+    fn resolve(module: &CanisterModule, target: Target<'_>) -> Result<Invoke, ExecutionError> {
+        match target {
+            Target::Callback(callback) => Ok(Invoke::Closure(callback.closure)),
+            other => Self::export(module, other).map(Invoke::Export),
+        }
+    }
+
     /// The export to call for `target`, or why there is none.
-    fn resolve(module: &CanisterModule, target: Target<'_>) -> Result<String, ExecutionError> {
+    fn export(module: &CanisterModule, target: Target<'_>) -> Result<String, ExecutionError> {
         match target {
             Target::Method { name, kind } => match module.info.methods.get(name) {
                 Some(actual)
@@ -119,6 +135,7 @@ impl Executor {
             },
             Target::Entry(entry) => Ok(entry.export_name().to_string()),
             Target::Inspect { .. } => Ok(EntryPoint::InspectMessage.export_name().to_string()),
+            Target::Callback(_) => unreachable!("callbacks are closures, resolved above"),
         }
     }
 
@@ -200,22 +217,28 @@ impl Executor {
             debug_prints: std::mem::take(&mut run.message.debug_prints),
             dirty: DirtyPages::default(),
             accepted: false,
+            calls: Vec::new(),
+            cycles_accepted: 0,
         };
         if let Err(e) = run.result {
             result.outcome = Err(e);
             result.stats.duration = started.elapsed();
             return result; // `live` is dropped: the next message starts clean
         }
+        let calls = std::mem::take(&mut run.message.calls);
+        result.cycles_accepted = run.message.cycles_accepted;
         match self.commit(&mut canister.state, &mut live, run.message, keep) {
             Ok((response, dirty)) => {
                 result.stats.dirty_pages = dirty.heap.len() as u64;
                 result.stats.stable_dirty_pages = dirty.stable.len() as u64;
                 result.dirty = dirty;
                 result.committed = true;
+                // A method that made calls may still reply from a callback.
                 result.outcome = match (response, call.target) {
-                    (Response::None, Target::Method { .. }) => Err(ExecutionError::DidNotReply),
+                    (Response::None, Target::Method { .. }) if calls.is_empty() => Err(ExecutionError::DidNotReply),
                     (response, _) => Ok(response),
                 };
+                result.calls = calls;
                 // Count re-protecting the dirty pages as part of the message.
                 result.stats.memory = live.counters() - before;
                 if keep {
@@ -270,6 +293,8 @@ impl Executor {
             debug_prints: run.message.debug_prints,
             dirty: DirtyPages::default(),
             accepted: run.message.accepted,
+            calls: Vec::new(),
+            cycles_accepted: 0,
         }
     }
 
@@ -277,10 +302,20 @@ impl Executor {
         let method = match call.target {
             Target::Method { name, .. } | Target::Inspect { method: name } => name,
             Target::Entry(entry) => entry.export_name(),
+            Target::Callback(_) => "",
         };
         let mut message =
             MessageState::new(context, method, call.arg.to_vec(), call.caller.to_vec(), call.time, state.env.clone());
         message.instruction_limit = limit;
+        message.cycles_available = call.incoming.cycles;
+        message.deadline = call.incoming.deadline;
+        message.call_capacity = call.incoming.call_capacity;
+        if let Target::Callback(callback) = call.target {
+            message.responded_before = callback.responded;
+            message.reject = callback.reject.map(|(code, text)| (code, text.to_string()));
+            message.cycles_refunded = callback.refunded;
+            message.context_instructions = callback.context_instructions;
+        }
         message.certified_data = state.certified_data.clone();
         message.global_timer = state.global_timer;
         message.stable = StableMemory::new(

@@ -1,18 +1,17 @@
 //! A wasmtime instance of a canister over tracked memory: set up, run one
 //! export, read and restore globals.
 
-use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use memory_tracker::{AttachError, MemoryCounters, ProtectFailure, TrackOptions, TrackedMemory};
 use page_delta::{PageIndex, PageMap};
-use wasmtime::{Instance, Store, Trap};
+use wasmtime::{Func, Instance, Ref, Store, Trap, TypedFunc, Val, ValType};
 
 use super::{Cancelled, CanisterState, ExecutionConfig, ExecutionError, GlobalValue, SliceGate};
 use crate::engine::{CanisterModule, Engine};
-use crate::module::MEMORY_EXPORT;
-use crate::system_api::{ApiContext, HostState, HostTrap, MessageState};
+use crate::module::{MEMORY_EXPORT, TABLE_EXPORT};
+use crate::system_api::{ApiContext, Closure, HostState, HostTrap, MessageState};
 use crate::units::WasmPages;
 
 /// A wasmtime instance of a canister, over tracked memory.
@@ -22,6 +21,20 @@ pub(crate) struct LiveInstance {
     heap: Option<TrackedMemory>,
     /// The module's mutable globals, in module order (looked up once).
     globals: Vec<wasmtime::Global>,
+}
+
+/// What a message calls: an export, or a function of the table (a
+/// callback) with its `env`.
+#[derive(Clone, Debug)]
+pub(super) enum Invoke {
+    Export(String),
+    Closure(Closure),
+}
+
+/// A resolved function to call.
+enum Callee {
+    Export(TypedFunc<(), ()>),
+    Closure(Func, Val),
 }
 
 /// What running one export produced.
@@ -46,9 +59,9 @@ impl LiveInstance {
         let host = HostState {
             message: MessageState::new(ApiContext::Update, "", Vec::new(), Vec::new(), 0, state.env.clone()),
             heap: None,
-            heap_limit: usize::try_from(config.heap_limit_bytes).unwrap_or(usize::MAX),
+            heap_limit: usize::try_from(config.heap_limit(module.info.is_wasm64())).unwrap_or(usize::MAX),
         };
-        let mut store = Store::new(&engine.wasmtime, host);
+        let mut store = Store::new(module.pre.module().engine(), host);
         store.limiter(|host| host);
         // Instantiation runs code for some initialisers (reference-typed
         // globals, extended constants, element segments), which costs
@@ -136,12 +149,12 @@ impl LiveInstance {
     /// Run `export` for `message` with `limit` instructions of fuel; if
     /// `paced`, reporting its progress to the gate every `interval`
     /// instructions (and waiting there while it has used its allowance).
-    pub(super) fn run(&mut self, export: &str, message: MessageState, limit: u64, paced: Option<Pacing<'_>>) -> Run {
+    pub(super) fn run(&mut self, invoke: &Invoke, message: MessageState, limit: u64, paced: Option<Pacing<'_>>) -> Run {
         let before = self.counters();
         self.store.data_mut().message = message;
         let result = match paced {
-            Some(pacing) => self.call_paced(export, limit, pacing),
-            None => self.call(export, limit),
+            Some(pacing) => self.call_paced(invoke, limit, pacing),
+            None => self.call(invoke, limit),
         };
         let instructions = limit.saturating_sub(self.store.get_fuel().unwrap_or(0));
         let placeholder = MessageState::new(ApiContext::Update, "", Vec::new(), Vec::new(), 0, Arc::default());
@@ -149,13 +162,59 @@ impl LiveInstance {
         Run { result, message, instructions, memory: self.counters() - before }
     }
 
-    fn call(&mut self, export: &str, limit: u64) -> Result<(), ExecutionError> {
+    /// The function `invoke` names. A callback's index must name a
+    /// function of type `(I) -> ()` in the table, or the callback traps.
+    fn callee(&mut self, invoke: &Invoke) -> Result<Callee, ExecutionError> {
+        let closure = match invoke {
+            Invoke::Export(export) => {
+                return self
+                    .instance
+                    .get_typed_func::<(), ()>(&mut self.store, export)
+                    .map(Callee::Export)
+                    .map_err(|e| ExecutionError::Instantiation(format!("export {export}: {e:#}")));
+            }
+            Invoke::Closure(closure) => *closure,
+        };
+        let Some(table) = self.instance.get_table(&mut self.store, TABLE_EXPORT) else {
+            return Err(ExecutionError::Trapped(
+                "the callback names a table function, but the module has no table".into(),
+            ));
+        };
+        let func = match table.get(&mut self.store, closure.fun) {
+            Some(Ref::Func(Some(func))) => func,
+            Some(_) => return Err(ExecutionError::Trapped(format!("callback table entry {} is empty", closure.fun))),
+            None => {
+                return Err(ExecutionError::Trapped(format!(
+                    "callback table index {} is out of bounds of the table",
+                    closure.fun
+                )));
+            }
+        };
+        let ty = func.ty(&self.store);
+        let params: Vec<ValType> = ty.params().collect();
+        let env = match params.as_slice() {
+            [ValType::I32] if ty.results().len() == 0 => match u32::try_from(closure.env) {
+                Ok(env) => Val::I32(env as i32),
+                Err(_) => return Err(ExecutionError::Trapped("the callback's env does not fit in 32 bits".into())),
+            },
+            [ValType::I64] if ty.results().len() == 0 => Val::I64(closure.env as i64),
+            _ => {
+                return Err(ExecutionError::Trapped(format!(
+                    "callback function {} has the wrong type: callbacks take one integer and return nothing",
+                    closure.fun
+                )));
+            }
+        };
+        Ok(Callee::Closure(func, env))
+    }
+
+    fn call(&mut self, invoke: &Invoke, limit: u64) -> Result<(), ExecutionError> {
         self.store.set_fuel(limit).map_err(|e| ExecutionError::Instantiation(format!("{e:#}")))?;
-        let func = self
-            .instance
-            .get_typed_func::<(), ()>(&mut self.store, export)
-            .map_err(|e| ExecutionError::Instantiation(format!("export {export}: {e:#}")))?;
-        let error = match func.call(&mut self.store, ()) {
+        let outcome = match self.callee(invoke)? {
+            Callee::Export(func) => func.call(&mut self.store, ()),
+            Callee::Closure(func, env) => func.call(&mut self.store, &[env], &mut []),
+        };
+        let error = match outcome {
             Ok(()) => return Ok(()),
             Err(error) => error,
         };
@@ -168,17 +227,18 @@ impl LiveInstance {
     /// a fiber), so pausing never depends on timing and costs nothing
     /// between yields. At each yield the progress goes to the gate, which
     /// holds the message while it has used its allowance.
-    fn call_paced(&mut self, export: &str, limit: u64, pacing: Pacing<'_>) -> Result<(), ExecutionError> {
+    fn call_paced(&mut self, invoke: &Invoke, limit: u64, pacing: Pacing<'_>) -> Result<(), ExecutionError> {
         let setup = |e: wasmtime::Error| ExecutionError::Instantiation(format!("{e:#}"));
         let interval = pacing.interval.max(1);
         self.store.fuel_async_yield_interval(Some(interval)).map_err(setup)?;
         self.store.set_fuel(limit).map_err(setup)?;
-        let func = self
-            .instance
-            .get_typed_func::<(), ()>(&mut self.store, export)
-            .map_err(|e| ExecutionError::Instantiation(format!("export {export}: {e:#}")))?;
+        let callee = self.callee(invoke)?;
+        let store = &mut self.store;
         let outcome = {
-            let mut future = pin!(func.call_async(&mut self.store, ()));
+            let mut future: std::pin::Pin<Box<dyn Future<Output = wasmtime::Result<()>> + Send + '_>> = match &callee {
+                Callee::Export(func) => Box::pin(func.call_async(store, ())),
+                Callee::Closure(func, env) => Box::pin(func.call_async(store, std::slice::from_ref(env), &mut [])),
+            };
             let mut context = Context::from_waker(Waker::noop());
             // A lower bound of the fuel used: System API charges between
             // yields are not counted, which only lets a slice run a little

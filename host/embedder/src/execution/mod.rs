@@ -18,7 +18,9 @@ mod state;
 
 pub use config::ExecutionConfig;
 pub use executor::Executor;
-pub use outcome::{Call, DirtyPages, ExecutionError, MessageResult, MessageStats, Target};
+pub use outcome::{
+    Call, CallbackKind, CallbackTarget, DirtyPages, ExecutionError, Incoming, MessageResult, MessageStats, Target,
+};
 pub(crate) use slicing::PACING_REPORTS_PER_SLICE;
 pub use slicing::{Cancelled, SliceGate};
 pub use state::{CanisterState, Executable, GlobalValue};

@@ -7,7 +7,7 @@ use page_delta::PageIndex;
 
 use crate::codes::ErrorCode;
 use crate::module::{EntryPoint, MethodKind};
-use crate::system_api::Response;
+use crate::system_api::{Closure, DEFAULT_CALL_CAPACITY, OutgoingCall, Response};
 
 /// What a message asks to run.
 #[derive(Copy, Clone, Debug)]
@@ -20,13 +20,65 @@ pub struct Call<'a> {
     pub caller: &'a [u8],
     /// The round's time, in nanoseconds since the epoch.
     pub time: u64,
+    /// What the message carries besides its argument.
+    pub incoming: Incoming,
 }
 
 impl<'a> Call<'a> {
     /// A call of method `name`, as `kind`.
     pub fn method(name: &'a str, kind: MethodKind, arg: &'a [u8], caller: &'a [u8], time: u64) -> Call<'a> {
-        Call { target: Target::Method { name, kind }, arg, caller, time }
+        Call { target: Target::Method { name, kind }, arg, caller, time, incoming: Incoming::default() }
     }
+
+    /// A call of a system entry point.
+    pub fn entry(entry: EntryPoint, arg: &'a [u8], caller: &'a [u8], time: u64) -> Call<'a> {
+        Call { target: Target::Entry(entry), arg, caller, time, incoming: Incoming::default() }
+    }
+}
+
+/// What a message carries besides its argument, and what it may do.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Incoming {
+    /// Cycles attached by the calling canister.
+    pub cycles: u128,
+    /// A best-effort call's deadline (0: a guaranteed response).
+    pub deadline: u64,
+    /// How many calls the message may make.
+    pub call_capacity: usize,
+}
+
+impl Default for Incoming {
+    fn default() -> Self {
+        Incoming { cycles: 0, deadline: 0, call_capacity: DEFAULT_CALL_CAPACITY }
+    }
+}
+
+/// Which callback of a call runs.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum CallbackKind {
+    /// The callee replied.
+    Reply,
+    /// The call was rejected.
+    Reject,
+    /// The reply or reject callback trapped.
+    Cleanup,
+}
+
+/// A callback to run: the closure, and what it learns.
+#[derive(Copy, Clone, Debug)]
+pub struct CallbackTarget<'a> {
+    /// Which callback.
+    pub kind: CallbackKind,
+    /// The function and its `env`.
+    pub closure: Closure,
+    /// Whether the call context was already answered.
+    pub responded: bool,
+    /// For a reject: its code and message.
+    pub reject: Option<(u32, &'a str)>,
+    /// Cycles the callee did not accept.
+    pub refunded: u128,
+    /// Instructions the call context used before.
+    pub context_instructions: u64,
 }
 
 /// The export a message runs.
@@ -46,6 +98,8 @@ pub enum Target<'a> {
         /// The method the ingress message calls.
         method: &'a str,
     },
+    /// A callback of a call the canister made.
+    Callback(CallbackTarget<'a>),
 }
 
 /// Why a message failed.
@@ -201,6 +255,10 @@ pub struct MessageResult {
     pub dirty: DirtyPages,
     /// For inspect_message: whether the canister accepted the message.
     pub accepted: bool,
+    /// The calls a committed message made, in order.
+    pub calls: Vec<OutgoingCall>,
+    /// Cycles the message accepted.
+    pub cycles_accepted: u128,
 }
 
 impl MessageResult {
@@ -212,6 +270,8 @@ impl MessageResult {
             debug_prints: Vec::new(),
             dirty: DirtyPages::default(),
             accepted: false,
+            calls: Vec::new(),
+            cycles_accepted: 0,
         }
     }
 

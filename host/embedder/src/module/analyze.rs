@@ -20,6 +20,10 @@ pub(super) fn analyze(wasm: &[u8]) -> Result<ModuleInfo, ModuleError> {
     let mut globals: Vec<(ValType, bool)> = Vec::new();
     let mut exports = Vec::new();
     let mut segments = Vec::new();
+    let mut start = None;
+    let mut has_table = false;
+    let mut uses_64_bit = false;
+    let mut eop = false;
     for payload in Parser::new(0).parse_all(wasm) {
         match payload.map_err(invalid)? {
             Payload::TypeSection(reader) => {
@@ -66,8 +70,26 @@ pub(super) fn analyze(wasm: &[u8]) -> Result<ModuleInfo, ModuleError> {
             Payload::MemorySection(reader) => {
                 for m in reader {
                     let m = m.map_err(invalid)?;
-                    memory = Some(MemoryInfo { initial: WasmPages(m.initial), maximum: m.maximum.map(WasmPages) });
+                    uses_64_bit |= m.memory64;
+                    memory = Some(MemoryInfo {
+                        initial: WasmPages(m.initial),
+                        maximum: m.maximum.map(WasmPages),
+                        is_64: m.memory64,
+                    });
                 }
+            }
+            Payload::TableSection(reader) => {
+                for t in reader {
+                    uses_64_bit |= t.map_err(invalid)?.ty.table64;
+                    has_table = true;
+                }
+            }
+            Payload::StartSection { func, .. } => start = Some(func),
+            Payload::CustomSection(reader) => {
+                let name = reader.name();
+                eop |= ["icp:private ", "icp:public "]
+                    .iter()
+                    .any(|visibility| name.strip_prefix(visibility) == Some(super::EOP_SECTION));
             }
             Payload::GlobalSection(reader) => {
                 for g in reader {
@@ -94,7 +116,14 @@ pub(super) fn analyze(wasm: &[u8]) -> Result<ModuleInfo, ModuleError> {
         }
     }
 
-    let (methods, entry_points) = canister_exports(&exports, &func_types, &types)?;
+    let (methods, mut entry_points) = canister_exports(&exports, &func_types, &types)?;
+    if let Some(func) = start {
+        let ty = func_types.get(func as usize).and_then(|t| types.get(*t as usize).cloned().flatten());
+        if !ty.is_some_and(|t| t.params().is_empty() && t.results().is_empty()) {
+            return Err(ModuleError::Invalid("the start function must be of type () -> ()".into()));
+        }
+        entry_points.push(EntryPoint::Start);
+    }
     if let Some(m) = memory {
         for s in &segments {
             if s.offset + s.bytes.len() as u64 > m.initial.bytes() {
@@ -113,17 +142,30 @@ pub(super) fn analyze(wasm: &[u8]) -> Result<ModuleInfo, ModuleError> {
         .filter(|(_, (_, mutable))| *mutable)
         .map(|(i, (ty, _))| MutableGlobal { index: i as u32, ty: *ty, export: format!("{GLOBAL_EXPORT_PREFIX}{i}") })
         .collect();
-    Ok(ModuleInfo { methods, entry_points, memory, data: segments, globals, imports })
+    Ok(ModuleInfo {
+        methods,
+        entry_points,
+        memory,
+        data: segments,
+        globals,
+        imports,
+        start,
+        has_table,
+        uses_64_bit,
+        enhanced_orthogonal_persistence: eop,
+    })
 }
 
 /// The offset of an active data segment. With imports limited to functions,
-/// a valid offset is an `i32.const`, unless it uses extended constant
-/// arithmetic, which no canister toolchain emits.
+/// a valid offset is an `i32.const` (an `i64.const` in a 64-bit memory),
+/// unless it uses extended constant arithmetic, which no canister
+/// toolchain emits.
 fn const_offset(expr: &wasmparser::ConstExpr<'_>) -> Result<u64, ModuleError> {
     let mut ops = expr.get_operators_reader();
     match (ops.read(), ops.read()) {
         (Ok(Operator::I32Const { value }), Ok(Operator::End)) => Ok(u64::from(value as u32)),
-        _ => Err(ModuleError::Unsupported("a data segment offset is not a plain i32.const".into())),
+        (Ok(Operator::I64Const { value }), Ok(Operator::End)) => Ok(value as u64),
+        _ => Err(ModuleError::Unsupported("a data segment offset is not a plain integer constant".into())),
     }
 }
 

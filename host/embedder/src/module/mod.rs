@@ -1,12 +1,17 @@
 //! Checking and preparing canister modules at install.
 //!
 //! A module is validated, checked to be a canister (imports only from `ic0`,
-//! entry points of the right shape, no start function, a 32-bit memory), and
-//! rewritten so that instantiating it never writes to memory: its active data
-//! segments are taken out, to be written into the heap page map instead, and
-//! are replaced by empty passive ones so segment indices stay valid. Every
-//! mutable global is exported under a reserved name so the executor can save
-//! and restore it, and the memory gets a reserved export too.
+//! entry points of the right shape, one unshared memory of 32 or 64 bits),
+//! and rewritten so that instantiating it never runs code or writes to
+//! memory: its active data segments are taken out, to be written into the
+//! heap page map instead, and are replaced by empty passive ones so segment
+//! indices stay valid; its `(start)` function is no longer the start
+//! function but a reserved export, which the lifecycle runs exactly where
+//! the interface spec says (before `canister_init` and
+//! `canister_post_upgrade`), never at instantiation (instances are
+//! re-created for every query and after every failed update). Every mutable
+//! global is exported under a reserved name so the executor can save and
+//! restore it, and the memory and the table get reserved exports too.
 
 mod analyze;
 mod decode;
@@ -25,6 +30,15 @@ use crate::units::WasmPages;
 pub const MEMORY_EXPORT: &str = "__canister_host_memory";
 /// Prefix of the export names given to mutable globals.
 pub const GLOBAL_EXPORT_PREFIX: &str = "__canister_host_global_";
+/// Export name given to the module's start function.
+pub const START_EXPORT: &str = "__canister_host_start";
+/// Export name given to the module's table (callbacks are indices into it).
+pub const TABLE_EXPORT: &str = "__canister_host_table";
+/// The prefix of every reserved export name: a module may not use it.
+pub const RESERVED_PREFIX: &str = "__canister_host_";
+/// The custom section that marks a module built for enhanced orthogonal
+/// persistence (Motoko's default): its heap must be kept on upgrade.
+pub const EOP_SECTION: &str = "enhanced-orthogonal-persistence";
 
 /// Why a module cannot be installed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -100,6 +114,8 @@ pub enum EntryPoint {
     GlobalTimer,
     /// `canister_on_low_wasm_memory` (never run by this host yet).
     OnLowWasmMemory,
+    /// The module's `(start)` function, exported under [`START_EXPORT`].
+    Start,
 }
 
 impl EntryPoint {
@@ -123,6 +139,7 @@ impl EntryPoint {
             EntryPoint::Heartbeat => "canister_heartbeat",
             EntryPoint::GlobalTimer => "canister_global_timer",
             EntryPoint::OnLowWasmMemory => "canister_on_low_wasm_memory",
+            EntryPoint::Start => START_EXPORT,
         }
     }
 }
@@ -165,6 +182,9 @@ pub struct MemoryInfo {
     pub initial: WasmPages,
     /// The most it may grow to, if the module says.
     pub maximum: Option<WasmPages>,
+    /// Whether it is a 64-bit memory (wasm64): the System API's `I` is
+    /// then `i64`.
+    pub is_64: bool,
 }
 
 /// What the executor needs to know about a canister module.
@@ -182,6 +202,15 @@ pub struct ModuleInfo {
     pub globals: Vec<MutableGlobal>,
     /// Its `ic0` imports, in order.
     pub imports: Vec<Ic0Import>,
+    /// The index of its `(start)` function, if it has one.
+    pub start: Option<u32>,
+    /// Whether it defines a table (exported under [`TABLE_EXPORT`]).
+    pub has_table: bool,
+    /// Whether it uses 64-bit memories or tables (compiled with memory64).
+    pub uses_64_bit: bool,
+    /// Whether it carries the enhanced orthogonal persistence marker
+    /// (`icp:private` or `icp:public` [`EOP_SECTION`]).
+    pub enhanced_orthogonal_persistence: bool,
 }
 
 impl ModuleInfo {
@@ -189,16 +218,23 @@ impl ModuleInfo {
     pub fn has(&self, entry: EntryPoint) -> bool {
         self.entry_points.contains(&entry)
     }
+
+    /// Whether its memory is 64-bit, so the System API takes `i64`
+    /// addresses.
+    pub fn is_wasm64(&self) -> bool {
+        self.memory.is_some_and(|m| m.is_64)
+    }
 }
 
 /// Features canisters may use: WebAssembly 2.0 (bulk memory, reference
-/// types, multi-value, deterministic SIMD...) plus extended constants. No
-/// threads, relaxed SIMD, memory64, multiple memories, tail calls, GC or
-/// exceptions: the IC allows none of them either. `externref` is refused
-/// here too, with a clear message, rather than later by the engine: it
-/// needs a garbage-collecting runtime, which this host does not build.
+/// types, multi-value, deterministic SIMD...) plus extended constants and
+/// 64-bit memories and tables (wasm64, as the IC accepts). No threads,
+/// relaxed SIMD, multiple memories, tail calls, GC or exceptions: the IC
+/// allows none of them either. `externref` is refused here too, with a
+/// clear message, rather than later by the engine: it needs a
+/// garbage-collecting runtime, which this host does not build.
 pub fn features() -> WasmFeatures {
-    (WasmFeatures::WASM2 | WasmFeatures::EXTENDED_CONST).difference(WasmFeatures::GC_TYPES)
+    (WasmFeatures::WASM2 | WasmFeatures::EXTENDED_CONST | WasmFeatures::MEMORY64).difference(WasmFeatures::GC_TYPES)
 }
 
 pub use decode::decode;
@@ -226,16 +262,20 @@ fn reject_out_of_scope(wasm: &[u8]) -> Result<(), ModuleError> {
     for payload in Parser::new(0).parse_all(wasm) {
         let Ok(payload) = payload else { return Ok(()) }; // the validator explains
         match payload {
-            Payload::StartSection { .. } => {
-                return Err(ModuleError::Unsupported("the module has a start function; canisters may not".into()));
-            }
             Payload::MemorySection(reader) => {
                 for memory in reader.into_iter().flatten() {
-                    if memory.memory64 {
-                        return Err(ModuleError::Unsupported("64-bit memories (wasm64) are not supported yet".into()));
-                    }
                     if memory.shared {
                         return Err(ModuleError::Unsupported("shared memories (threads) are not supported".into()));
+                    }
+                }
+            }
+            Payload::ExportSection(reader) => {
+                for export in reader.into_iter().flatten() {
+                    if export.name.starts_with(RESERVED_PREFIX) {
+                        return Err(ModuleError::NotCanister(format!(
+                            "it exports {:?}; names starting with {RESERVED_PREFIX:?} are reserved for the host",
+                            export.name
+                        )));
                     }
                 }
             }

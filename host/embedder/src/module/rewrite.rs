@@ -1,14 +1,15 @@
 //! Re-encoding a module for execution: active data segments emptied (the
-//! executor writes them into the heap page map), and the memory and mutable
-//! globals exported under reserved names.
+//! executor writes them into the heap page map), the start function no
+//! longer started but exported, and the memory, table and mutable globals
+//! exported under reserved names.
 
 use std::convert::Infallible;
 
 use wasm_encoder::reencode::{self, Reencode};
-use wasm_encoder::{DataSection, ExportKind, ExportSection, SectionId};
-use wasmparser::{DataKind, Parser};
+use wasm_encoder::{DataSection, ExportKind, ExportSection, RawSection, SectionId};
+use wasmparser::{DataKind, Parser, Payload};
 
-use super::{MEMORY_EXPORT, ModuleError, ModuleInfo};
+use super::{MEMORY_EXPORT, ModuleError, ModuleInfo, START_EXPORT, TABLE_EXPORT};
 
 /// Re-encode the module without active data and with the reserved exports.
 pub(super) fn rewrite(wasm: &[u8], info: &ModuleInfo) -> Result<Vec<u8>, ModuleError> {
@@ -17,11 +18,34 @@ pub(super) fn rewrite(wasm: &[u8], info: &ModuleInfo) -> Result<Vec<u8>, ModuleE
     if info.memory.is_some() {
         extra.push((MEMORY_EXPORT.to_string(), ExportKind::Memory, 0));
     }
+    if info.has_table {
+        extra.push((TABLE_EXPORT.to_string(), ExportKind::Table, 0));
+    }
+    if let Some(start) = info.start {
+        extra.push((START_EXPORT.to_string(), ExportKind::Func, start));
+    }
     let mut rewriter = Rewriter { extra, exports_written: false };
     let mut module = wasm_encoder::Module::new();
     rewriter
         .parse_core_module(&mut module, Parser::new(0), wasm)
         .map_err(|e| ModuleError::Invalid(format!("cannot re-encode the module: {e}")))?;
+    let encoded = module.finish();
+    if info.start.is_some() { without_start_section(&encoded) } else { Ok(encoded) }
+}
+
+/// The module without its start section, every other section copied as
+/// it is (the re-encoder always writes the start section back).
+fn without_start_section(wasm: &[u8]) -> Result<Vec<u8>, ModuleError> {
+    let mut module = wasm_encoder::Module::new();
+    for payload in Parser::new(0).parse_all(wasm) {
+        let payload = payload.map_err(|e| ModuleError::Invalid(format!("cannot re-read the module: {e}")))?;
+        if matches!(payload, Payload::StartSection { .. }) {
+            continue;
+        }
+        if let Some((id, range)) = payload.as_section() {
+            module.section(&RawSection { id, data: &wasm[range] });
+        }
+    }
     Ok(module.finish())
 }
 

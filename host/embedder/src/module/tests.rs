@@ -30,7 +30,7 @@ fn data_segments_are_extracted_and_globals_exported() {
     assert_eq!(info.methods["inc"], MethodKind::Update);
     assert_eq!(info.methods["get"], MethodKind::Query);
     assert!(info.has(EntryPoint::Init) && !info.has(EntryPoint::PreUpgrade));
-    assert_eq!(info.memory, Some(MemoryInfo { initial: WasmPages(2), maximum: Some(WasmPages(10)) }));
+    assert_eq!(info.memory, Some(MemoryInfo { initial: WasmPages(2), maximum: Some(WasmPages(10)), is_64: false }));
     assert_eq!(
         info.globals,
         vec![MutableGlobal { index: 0, ty: ValType::I32, export: format!("{GLOBAL_EXPORT_PREFIX}0") }]
@@ -66,14 +66,14 @@ fn a_module_without_exports_gets_an_export_section() {
 fn non_canisters_are_rejected_with_reasons() {
     let cases = [
         (r#"(module (import "wasi_snapshot_preview1" "fd_write" (func)))"#, "wasi_snapshot_preview1.fd_write"),
-        (r#"(module (func $s) (start $s))"#, "start function"),
-        (r#"(module (memory i64 1))"#, "64-bit"),
+        (r#"(module (func $s (param i32)) (start $s))"#, "start function"),
+        (r#"(module (memory 1) (export "__canister_host_memory" (memory 0)))"#, "reserved for the host"),
         (r#"(module (func (export "canister_frobnicate")))"#, "canister_frobnicate"),
         (r#"(module (func (export "canister_update f") (param i32)))"#, "() -> ()"),
         (r#"(module (func (export "canister_update f")) (func (export "canister_query f")))"#, "both"),
         (r#"(module (import "ic0" "x" (global i32)))"#, "not a function"),
         (r#"(module (memory 1) (data (i32.const 65530) "0123456789"))"#, "does not fit"),
-        (r#"(module (memory 1) (data (i32.add (i32.const 1) (i32.const 2)) "x"))"#, "plain i32.const"),
+        (r#"(module (memory 1) (data (i32.add (i32.const 1) (i32.const 2)) "x"))"#, "plain integer constant"),
     ];
     for (src, expected) in cases {
         let err = prepare(&wat(src), 1 << 20).unwrap_err().to_string();
@@ -142,4 +142,34 @@ fn the_ics_module_limits_are_enforced_before_validation() {
     // Within the limits: accepted.
     let fine = format!("(module {})", many("(func)", 100));
     assert!(prepare(&wat(&fine), 1 << 20).is_ok());
+}
+
+#[test]
+fn the_start_function_is_exported_not_started() {
+    let wasm = wat(r#"(module (memory 1) (table 2 funcref) (func $s) (start $s) (func (export "canister_init")))"#);
+    let (info, rewritten) = prepare(&wasm, 1 << 20).unwrap();
+    assert_eq!(info.start, Some(0));
+    assert!(info.has(EntryPoint::Start) && info.has_table);
+    let mut started = false;
+    let mut exports = Vec::new();
+    for payload in Parser::new(0).parse_all(&rewritten) {
+        match payload.unwrap() {
+            Payload::StartSection { .. } => started = true,
+            Payload::ExportSection(r) => exports.extend(r.into_iter().map(|e| e.unwrap().name.to_string())),
+            _ => {}
+        }
+    }
+    assert!(!started, "instantiating the prepared module would run the start function");
+    assert!(exports.contains(&START_EXPORT.to_string()) && exports.contains(&TABLE_EXPORT.to_string()));
+}
+
+#[test]
+fn wasm64_modules_are_prepared_with_their_memory_width() {
+    let wasm = wat(r#"(module (memory i64 2) (data (i64.const 70000) "x") (table i64 1 funcref))"#);
+    let (info, _) = prepare(&wasm, 1 << 20).unwrap();
+    assert!(info.is_wasm64() && info.uses_64_bit);
+    assert_eq!(info.data, vec![DataSegment { offset: 70000, bytes: b"x".to_vec() }]);
+    let marked = wat(r#"(module (@custom "icp:private enhanced-orthogonal-persistence" ""))"#);
+    assert!(prepare(&marked, 1 << 20).unwrap().0.enhanced_orthogonal_persistence);
+    assert!(!prepare(&wat("(module)"), 1 << 20).unwrap().0.enhanced_orthogonal_persistence);
 }

@@ -28,6 +28,57 @@ pub const MAX_PRINTED_BYTES: usize = 1 << 20;
 pub const MAX_CERTIFIED_DATA: usize = 32;
 /// Longest principal, in bytes.
 pub const MAX_PRINCIPAL_BYTES: usize = 29;
+/// The largest argument of a call between canisters (the IC's 2 MiB).
+pub const MAX_CALL_PAYLOAD: usize = 2 << 20;
+/// The longest method name a call may name.
+pub const MAX_METHOD_NAME_BYTES: usize = 20_000;
+/// The longest a best-effort call may wait for its response (the IC's).
+pub const MAX_CALL_TIMEOUT_SECONDS: u32 = 300;
+/// Bytes of calls (arguments and names) one message may make: beyond
+/// it `call_perform` fails as if the output queue were full, so one
+/// message cannot hold the host's memory.
+pub const MAX_CALL_BYTES_PER_MESSAGE: usize = 64 << 20;
+/// Calls one message may make when the host does not say otherwise (the
+/// IC's output queue capacity per pair of canisters).
+pub const DEFAULT_CALL_CAPACITY: usize = 500;
+
+/// A function in the canister's table and the value it is called with:
+/// what a callback runs.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct Closure {
+    /// Index into the module's table.
+    pub fun: u64,
+    /// The argument it is called with.
+    pub env: u64,
+}
+
+/// A call a message made to another canister.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutgoingCall {
+    /// The callee's principal, as bytes.
+    pub callee: Vec<u8>,
+    /// The method to call.
+    pub method: String,
+    /// Its argument.
+    pub arg: Vec<u8>,
+    /// Cycles attached.
+    pub cycles: u128,
+    /// What runs when the callee replies.
+    pub reply: Closure,
+    /// What runs when the call is rejected.
+    pub reject: Closure,
+    /// What runs if the reply or reject callback traps.
+    pub cleanup: Option<Closure>,
+    /// For a best-effort call: how long the caller waits, in seconds.
+    pub timeout_seconds: Option<u32>,
+}
+
+impl OutgoingCall {
+    /// Roughly what it holds in memory.
+    pub fn size_bytes(&self) -> usize {
+        self.callee.len() + self.method.len() + self.arg.len() + 64
+    }
+}
 
 /// Facts about the canister that a message may read but not change.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -89,6 +140,31 @@ pub struct MessageState {
     pub debug_prints: Vec<Vec<u8>>,
     /// Bytes printed so far.
     printed: usize,
+    /// Whether the call context was answered before this message ran (a
+    /// callback after a reply): then it may not reply again.
+    pub responded_before: bool,
+    /// In a reject callback: the reject's code and message.
+    pub reject: Option<(u32, String)>,
+    /// Cycles the message carries that it has not accepted.
+    pub cycles_available: u128,
+    /// Cycles it has accepted.
+    pub cycles_accepted: u128,
+    /// In a callback: cycles the callee did not accept.
+    pub cycles_refunded: u128,
+    /// A best-effort call's deadline (0: guaranteed response).
+    pub deadline: u64,
+    /// Instructions the call context used before this message.
+    pub context_instructions: u64,
+    /// The call being built (`call_new` .. `call_perform`).
+    pub building: Option<OutgoingCall>,
+    /// Calls performed, in order.
+    pub calls: Vec<OutgoingCall>,
+    /// How many calls the message may perform.
+    pub call_capacity: usize,
+    /// Bytes of the calls performed.
+    pub call_bytes: usize,
+    /// Cycles attached to calls so far.
+    pub cycles_sent: u128,
 }
 
 impl MessageState {
@@ -117,7 +193,27 @@ impl MessageState {
             stable: StableMemory::default(),
             debug_prints: Vec::new(),
             printed: 0,
+            responded_before: false,
+            reject: None,
+            cycles_available: 0,
+            cycles_accepted: 0,
+            cycles_refunded: 0,
+            deadline: 0,
+            context_instructions: 0,
+            building: None,
+            calls: Vec::new(),
+            call_capacity: DEFAULT_CALL_CAPACITY,
+            call_bytes: 0,
+            cycles_sent: 0,
         }
+    }
+
+    /// Accept up to `max` of the cycles available; returns how many.
+    pub fn accept_cycles(&mut self, max: u128) -> u128 {
+        let accepted = max.min(self.cycles_available);
+        self.cycles_available -= accepted;
+        self.cycles_accepted += accepted;
+        accepted
     }
 
     /// Record a `debug_print`, unless the message has printed its fill:

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use candid::{CandidType, Deserialize, Principal};
-use embedder::{Call, CanisterState, EntryPoint, Executable, Executor, MessageResult, MethodKind, SliceGate, Target};
+use embedder::{Call, CanisterState, EntryPoint, Executable, Executor, MessageResult, MethodKind, SliceGate};
 use page_delta::Page;
 
 use super::Canister;
@@ -100,7 +100,7 @@ impl LongRun {
                     LongCall::Timer | LongCall::Heartbeat => {
                         let entry =
                             if call == LongCall::Timer { EntryPoint::GlobalTimer } else { EntryPoint::Heartbeat };
-                        let call = Call { target: Target::Entry(entry), arg: &[], caller: id.as_slice(), time };
+                        let call = Call::entry(entry, &[], id.as_slice(), time);
                         exec.execute_sliced(&mut canister, call, &run_gate)
                     }
                 };

@@ -39,6 +39,10 @@ pub enum CanisterError {
          upgrade without keeping the heap, or raise the module's maximum"
     )]
     HeapDoesNotFit { canister: Principal, heap: WasmPages, maximum: WasmPages },
+    /// The upgrade's options do not suit the modules (enhanced orthogonal
+    /// persistence); the reason is the IC's text.
+    #[error("cannot upgrade canister {canister}: {reason}")]
+    UpgradeOption { canister: Principal, reason: String },
     /// The module cannot be installed.
     #[error("cannot install the module: {0}")]
     Module(#[from] ModuleError),
@@ -70,6 +74,7 @@ impl CanisterError {
             CanisterError::Empty { .. } => ErrorCode::CanisterWasmModuleNotFound,
             CanisterError::Module(_) | CanisterError::HeapDoesNotFit { .. } => ErrorCode::CanisterInvalidWasm,
             CanisterError::HookFailed { error, .. } => error.code(),
+            CanisterError::UpgradeOption { .. } => ErrorCode::CanisterContractViolation,
             CanisterError::InspectRejected { .. } | CanisterError::TooManySnapshots { .. } => {
                 ErrorCode::CanisterRejectedMessage
             }

@@ -5,9 +5,7 @@
 use std::sync::Arc;
 
 use candid::Principal;
-use embedder::{
-    Call, CanisterModule, CanisterState, EntryPoint, Executable, Executor, MessageResult, Target, WasmPages,
-};
+use embedder::{Call, CanisterModule, CanisterState, EntryPoint, Executable, Executor, MessageResult, WasmPages};
 use page_delta::PageMap;
 
 use super::{Canister, CanisterError};
@@ -21,20 +19,64 @@ pub enum InstallMode {
     Reinstall,
     /// Runs `canister_pre_upgrade` on the old module (unless skipped),
     /// swaps the module, keeps stable memory, replaces the heap (unless
-    /// `keep_heap`: `wasm_memory_persistence = keep`, which keeps the heap
-    /// bytes and size and applies none of the new module's data segments),
-    /// and runs `canister_post_upgrade` with the argument.
+    /// `wasm_memory_persistence = keep`, which keeps the heap bytes and size
+    /// and applies none of the new module's data segments), runs the new
+    /// module's start function and then `canister_post_upgrade` with the
+    /// argument.
     Upgrade {
-        /// Keep the heap (`wasm_memory_persistence = keep`).
-        keep_heap: bool,
+        /// What happens to the heap; unset means replace, and is refused
+        /// for a canister built for enhanced orthogonal persistence (as on
+        /// the IC: such a heap is the canister's only copy of its data).
+        wasm_memory_persistence: Option<WasmMemoryPersistence>,
         /// Do not run `canister_pre_upgrade`.
         skip_pre_upgrade: bool,
     },
 }
 
+/// What an upgrade does with the heap.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, candid::CandidType, serde::Deserialize)]
+pub enum WasmMemoryPersistence {
+    /// Keep it exactly (the new module must support enhanced orthogonal
+    /// persistence).
+    Keep,
+    /// Start the new module on a fresh heap.
+    Replace,
+}
+
 impl InstallMode {
     /// A plain upgrade: pre_upgrade runs and the heap is replaced.
-    pub const UPGRADE: InstallMode = InstallMode::Upgrade { keep_heap: false, skip_pre_upgrade: false };
+    pub const UPGRADE: InstallMode = InstallMode::Upgrade { wasm_memory_persistence: None, skip_pre_upgrade: false };
+    /// An upgrade that keeps the heap (`wasm_memory_persistence = keep`).
+    pub const UPGRADE_KEEP: InstallMode =
+        InstallMode::Upgrade { wasm_memory_persistence: Some(WasmMemoryPersistence::Keep), skip_pre_upgrade: false };
+}
+
+/// Whether an upgrade from `old` to `new` keeps the heap, under the IC's
+/// rules for enhanced orthogonal persistence.
+fn keeps_heap(
+    canister: Principal,
+    persistence: Option<WasmMemoryPersistence>,
+    old: &CanisterModule,
+    new: &CanisterModule,
+) -> Result<bool, CanisterError> {
+    match persistence {
+        None if old.info.enhanced_orthogonal_persistence => Err(CanisterError::UpgradeOption {
+            canister,
+            reason: "Missing upgrade option: Enhanced orthogonal persistence requires the `wasm_memory_persistence` \
+                     upgrade option."
+                .into(),
+        }),
+        None | Some(WasmMemoryPersistence::Replace) => Ok(false),
+        Some(WasmMemoryPersistence::Keep) if !new.info.enhanced_orthogonal_persistence => {
+            Err(CanisterError::UpgradeOption {
+                canister,
+                reason: "Invalid upgrade option: The `wasm_memory_persistence: opt Keep` upgrade option requires that \
+                         the new canister module supports enhanced orthogonal persistence."
+                    .into(),
+            })
+        }
+        Some(WasmMemoryPersistence::Keep) => Ok(true),
+    }
 }
 
 /// Whether a kept heap of `heap` fits the memory `module` declares: if it
@@ -82,7 +124,7 @@ impl Canister {
         let current = self.exec.state().clone();
         let env = Arc::new(self.env(exec));
         let run = |canister: &mut Executable, entry: EntryPoint, arg: &[u8], log: &mut Vec<MessageResult>| {
-            let call = Call { target: Target::Entry(entry), arg, caller: sender.as_slice(), time };
+            let call = Call::entry(entry, arg, sender.as_slice(), time);
             let result = exec.execute(canister, call);
             let outcome = result.outcome.clone();
             log.push(result);
@@ -103,8 +145,9 @@ impl Canister {
                     return Err(CanisterError::AlreadyInstalled { canister: self.id });
                 }
                 InstallMode::Install | InstallMode::Reinstall => Executable::new(fresh(&current)),
-                InstallMode::Upgrade { keep_heap, skip_pre_upgrade } => {
+                InstallMode::Upgrade { wasm_memory_persistence, skip_pre_upgrade } => {
                     let Some(old) = &current.module else { return Err(CanisterError::Empty { canister: self.id }) };
+                    let keep_heap = keeps_heap(self.id, wasm_memory_persistence, old, &module)?;
                     let mut old_instance = Executable::new(CanisterState { env: env.clone(), ..current.clone() });
                     if !skip_pre_upgrade && old.info.has(EntryPoint::PreUpgrade) {
                         run(&mut old_instance, EntryPoint::PreUpgrade, &[], &mut results)?;
@@ -126,12 +169,19 @@ impl Canister {
                         CanisterState { global_timer: 0, ..after.with_module(module.clone()) }
                     };
                     let mut trial = Executable::new(upgraded);
+                    if module.info.has(EntryPoint::Start) {
+                        run(&mut trial, EntryPoint::Start, &[], &mut results)?;
+                    }
                     if module.info.has(EntryPoint::PostUpgrade) {
                         run(&mut trial, EntryPoint::PostUpgrade, arg, &mut results)?;
                     }
                     return Ok(trial);
                 }
             };
+            // The start function runs once, before canister_init.
+            if module.info.has(EntryPoint::Start) {
+                run(&mut trial, EntryPoint::Start, &[], &mut results)?;
+            }
             if module.info.has(EntryPoint::Init) {
                 run(&mut trial, EntryPoint::Init, arg, &mut results)?;
             }

@@ -141,7 +141,7 @@ impl Canister {
         if !self.state().module.as_ref().is_some_and(|m| m.info.has(entry)) {
             return SystemTask::NotRun;
         }
-        let call = Call { target: Target::Entry(entry), arg: &[], caller: self.id.as_slice(), time };
+        let call = Call::entry(entry, &[], self.id.as_slice(), time);
         let result = if sliced {
             match exec.execute_first_slice(&mut self.exec, call) {
                 Some(result) => result,
@@ -183,7 +183,8 @@ pub fn inspect(
     if !state.module.as_ref().is_some_and(|m| m.info.has(EntryPoint::InspectMessage)) {
         return Ok(());
     }
-    let call = Call { target: Target::Inspect { method }, arg, caller: caller.as_slice(), time };
+    let call =
+        Call { target: Target::Inspect { method }, arg, caller: caller.as_slice(), time, incoming: Default::default() };
     let result = exec.query(state, call);
     let reason = match result.outcome {
         Err(error) => error.to_string(),

@@ -30,7 +30,7 @@ pub(crate) use backlog::{LongRun, Step};
 pub(crate) use canister_log::CanisterLog;
 pub use canister_log::{CanisterLogRecord, MAX_CANISTER_LOG_BYTES, MAX_CANISTER_LOG_RECORDS};
 pub use error::CanisterError;
-pub use install::InstallMode;
+pub use install::{InstallMode, WasmMemoryPersistence};
 pub use messages::inspect;
 pub use snapshots::{MAX_SNAPSHOTS, Snapshot};
 

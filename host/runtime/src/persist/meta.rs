@@ -15,7 +15,7 @@ use crate::round::Operation;
 
 /// The version of the state format: `host.json` records it, and a
 /// checkpoint of another version is refused.
-pub(crate) const STATE_FORMAT: u32 = 1;
+pub(crate) const STATE_FORMAT: u32 = 2;
 
 /// Host-wide facts stored with every checkpoint.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]

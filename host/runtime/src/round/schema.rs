@@ -9,7 +9,7 @@ use crate::canister::{CanisterError, InstallMode};
 /// endian) of every record body. Bumped whenever the encoding of records,
 /// what their digests cover, or how a round's operations are spread over
 /// rounds changes (any of which makes an old log replay differently).
-pub const ROUND_RECORD_FORMAT: u32 = 3;
+pub const ROUND_RECORD_FORMAT: u32 = 4;
 
 /// What an operation takes in a record besides its variable parts (a
 /// generous bound: two principals, tags, lengths).
@@ -174,13 +174,13 @@ mod tests {
     #[test]
     fn records_carry_their_format_version_and_other_versions_are_refused() {
         let bytes = record().encode();
-        assert_eq!(bytes[..4], 3u32.to_le_bytes(), "the version leads the record");
+        assert_eq!(bytes[..4], 4u32.to_le_bytes(), "the version leads the record");
         assert_eq!(RoundRecord::decode(&bytes).unwrap(), record());
 
         let mut newer = bytes.clone();
-        newer[..4].copy_from_slice(&4u32.to_le_bytes());
+        newer[..4].copy_from_slice(&5u32.to_le_bytes());
         let error = RoundRecord::decode(&newer).unwrap_err();
-        assert!(error.contains("format version 4") && error.contains("reads version 3"), "{error}");
+        assert!(error.contains("format version 5") && error.contains("reads version 4"), "{error}");
         // A record from before records were versioned (bare Candid).
         let bare = candid::encode_one(record()).unwrap();
         assert!(RoundRecord::decode(&bare).unwrap_err().contains("format version"));

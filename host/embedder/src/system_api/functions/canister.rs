@@ -3,20 +3,20 @@
 
 use wasmtime::Linker;
 
-use super::{Ctx, R, allow, copy_out, entry, read_heap, trap, write_heap};
+use super::{Addr, Ctx, R, allow, copy_out, entry, read_heap, trap, write_heap};
 use crate::system_api::{HostState, MAX_CERTIFIED_DATA, MAX_PRINCIPAL_BYTES};
 
 /// Define the canister functions.
-pub(super) fn define(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
+pub(super) fn define<A: Addr>(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
     let api = entry("canister_self_size");
-    l.func_wrap("ic0", api.name, move |c: Ctx<'_>| -> R<u32> {
+    l.func_wrap("ic0", api.name, move |c: Ctx<'_>| -> R<A> {
         allow(&c, api)?;
-        Ok(c.data().message.env.id.len() as u32)
+        Ok(A::of(c.data().message.env.id.len()))
     })?;
     let api = entry("canister_self_copy");
-    l.func_wrap("ic0", api.name, move |mut c: Ctx<'_>, dst: u32, offset: u32, size: u32| -> R<()> {
+    l.func_wrap("ic0", api.name, move |mut c: Ctx<'_>, dst: A, offset: A, size: A| -> R<()> {
         allow(&c, api)?;
-        copy_out(&mut c, api.name, |s| &s.message.env.id, dst, offset, size)
+        copy_out(&mut c, api.name, |s| &s.message.env.id, dst.get(), offset.get(), size.get())
     })?;
     let api = entry("canister_cycle_balance");
     l.func_wrap("ic0", api.name, move |c: Ctx<'_>| -> R<u64> {
@@ -27,10 +27,10 @@ pub(super) fn define(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
         }
     })?;
     let api = entry("canister_cycle_balance128");
-    l.func_wrap("ic0", api.name, move |mut c: Ctx<'_>, dst: u32| -> R<()> {
+    l.func_wrap("ic0", api.name, move |mut c: Ctx<'_>, dst: A| -> R<()> {
         allow(&c, api)?;
         let balance = c.data().message.env.cycle_balance;
-        write_heap(&mut c, api.name, dst.into(), &balance.to_le_bytes())
+        write_heap(&mut c, api.name, dst.get(), &balance.to_le_bytes())
     })?;
     let api = entry("canister_status");
     l.func_wrap("ic0", api.name, move |c: Ctx<'_>| -> R<u32> {
@@ -43,21 +43,23 @@ pub(super) fn define(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
         Ok(c.data().message.env.version)
     })?;
     let api = entry("is_controller");
-    l.func_wrap("ic0", api.name, move |c: Ctx<'_>, src: u32, size: u32| -> R<u32> {
+    l.func_wrap("ic0", api.name, move |c: Ctx<'_>, src: A, size: A| -> R<u32> {
         allow(&c, api)?;
-        if size as usize > MAX_PRINCIPAL_BYTES {
+        let size = size.get();
+        if size > MAX_PRINCIPAL_BYTES as u64 {
             return trap(format!("ic0.is_controller: {size} bytes is not a principal (at most {MAX_PRINCIPAL_BYTES})"));
         }
-        let principal = read_heap(&c, api.name, src.into(), size.into())?;
+        let principal = read_heap(&c, api.name, src.get(), size)?;
         Ok(u32::from(c.data().message.env.controllers.contains(&principal)))
     })?;
     let api = entry("certified_data_set");
-    l.func_wrap("ic0", api.name, move |mut c: Ctx<'_>, src: u32, size: u32| -> R<()> {
+    l.func_wrap("ic0", api.name, move |mut c: Ctx<'_>, src: A, size: A| -> R<()> {
         allow(&c, api)?;
-        if size as usize > MAX_CERTIFIED_DATA {
+        let size = size.get();
+        if size > MAX_CERTIFIED_DATA as u64 {
             return trap(format!("ic0.certified_data_set: {size} bytes exceeds the maximum of {MAX_CERTIFIED_DATA}"));
         }
-        let data = read_heap(&c, api.name, src.into(), size.into())?;
+        let data = read_heap(&c, api.name, src.get(), size)?;
         c.data_mut().message.certified_data = data;
         Ok(())
     })?;
@@ -68,12 +70,12 @@ pub(super) fn define(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
         Ok(0)
     })?;
     let api = entry("data_certificate_size");
-    l.func_wrap("ic0", api.name, move |c: Ctx<'_>| -> R<u32> {
+    l.func_wrap("ic0", api.name, move |c: Ctx<'_>| -> R<A> {
         allow(&c, api)?;
         trap("ic0.data_certificate_size: no data certificate is present (this host does not certify state)")
     })?;
     let api = entry("data_certificate_copy");
-    l.func_wrap("ic0", api.name, move |c: Ctx<'_>, _dst: u32, _offset: u32, _size: u32| -> R<()> {
+    l.func_wrap("ic0", api.name, move |c: Ctx<'_>, _dst: A, _offset: A, _size: A| -> R<()> {
         allow(&c, api)?;
         trap("ic0.data_certificate_copy: no data certificate is present (this host does not certify state)")
     })?;

@@ -3,11 +3,11 @@
 
 use wasmtime::Linker;
 
-use super::{Ctx, HostTrap, R, allow, charge, cost, entry, instructions, read_text, trap};
+use super::{Addr, Ctx, HostTrap, R, allow, charge, cost, entry, instructions, read_text, trap};
 use crate::system_api::HostState;
 
 /// Define the remaining functions.
-pub(super) fn define(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
+pub(super) fn define<A: Addr>(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
     let api = entry("time");
     l.func_wrap("ic0", api.name, move |c: Ctx<'_>| -> R<u64> {
         allow(&c, api)?;
@@ -17,8 +17,10 @@ pub(super) fn define(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
     l.func_wrap("ic0", api.name, move |c: Ctx<'_>, counter: u32| -> R<u64> {
         allow(&c, api)?;
         match counter {
-            // 0: this message; 1: its call context, which is the same here.
-            0 | 1 => Ok(instructions(&c)),
+            0 => Ok(instructions(&c)),
+            // The call context's instructions: this message's, plus those
+            // of the earlier messages of the same call context.
+            1 => Ok(c.data().message.context_instructions.saturating_add(instructions(&c))),
             other => trap(format!("ic0.performance_counter: unknown counter type {other}")),
         }
     })?;
@@ -33,18 +35,18 @@ pub(super) fn define(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
         Ok(u32::from(c.data().message.context.is_replicated()))
     })?;
     let api = entry("debug_print");
-    l.func_wrap("ic0", api.name, move |mut c: Ctx<'_>, src: u32, size: u32| -> R<()> {
+    l.func_wrap("ic0", api.name, move |mut c: Ctx<'_>, src: A, size: A| -> R<()> {
         allow(&c, api)?;
-        charge(&mut c, cost::DEBUG_PRINT + u64::from(size))?;
-        let text = read_text(&c, api.name, src, size)?;
+        charge(&mut c, cost::DEBUG_PRINT.saturating_add(size.get()))?;
+        let text = read_text(&c, api.name, src.get(), size.get())?;
         c.data_mut().message.print(text);
         Ok(())
     })?;
     let api = entry("trap");
-    l.func_wrap("ic0", api.name, move |mut c: Ctx<'_>, src: u32, size: u32| -> R<()> {
+    l.func_wrap("ic0", api.name, move |mut c: Ctx<'_>, src: A, size: A| -> R<()> {
         allow(&c, api)?;
-        charge(&mut c, cost::COPY + u64::from(size))?;
-        let text = read_text(&c, api.name, src, size)?;
+        charge(&mut c, cost::COPY.saturating_add(size.get()))?;
+        let text = read_text(&c, api.name, src.get(), size.get())?;
         Err(wasmtime::Error::new(HostTrap::CalledTrap(String::from_utf8_lossy(&text).into_owned())))
     })?;
     Ok(())

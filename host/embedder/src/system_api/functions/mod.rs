@@ -6,6 +6,7 @@
 //! canister can cause becomes a trap with a message that names the import.
 //! Each function's spec entry is looked up once, when it is linked.
 
+mod calls;
 mod canister;
 mod message;
 mod misc;
@@ -71,19 +72,42 @@ fn entry(name: &str) -> &'static Import {
     spec::lookup(name).expect("implemented imports are in the spec table")
 }
 
+/// The spec's `I`: a heap address or size, as wide as the module's memory
+/// (`u32` for wasm32, `u64` for wasm64). Host functions take and return
+/// it, and work in `u64` inside.
+pub(crate) trait Addr: wasmtime::WasmTy + Copy + Send + Sync + 'static {
+    /// Its value.
+    fn get(self) -> u64;
+    /// A length the host reports (always within the memory's width: every
+    /// source a size is reported for is bounded far below 4 GiB).
+    fn of(len: usize) -> Self;
+}
+
+impl Addr for u32 {
+    fn get(self) -> u64 {
+        self.into()
+    }
+    fn of(len: usize) -> Self {
+        len as u32
+    }
+}
+
+impl Addr for u64 {
+    fn get(self) -> u64 {
+        self
+    }
+    fn of(len: usize) -> Self {
+        len as u64
+    }
+}
+
 /// Trap unless the current context may call `import`.
 fn allow(caller: &Ctx<'_>, import: &Import) -> R<()> {
     let context = caller.data().message.context;
-    let name = import.name;
     if import.allowed_in(context) {
         Ok(())
-    } else if !import.ever_allowed() {
-        trap(format!(
-            "unsupported System API: ic0.{name}: it is only available in reply and reject callbacks, \
-             and this host makes no inter-canister calls"
-        ))
     } else {
-        trap(format!("ic0.{name} cannot be called from {}", context.describe()))
+        trap(format!("ic0.{} cannot be called from {}", import.name, context.describe()))
     }
 }
 
@@ -150,29 +174,30 @@ fn copy_out(
     caller: &mut Ctx<'_>,
     name: &str,
     source: fn(&HostState) -> &[u8],
-    dst: u32,
-    offset: u32,
-    size: u32,
+    dst: u64,
+    offset: u64,
+    size: u64,
 ) -> R<()> {
-    charge(caller, cost::COPY + u64::from(size))?;
+    charge(caller, cost::COPY.saturating_add(size))?;
     let source = source(caller.data());
-    let end = u64::from(offset) + u64::from(size);
-    if end > source.len() as u64 {
+    let end = offset.checked_add(size).filter(|end| *end <= source.len() as u64);
+    let Some(end) = end else {
         return trap(format!("ic0.{name}: offset {offset} + size {size} exceeds the {}-byte source", source.len()));
-    }
+    };
     let part = source[offset as usize..end as usize].to_vec();
-    write_heap(caller, name, dst.into(), &part)
+    write_heap(caller, name, dst, &part)
 }
 
 /// Read a message for `debug_print` or `trap`, keeping a bounded prefix
 /// (the whole range must still be valid).
-fn read_text(caller: &Ctx<'_>, name: &str, src: u32, size: u32) -> R<Vec<u8>> {
-    heap_range(caller, name, src.into(), size.into())?;
-    read_heap(caller, name, src.into(), (size as usize).min(MAX_MESSAGE_BYTES) as u64)
+fn read_text(caller: &Ctx<'_>, name: &str, src: u64, size: u64) -> R<Vec<u8>> {
+    heap_range(caller, name, src, size)?;
+    read_heap(caller, name, src, size.min(MAX_MESSAGE_BYTES as u64))
 }
 
 fn responded(caller: &Ctx<'_>, name: &str) -> R<()> {
-    if caller.data().message.response == Response::None {
+    let message = &caller.data().message;
+    if message.response == Response::None && !message.responded_before {
         Ok(())
     } else {
         trap(format!("ic0.{name}: the message was already replied to or rejected; a message is answered at most once"))
@@ -184,16 +209,27 @@ fn instructions(caller: &Ctx<'_>) -> u64 {
     limit.saturating_sub(caller.get_fuel().unwrap_or(limit))
 }
 
-/// Define every import of the spec in `linker`.
-pub fn link(linker: &mut Linker<HostState>, engine: &Engine) -> wasmtime::Result<()> {
-    message::define(linker)?;
-    canister::define(linker)?;
+/// Define every import of the spec in `linker`, with the signatures of a
+/// module with a 64-bit memory if `wide`.
+pub fn link(linker: &mut Linker<HostState>, engine: &Engine, wide: bool) -> wasmtime::Result<()> {
+    if wide {
+        define::<u64>(linker)?
+    } else {
+        define::<u32>(linker)?
+    }
     stable::define(linker)?;
-    misc::define(linker)?;
     for import in IMPORTS.iter().filter(|i| !i.implemented) {
-        define_unsupported(linker, engine, import.name, import.params, import.results)?;
+        let (params, results) = import.signature(wide);
+        define_unsupported(linker, engine, import.name, params, results)?;
     }
     Ok(())
+}
+
+fn define<A: Addr>(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    message::define::<A>(linker)?;
+    canister::define::<A>(linker)?;
+    calls::define::<A>(linker)?;
+    misc::define::<A>(linker)
 }
 
 /// Link `ic0.<name>` with the given signature as a function that traps.
