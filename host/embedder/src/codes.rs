@@ -47,6 +47,8 @@ pub enum ErrorCode {
     CanisterOutOfMemory = 507,
     /// The canister is stopped.
     CanisterStopped = 508,
+    /// The canister is stopping.
+    CanisterStopping = 509,
     /// The canister must be stopped first.
     CanisterNotStopped = 510,
     /// The caller is not a controller.

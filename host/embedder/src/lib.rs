@@ -24,8 +24,8 @@ mod units;
 pub use codes::{ErrorCode, RejectCode};
 pub use engine::{CanisterModule, Engine, EngineError};
 pub use execution::{
-    Call, Cancelled, CanisterState, DirtyPages, Executable, ExecutionConfig, ExecutionError, Executor, GlobalValue,
-    MessageResult, MessageStats, SliceGate, Target,
+    Call, CallbackKind, CallbackTarget, Cancelled, CanisterState, DirtyPages, Executable, ExecutionConfig,
+    ExecutionError, Executor, GlobalValue, Incoming, MessageResult, MessageStats, SliceGate, Target,
 };
 pub use memory_tracker::{MemoryCounters, TrackingMode};
 pub use module::{EntryPoint, MethodKind, ModuleError};

@@ -51,3 +51,40 @@ fn a_motoko_counter_keeps_its_heap_across_upgrades_and_restarts() {
     assert_eq!(nat(&host.query_call(id, USER, "get", Encode!().unwrap()).unwrap()), 5);
     assert_eq!(nat(&host.update_call(id, USER, "inc", Encode!().unwrap()).unwrap()), 6);
 }
+
+#[test]
+fn motoko_actors_await_each_other_and_catch_a_trapping_callee_through_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::open(dir.path(), config()).unwrap();
+    let callee = install(&host, "callee", canisters::motoko::CALLEE);
+    let caller = install(&host, "caller", canisters::motoko::CALLER);
+    let text = callee.to_text();
+    // Two awaits, then the reply to the ingress caller.
+    let r = host.update_call(caller, USER, "ping_twice", Encode!(&text, &Nat::from(40u64)).unwrap()).unwrap();
+    assert_eq!(nat(&r), 42);
+    // The callee traps after a state change: the change is rolled back,
+    // and the caller catches the reject.
+    let r = host.update_call(caller, USER, "catch_boom", Encode!(&text).unwrap()).unwrap();
+    let message = Decode!(&r, String).unwrap();
+    assert!(message.contains("assertion failed"), "{message}");
+    let counts = |host: &Host, id, method: &str| {
+        let r = host.query_call(id, USER, method, Encode!().unwrap()).unwrap();
+        let (a, b) = Decode!(&r, Nat, Nat).unwrap();
+        (u64::try_from(a.0).unwrap(), u64::try_from(b.0).unwrap())
+    };
+    assert_eq!(counts(&host, callee, "count"), (2, 0));
+    assert_eq!(counts(&host, caller, "counts"), (1, 1));
+    let digest = host.state_digest().unwrap();
+    drop(host); // no checkpoint: everything comes back from the log
+
+    let host = Host::open(dir.path(), config()).unwrap();
+    assert_eq!(host.state_digest().unwrap(), digest, "replay rebuilt another state");
+    let r = host.update_call(caller, USER, "ping_twice", Encode!(&text, &Nat::from(1u64)).unwrap()).unwrap();
+    assert_eq!(nat(&r), 3);
+    assert_eq!(counts(&host, callee, "count"), (4, 0));
+    assert_eq!(counts(&host, caller, "counts"), (2, 2));
+    host.checkpoint().unwrap();
+    drop(host);
+    let host = Host::open(dir.path(), config()).unwrap();
+    assert_eq!(counts(&host, caller, "counts"), (2, 2));
+}

@@ -116,14 +116,15 @@ pub(crate) enum Step {
     /// It needs more slices.
     Running,
     /// It completed: what it answers, and its result (already applied).
-    Done(Option<Origin>, Box<MessageResult>),
+    Done(Option<Origin>, Box<MessageResult>, Principal),
 }
 
 impl Canister {
-    /// Whether the canister has unfinished work (a long message, or
-    /// operations waiting): it needs rounds even without new messages.
+    /// Whether the canister has unfinished work (a long message, operations
+    /// waiting, or messages from other canisters): it needs rounds even
+    /// without new messages.
     pub fn is_busy(&self) -> bool {
-        self.backlog.long.is_some() || !self.backlog.waiting.is_empty()
+        self.backlog.long.is_some() || !self.backlog.waiting.is_empty() || self.has_inbox()
     }
 
     /// The unfinished work.
@@ -182,7 +183,11 @@ impl Canister {
         self.running = None;
         self.apply(&result, &after);
         self.canister_log.record(long.time, &result);
-        Ok(Step::Done(long.origin, Box::new(result)))
+        let sender = match &long.call {
+            LongCall::Update { sender, .. } => *sender,
+            LongCall::Timer | LongCall::Heartbeat => self.id,
+        };
+        Ok(Step::Done(long.origin, Box::new(result), sender))
     }
 
     /// Fold a completed long message's effects into the state: the pages

@@ -39,6 +39,12 @@ pub enum CanisterError {
          upgrade without keeping the heap, or raise the module's maximum"
     )]
     HeapDoesNotFit { canister: Principal, heap: WasmPages, maximum: WasmPages },
+    /// The canister is stopping: it takes no new messages.
+    #[error("canister {canister} is stopping; it takes no new messages until it is started again")]
+    Stopping { canister: Principal },
+    /// A stop was cancelled by a start before it completed.
+    #[error("the stop of canister {canister} was cancelled: it was started again before its calls completed")]
+    StopCancelled { canister: Principal },
     /// The upgrade's options do not suit the modules (enhanced orthogonal
     /// persistence); the reason is the IC's text.
     #[error("cannot upgrade canister {canister}: {reason}")]
@@ -75,6 +81,8 @@ impl CanisterError {
             CanisterError::Module(_) | CanisterError::HeapDoesNotFit { .. } => ErrorCode::CanisterInvalidWasm,
             CanisterError::HookFailed { error, .. } => error.code(),
             CanisterError::UpgradeOption { .. } => ErrorCode::CanisterContractViolation,
+            CanisterError::Stopping { .. } => ErrorCode::CanisterStopping,
+            CanisterError::StopCancelled { .. } => ErrorCode::CanisterStopping,
             CanisterError::InspectRejected { .. } | CanisterError::TooManySnapshots { .. } => {
                 ErrorCode::CanisterRejectedMessage
             }

@@ -12,6 +12,7 @@
 //! leaves the canister exactly as it was.
 
 mod backlog;
+mod calls;
 mod canister_log;
 mod error;
 mod install;
@@ -25,8 +26,13 @@ use candid::Principal;
 use embedder::{CanisterEnv, CanisterState, Executable, Executor};
 use page_delta::PageMap;
 
+use crate::round::Outcome;
+
 pub use backlog::{Backlog, LongCall, LongMessage, Origin};
 pub(crate) use backlog::{LongRun, Step};
+pub use calls::{
+    CallContext, CallState, Callback, ContextOrigin, InterMessage, MAX_OUTSTANDING_CALLS, Output, Payload,
+};
 pub(crate) use canister_log::CanisterLog;
 pub use canister_log::{CanisterLogRecord, MAX_CANISTER_LOG_BYTES, MAX_CANISTER_LOG_RECORDS};
 pub use error::CanisterError;
@@ -39,15 +45,19 @@ pub use snapshots::{MAX_SNAPSHOTS, Snapshot};
 pub enum CanisterStatus {
     /// Running: messages run.
     Running,
+    /// Stopping: new calls are rejected; it waits for its open call
+    /// contexts to close (the answers to its own calls still run).
+    Stopping,
     /// Stopped: messages are rejected; snapshots and deletion are allowed.
     Stopped,
 }
 
 impl CanisterStatus {
-    /// The value `ic0.canister_status` reports.
-    fn code(self) -> u32 {
+    /// The value `ic0.canister_status` reports (and digests encode).
+    pub fn code(self) -> u32 {
         match self {
             CanisterStatus::Running => 1,
+            CanisterStatus::Stopping => 2,
             CanisterStatus::Stopped => 3,
         }
     }
@@ -57,6 +67,7 @@ impl fmt::Display for CanisterStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             CanisterStatus::Running => "running",
+            CanisterStatus::Stopping => "stopping",
             CanisterStatus::Stopped => "stopped",
         })
     }
@@ -77,6 +88,7 @@ pub struct CanisterParts {
     pub next_snapshot: u64,
     pub state: CanisterState,
     pub backlog: Backlog,
+    pub calls: CallState,
 }
 
 /// A canister: identity, controllers, status, canister log and snapshots,
@@ -95,6 +107,8 @@ pub struct Canister {
     backlog: Backlog,
     /// The thread running the long message, once started.
     running: Option<LongRun>,
+    /// Calls to and from other canisters.
+    calls: CallState,
 }
 
 impl Canister {
@@ -112,6 +126,7 @@ impl Canister {
             exec: Executable::default(),
             backlog: Backlog::default(),
             running: None,
+            calls: CallState::default(),
         }
     }
 
@@ -129,6 +144,7 @@ impl Canister {
             exec: Executable::new(parts.state),
             backlog: parts.backlog,
             running: None,
+            calls: parts.calls,
         };
         canister.refresh_env(exec);
         canister
@@ -150,6 +166,7 @@ impl Canister {
             exec: Executable::new(self.state().clone()),
             backlog: self.backlog.clone(),
             running: None,
+            calls: self.calls.clone(),
         }
     }
 
@@ -243,13 +260,16 @@ impl Canister {
     fn check_stopped(&self, action: &'static str) -> Result<(), CanisterError> {
         match self.status {
             CanisterStatus::Stopped => Ok(()),
-            CanisterStatus::Running => Err(CanisterError::NotStopped { canister: self.id, action }),
+            CanisterStatus::Running | CanisterStatus::Stopping => {
+                Err(CanisterError::NotStopped { canister: self.id, action })
+            }
         }
     }
 
     fn check_running(&self) -> Result<(), CanisterError> {
         match self.status {
             CanisterStatus::Running => Ok(()),
+            CanisterStatus::Stopping => Err(CanisterError::Stopping { canister: self.id }),
             CanisterStatus::Stopped => Err(CanisterError::Stopped { canister: self.id }),
         }
     }
@@ -271,20 +291,38 @@ impl Canister {
     }
 
     /// Stop the canister: it takes no messages until started (a controller
-    /// must ask).
-    pub fn stop(&mut self, exec: &Executor, sender: &Principal) -> Result<(), CanisterError> {
+    /// must ask). With call contexts open it is stopping until they close,
+    /// and `false` says so: the stop completes later.
+    pub fn stop(&mut self, exec: &Executor, sender: &Principal) -> Result<bool, CanisterError> {
         self.check_controller(sender)?;
-        self.status = CanisterStatus::Stopped;
+        self.status = if self.calls.contexts.is_empty() { CanisterStatus::Stopped } else { CanisterStatus::Stopping };
         self.refresh_env(exec);
-        Ok(())
+        Ok(self.status == CanisterStatus::Stopped)
     }
 
-    /// Start the canister (a controller must ask).
-    pub fn start(&mut self, exec: &Executor, sender: &Principal) -> Result<(), CanisterError> {
+    /// Wait for a stop (of ingress `origin`) to complete.
+    pub(crate) fn wait_for_stop(&mut self, origin: Origin) {
+        self.calls.stop_waiters.push(origin);
+    }
+
+    /// Start the canister (a controller must ask). A stop still waiting
+    /// is answered: the canister runs again.
+    pub fn start(&mut self, exec: &Executor, sender: &Principal) -> Result<Vec<Output>, CanisterError> {
         self.check_controller(sender)?;
+        let cancelled = std::mem::take(&mut self.calls.stop_waiters);
+        let error = CanisterError::StopCancelled { canister: self.id };
+        let outputs = cancelled.into_iter().map(|origin| Output::Ingress(origin, Outcome::failed(&error))).collect();
         self.status = CanisterStatus::Running;
         self.refresh_env(exec);
-        Ok(())
+        Ok(outputs)
+    }
+
+    /// Set the status without the executor (the env is rebuilt from the
+    /// current one).
+    fn set_status(&mut self, status: CanisterStatus) {
+        self.status = status;
+        let env = CanisterEnv { status: status.code(), ..(*self.exec.state().env).clone() };
+        self.exec.set_env(env);
     }
 
     /// Replace the controllers (a controller must ask).

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use crate::canister::{Backlog, Canister, CanisterLogRecord, CanisterStatus, LongMessage};
+use crate::canister::{Backlog, CallState, Canister, CanisterLogRecord, CanisterStatus, LongMessage};
 use crate::round::Operation;
 
 /// The version of the state format: `host.json` records it, and a
@@ -49,6 +49,29 @@ pub(super) struct CanisterMeta {
     /// Unfinished work; absent when there is none.
     #[serde(default, skip_serializing_if = "BacklogMeta::is_empty")]
     pub(super) backlog: BacklogMeta,
+    /// Calls to and from other canisters (Candid, hex); absent when there
+    /// are none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub(super) calls: String,
+    /// Whether it is stopping (`running` is then false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(super) stopping: bool,
+}
+
+/// A canister's calls as `meta.json` holds them.
+pub(super) fn calls_meta(calls: &CallState) -> String {
+    if calls.is_empty() && calls.next_context == 0 && calls.next_callback == 0 {
+        return String::new();
+    }
+    hex::encode(candid::encode_one(calls).expect("call state always encodes"))
+}
+
+/// The calls from `meta.json`, or None if they do not decode.
+pub(super) fn calls_of(text: &str) -> Option<CallState> {
+    if text.is_empty() {
+        return Some(CallState::default());
+    }
+    candid::decode_one(&hex::decode(text).ok()?).ok()
 }
 
 /// A canister's unfinished work: its long message, and the operations
@@ -191,11 +214,17 @@ impl CanisterMeta {
                 .map(|s| SnapshotMeta { id: s.id, taken_at: s.taken_at, state: StateMeta::of(&s.state) })
                 .collect(),
             backlog: BacklogMeta::of(canister.backlog()),
+            calls: calls_meta(canister.calls()),
+            stopping: canister.status() == CanisterStatus::Stopping,
         }
     }
 
     pub(super) fn status(&self) -> CanisterStatus {
-        if self.running { CanisterStatus::Running } else { CanisterStatus::Stopped }
+        match (self.running, self.stopping) {
+            (true, _) => CanisterStatus::Running,
+            (false, true) => CanisterStatus::Stopping,
+            (false, false) => CanisterStatus::Stopped,
+        }
     }
 
     /// The canister log, or None if a record does not decode.

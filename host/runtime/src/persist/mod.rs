@@ -216,6 +216,7 @@ pub(crate) fn load(
         }
         let canister_log = m.canister_log().ok_or_else(|| corrupt(path.clone(), "bad canister log record".into()))?;
         let backlog = m.backlog.backlog().ok_or_else(|| corrupt(path.clone(), "bad backlog".into()))?;
+        let calls = meta::calls_of(&m.calls).ok_or_else(|| corrupt(path.clone(), "bad call state".into()))?;
         let parts = CanisterParts {
             id,
             name: m.name.clone(),
@@ -228,6 +229,7 @@ pub(crate) fn load(
             next_snapshot: m.next_snapshot,
             state,
             backlog,
+            calls,
         };
         records.push(Canister::restore(parts, exec));
     }

@@ -12,7 +12,7 @@ use page_delta::{PageIndex, PageMap};
 use sha2::{Digest, Sha256};
 
 use super::Outcome;
-use crate::canister::{Backlog, Canister, CanisterStatus, Origin};
+use crate::canister::{Backlog, CallState, Canister, CanisterStatus, InterMessage, Origin};
 use crate::registry::Registry;
 
 impl Outcome {
@@ -62,7 +62,12 @@ fn digest_outcome(h: &mut Sha256, outcome: Option<&Outcome>) {
 /// outcomes (pending or not, and its timer and heartbeat), the final
 /// contents of every page they dirtied, its state afterwards, and its
 /// unfinished work.
-pub(super) fn canister_digest(record: &Canister, entries: &[(Entry, Option<Outcome>)], dirty: &DirtySet) -> Hash {
+pub(super) fn canister_digest(
+    record: &Canister,
+    entries: &[(Entry, Option<Outcome>)],
+    dirty: &DirtySet,
+    sent: &[(Principal, InterMessage)],
+) -> Hash {
     let mut h = tagged("ch-canister-round");
     put_bytes(&mut h, record.id().as_slice());
     for (entry, outcome) in entries {
@@ -81,6 +86,12 @@ pub(super) fn canister_digest(record: &Canister, entries: &[(Entry, Option<Outco
         digest_outcome(&mut h, outcome.as_ref());
     }
     digest_backlog(&mut h, record.backlog());
+    digest_calls(&mut h, record.calls());
+    h.update((sent.len() as u64).to_be_bytes());
+    for (to, message) in sent {
+        put_bytes(&mut h, to.as_slice());
+        put_bytes(&mut h, &candid::encode_one(message).expect("messages always encode"));
+    }
     let state = record.state();
     for (kind, pages, map) in [(0u8, &dirty.heap, &state.heap), (1, &dirty.stable, &state.stable)] {
         h.update([kind]);
@@ -98,9 +109,31 @@ pub(super) fn canister_digest(record: &Canister, entries: &[(Entry, Option<Outco
     put_bytes(&mut h, &state.certified_data);
     h.update(state.global_timer.to_be_bytes());
     put_bytes(&mut h, state.module.as_ref().map_or(&[][..], |m| &m.hash[..]));
-    h.update([u8::from(record.status() == CanisterStatus::Running)]);
+    h.update([status_byte(record.status())]);
     h.update(record.version().to_be_bytes());
     h.finalize().into()
+}
+
+/// The status as digests encode it: 1 running, 0 stopped (as before
+/// stopping existed), 2 stopping.
+fn status_byte(status: CanisterStatus) -> u8 {
+    match status {
+        CanisterStatus::Running => 1,
+        CanisterStatus::Stopped => 0,
+        CanisterStatus::Stopping => 2,
+    }
+}
+
+/// Feed a canister's calls (contexts, callbacks, input queue) into a
+/// digest, as their canonical Candid encoding; nothing when there are none
+/// and never were.
+fn digest_calls(h: &mut Sha256, calls: &CallState) {
+    if *calls == CallState::default() {
+        h.update([0]);
+    } else {
+        h.update([1]);
+        put_bytes(h, &candid::encode_one(calls).expect("call state always encodes"));
+    }
 }
 
 #[derive(Default)]
@@ -175,7 +208,7 @@ pub fn state_digest(registry: &Registry) -> Hash {
         for c in record.controllers() {
             put_bytes(&mut h, c.as_slice());
         }
-        h.update([u8::from(record.status() == CanisterStatus::Running)]);
+        h.update([status_byte(record.status())]);
         h.update(record.version().to_be_bytes());
         for log in record.canister_log() {
             h.update(log.index.to_be_bytes());
@@ -190,6 +223,9 @@ pub fn state_digest(registry: &Registry) -> Hash {
         }
         if record.is_busy() {
             digest_backlog(&mut h, record.backlog());
+        }
+        if *record.calls() != CallState::default() {
+            digest_calls(&mut h, record.calls());
         }
     }
     h.finalize().into()

@@ -9,10 +9,12 @@ use embedder::{Executor, MessageResult};
 use sha2::{Digest, Sha256};
 
 use super::digest::{DirtySet, Entry, canister_digest, round_digest};
+use super::management::Management;
 use super::pool::{ModuleOverrides, Task, TaskDone, WorkerPool};
 use super::{Operation, Outcome};
-use crate::canister::{Canister, CanisterError, LongCall, Origin, Step};
+use crate::canister::{Canister, CanisterError, ContextOrigin, InterMessage, LongCall, Origin, Output, Payload, Step};
 use crate::registry::Registry;
+use embedder::RejectCode;
 
 /// The results of executing a round.
 #[derive(Clone, Debug)]
@@ -72,6 +74,12 @@ impl Undo {
     }
 }
 
+/// Iterations of a round: requests and responses sent in one are
+/// delivered in the next, so a chain of calls between canisters completes
+/// within a round when it is shorter than this; the rest waits in the
+/// input queues for the next round.
+pub const MAX_ITERATIONS: usize = 16;
+
 impl WorkerPool {
     /// Execute a round on `registry`. If the host fails while running it,
     /// the registry is restored and the round is not applied.
@@ -112,7 +120,8 @@ impl WorkerPool {
                 _ => {}
             }
         }
-        // Phase 2: each canister's work, in parallel.
+        // Phase 2: each canister's work, in parallel; then the messages
+        // they sent, delivered in canister order, in further iterations.
         let mut groups: BTreeMap<Principal, Vec<(usize, Arc<Operation>)>> = BTreeMap::new();
         for (i, op) in ops.iter().enumerate() {
             if let Some(canister) = op.canister() {
@@ -122,56 +131,136 @@ impl WorkerPool {
         for canister in registry.iter().filter(|c| c.has_system_task(time)) {
             groups.entry(canister.id()).or_default();
         }
-        let mut tasks = Vec::with_capacity(groups.len());
-        for (id, group) in groups {
-            match registry.take(&id) {
-                Some(canister) => {
-                    undo.forks.push(canister.fork());
-                    tasks.push(Task { canister, ops: group });
-                }
-                None => {
-                    for (i, _) in group {
-                        outcomes[i] = Some(Outcome::failed(&CanisterError::NotFound(id)));
+        let mut forked = BTreeSet::new();
+        let mut canister_digests = Vec::new();
+        let mut messages = 0;
+        let mut late = Vec::new();
+        let mut management = Management::new(height);
+        for iteration in 0..MAX_ITERATIONS {
+            let first = iteration == 0;
+            let mut tasks = Vec::with_capacity(groups.len());
+            for (id, group) in std::mem::take(&mut groups) {
+                match registry.take(&id) {
+                    Some(canister) => {
+                        if forked.insert(id) {
+                            undo.forks.push(canister.fork());
+                        }
+                        tasks.push(Task { canister, ops: group, first });
+                    }
+                    None => {
+                        for (i, _) in group {
+                            outcomes[i] = Some(Outcome::failed(&CanisterError::NotFound(id)));
+                        }
                     }
                 }
             }
-        }
-        let results = self.run(tasks, height, time);
-        // The first failure in canister order, so the choice is the same
-        // whatever the number of workers.
-        let failure = results
-            .iter()
-            .filter_map(|r| match r {
-                Err(panicked) => Some(NotApplied {
-                    canister: panicked.canister,
-                    reason: format!("internal error (a bug): {}", panicked.message),
-                }),
-                Ok(done) => done.host_failure.clone().map(|reason| NotApplied { canister: done.canister.id(), reason }),
-            })
-            .min_by_key(|f| f.canister);
-        if let Some(failure) = failure {
-            // The work done is dropped with `results`; the forks go back.
-            drop(results);
-            undo.apply(registry);
-            return Err(failure);
-        }
-        let mut canister_digests = Vec::with_capacity(results.len());
-        let mut messages = 0;
-        let mut late = Vec::new();
-        for done in results.into_iter().flatten() {
-            for (i, outcome) in done.outcomes {
-                outcomes[i] = Some(outcome);
+            if tasks.is_empty() {
+                break;
             }
-            late.extend(done.late);
-            touched.insert(done.canister.id());
-            canister_digests.push((done.canister.id(), done.digest));
-            messages += done.messages;
-            registry.put(done.canister);
+            let results = self.run(tasks, height, time);
+            // The first failure in canister order, so the choice is the same
+            // whatever the number of workers.
+            let failure = results
+                .iter()
+                .filter_map(|r| match r {
+                    Err(panicked) => Some(NotApplied {
+                        canister: panicked.canister,
+                        reason: format!("internal error (a bug): {}", panicked.message),
+                    }),
+                    Ok(done) => {
+                        done.host_failure.clone().map(|reason| NotApplied { canister: done.canister.id(), reason })
+                    }
+                })
+                .min_by_key(|f| f.canister);
+            if let Some(failure) = failure {
+                // The work done is dropped with `results`; the forks go back.
+                drop(results);
+                management.undo(registry);
+                undo.apply(registry);
+                return Err(failure);
+            }
+            let mut done: Vec<TaskDone> = results.into_iter().flatten().collect();
+            done.sort_by_key(|d| d.canister.id());
+            let mut sent = Vec::new();
+            for done in done {
+                for (i, outcome) in done.outcomes {
+                    outcomes[i] = Some(outcome);
+                }
+                for (origin, outcome) in done.late {
+                    if origin.0 == height {
+                        outcomes[origin.1] = Some(outcome);
+                    } else {
+                        late.push((origin, outcome));
+                    }
+                }
+                touched.insert(done.canister.id());
+                canister_digests.push((done.canister.id(), done.digest));
+                messages += done.messages;
+                sent.push((done.canister.id(), done.sent));
+                registry.put(done.canister);
+            }
+            // Delivery changes the receivers: fork them first, so a round
+            // that is not applied leaves their queues as they were. A call
+            // to the management canister may change any canister.
+            let to_management = sent.iter().flat_map(|(_, m)| m).any(|(to, _)| *to == Principal::management_canister());
+            let receivers: Vec<Principal> = if to_management {
+                registry.iter().map(|c| c.id()).collect()
+            } else {
+                sent.iter().flat_map(|(from, m)| m.iter().flat_map(move |(to, _)| [*to, *from])).collect()
+            };
+            for id in receivers {
+                if !forked.contains(&id)
+                    && let Ok(canister) = registry.get(&id)
+                {
+                    forked.insert(id);
+                    undo.forks.push(canister.fork());
+                }
+            }
+            // Deliver in canister order, each canister's messages in the
+            // order it sent them: FIFO between every pair.
+            for (from, messages) in sent {
+                for (to, message) in messages {
+                    if to == Principal::management_canister() {
+                        if let Some((to, response)) =
+                            management.handle(self.executor(), registry, from, message, time, &mut touched)
+                        {
+                            deliver(registry, to, response);
+                        }
+                    } else {
+                        deliver_or_reject(registry, from, to, message);
+                    }
+                }
+            }
+            for canister in registry.iter().filter(|c| c.has_inbox()) {
+                groups.entry(canister.id()).or_default();
+            }
         }
-        canister_digests.sort_by_key(|(id, _)| *id);
         late.sort_by_key(|(origin, _)| *origin);
         let digest = round_digest(height, time, &outcomes, &canister_digests);
         Ok(RoundResult { outcomes, late, digest, canister_digests, touched, messages })
+    }
+}
+
+/// Queue `message` for canister `to`, if it exists.
+fn deliver(registry: &mut Registry, to: Principal, message: InterMessage) {
+    if let Ok(canister) = registry.get_mut(&to) {
+        canister.deliver(message);
+    }
+}
+
+/// Queue `message` from `from` for `to`; a request to a canister that does
+/// not exist is rejected back to its caller (a response for a canister
+/// that went away is dropped, as on the IC).
+fn deliver_or_reject(registry: &mut Registry, from: Principal, to: Principal, message: InterMessage) {
+    match registry.get_mut(&to) {
+        Ok(canister) => canister.deliver(message),
+        Err(_) => {
+            if let InterMessage::Request { callback, cycles, .. } = message {
+                let text = format!("canister {to} does not exist");
+                let payload = Payload::Reject(RejectCode::DestinationInvalid as u32, text);
+                deliver(registry, from, InterMessage::Response { callback, payload, refund: cycles });
+            }
+        }
     }
 }
 
@@ -181,16 +270,23 @@ struct Work {
     dirty: DirtySet,
     /// Outcomes (None: pending) and what they answer.
     entries: Vec<(Entry, Option<Outcome>)>,
+    /// Requests and responses for other canisters, in order.
+    sent: Vec<(Principal, InterMessage)>,
     messages: usize,
     host_failure: Option<String>,
 }
 
 impl Work {
-    fn message(&mut self, entry: Entry, result: &MessageResult) {
+    /// Account for a message that ran: its pages, and a host failure.
+    fn ran(&mut self, result: &MessageResult) {
         if let Some(failure) = result.host_failure() {
             self.host_failure.get_or_insert(failure);
         }
         self.dirty.add(result);
+    }
+
+    fn message(&mut self, entry: Entry, result: &MessageResult) {
+        self.ran(result);
         self.entries.push((entry, Some(Outcome::from(result))));
     }
 
@@ -203,18 +299,75 @@ impl Work {
         });
         self.entries.push((entry, Some(outcome)));
     }
+
+    /// Take what messages sent out: messages for other canisters, and
+    /// answers to ingress messages (of this round or earlier ones).
+    fn absorb(&mut self, outputs: Vec<Output>, height: u64) {
+        for output in outputs {
+            match output {
+                Output::Message { to, message } => self.sent.push((to, message)),
+                Output::Ingress(origin, outcome) => self.entries.push((entry_of(origin, height), Some(outcome))),
+            }
+        }
+    }
+}
+
+/// The entry an ingress message answered in round `height` has.
+fn entry_of(origin: Origin, height: u64) -> Entry {
+    if origin.0 == height { Entry::Now(origin.1) } else { Entry::Earlier(origin) }
+}
+
+/// Fold an ingress update's result into the canister: a committed one
+/// opens a call context (answered now, or later from a callback); a
+/// failed one is answered with its error.
+fn finish_update(
+    canister: &mut Canister,
+    work: &mut Work,
+    origin: Origin,
+    sender: Principal,
+    result: &MessageResult,
+    height: u64,
+    time: u64,
+) {
+    let entry = entry_of(origin, height);
+    if !result.committed {
+        work.message(entry, result);
+        return;
+    }
+    work.ran(result);
+    let mut outputs = Vec::new();
+    canister.open_context(ContextOrigin::Ingress(origin), sender, result, time, &mut outputs);
+    let answered = outputs.iter().any(|o| matches!(o, Output::Ingress(o, _) if *o == origin));
+    work.absorb(outputs, height);
+    if !answered && matches!(entry, Entry::Now(_)) {
+        work.entries.push((entry, None));
+    }
+}
+
+/// Fold a timer's or heartbeat's result into the canister: its calls open
+/// a context nobody waits for.
+fn finish_system(canister: &mut Canister, work: &mut Work, result: &MessageResult, height: u64, time: u64) {
+    work.message(Entry::System, result);
+    if result.committed && !result.calls.is_empty() {
+        let mut outputs = Vec::new();
+        let id = canister.id();
+        canister.open_context(ContextOrigin::System, id, result, time, &mut outputs);
+        work.absorb(outputs, height);
+    }
 }
 
 /// Run one canister's share of a round: first its long message's next
 /// slice, if it has one; then, if that is done, the operations that waited
 /// and this round's, in order (the timer and heartbeat only when nothing
-/// waited). An update that needs more than a slice becomes the long
-/// message, and what follows it waits. A canister's share is about a
-/// slice: once its messages have used one slice of instructions (or a
-/// long message has had its slice, or an install ran), the rest waits for
-/// the next round, so no canister holds a round up for much longer than a
-/// slice however many messages it gets. A host failure stops the share:
-/// the round will not be applied.
+/// waited); then the requests and responses other canisters sent it. An
+/// update that needs more than a slice becomes the long message, and what
+/// follows it waits. A canister's share is about a slice: once its
+/// messages have used one slice of instructions (or a long message has
+/// had its slice, or an install ran), the rest waits for the next round,
+/// so no canister holds a round up for much longer than a slice however
+/// many messages it gets. Later iterations of a round (`task.first` is
+/// false) only run the input queue. A host failure stops the share: the
+/// round will not be applied.
 pub(super) fn run_task(
     exec: &Arc<Executor>,
     overrides: &ModuleOverrides,
@@ -222,24 +375,29 @@ pub(super) fn run_task(
     height: u64,
     time: u64,
 ) -> TaskDone {
-    let Task { mut canister, ops } = task;
+    let Task { mut canister, ops, first } = task;
     let slice = exec.config().slice_instructions;
     let mut work = Work::default();
     // Instructions this canister has used in this round.
     let mut used = 0u64;
-    match canister.step_long(exec, slice) {
-        Ok(Step::Running) => {}
-        Ok(Step::Done(origin, result)) => {
-            used = slice;
-            work.message(origin.map_or(Entry::System, Entry::Earlier), &result);
+    if first {
+        match canister.step_long(exec, slice) {
+            Ok(Step::Running) => {}
+            Ok(Step::Done(origin, result, sender)) => {
+                used = slice;
+                match origin {
+                    Some(origin) => finish_update(&mut canister, &mut work, origin, sender, &result, height, time),
+                    None => finish_system(&mut canister, &mut work, &result, height, time),
+                }
+            }
+            Err(failure) => work.host_failure = Some(failure),
         }
-        Err(failure) => work.host_failure = Some(failure),
     }
-    let waited = canister.take_waiting();
-    if waited.is_empty() && !canister.has_long() && used < slice && work.host_failure.is_none() {
+    let waited = if first { canister.take_waiting() } else { Default::default() };
+    if first && waited.is_empty() && !canister.has_long() && used < slice && work.host_failure.is_none() {
         for result in canister.system_tasks_first_slice(exec, time) {
             used = used.saturating_add(result.stats.instructions);
-            work.message(Entry::System, &result);
+            finish_system(&mut canister, &mut work, &result, height, time);
         }
     }
     let queue = waited
@@ -264,7 +422,7 @@ pub(super) fn run_task(
                 match canister.update_first_slice(exec, sender, method, arg, time) {
                     Ok(Some(result)) => {
                         used = used.saturating_add(result.stats.instructions);
-                        work.message(entry, &result);
+                        finish_update(&mut canister, &mut work, origin, *sender, &result, height, time);
                     }
                     Ok(None) => {
                         let call = LongCall::Update { sender: *sender, method: method.clone(), arg: arg.clone() };
@@ -290,8 +448,24 @@ pub(super) fn run_task(
                 work.settle(entry, done(installed));
             }
             Operation::Uninstall { sender, .. } => work.settle(entry, done(canister.uninstall(exec, sender))),
-            Operation::Stop { sender, .. } => work.settle(entry, done(canister.stop(exec, sender))),
-            Operation::Start { sender, .. } => work.settle(entry, done(canister.start(exec, sender))),
+            Operation::Stop { sender, .. } => match canister.stop(exec, sender) {
+                Ok(true) => work.settle(entry, Ok(Outcome::Done)),
+                // Stopping: answered once its call contexts close.
+                Ok(false) => {
+                    canister.wait_for_stop(origin);
+                    if let Entry::Now(_) = entry {
+                        work.entries.push((entry, None));
+                    }
+                }
+                Err(e) => work.settle(entry, Err(e)),
+            },
+            Operation::Start { sender, .. } => match canister.start(exec, sender) {
+                Ok(cancelled) => {
+                    work.absorb(cancelled, height);
+                    work.settle(entry, Ok(Outcome::Done));
+                }
+                Err(e) => work.settle(entry, Err(e)),
+            },
             Operation::SetControllers { sender, controllers, .. } => {
                 work.settle(entry, done(canister.set_controllers(exec, sender, controllers.clone())))
             }
@@ -309,7 +483,17 @@ pub(super) fn run_task(
             }
         }
     }
-    let digest = canister_digest(&canister, &work.entries, &work.dirty);
+    // Messages from other canisters, in arrival order, within the budget.
+    while work.host_failure.is_none() && !canister.has_long() && used < slice && canister.has_inbox() {
+        let mut outputs = Vec::new();
+        for result in canister.run_inbox_message(exec, time, &mut outputs) {
+            work.messages += 1;
+            used = used.saturating_add(result.stats.instructions);
+            work.message(Entry::System, &result);
+        }
+        work.absorb(outputs, height);
+    }
+    let digest = canister_digest(&canister, &work.entries, &work.dirty, &work.sent);
     let (mut outcomes, mut late) = (Vec::new(), Vec::new());
     for (entry, outcome) in work.entries {
         match (entry, outcome) {
@@ -318,5 +502,13 @@ pub(super) fn run_task(
             _ => {}
         }
     }
-    TaskDone { canister, outcomes, late, digest, messages: work.messages, host_failure: work.host_failure }
+    TaskDone {
+        canister,
+        outcomes,
+        late,
+        digest,
+        sent: work.sent,
+        messages: work.messages,
+        host_failure: work.host_failure,
+    }
 }

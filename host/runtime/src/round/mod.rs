@@ -16,6 +16,7 @@
 
 mod digest;
 mod execute;
+mod management;
 mod pool;
 mod schema;
 #[cfg(test)]

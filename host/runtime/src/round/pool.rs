@@ -16,7 +16,7 @@ use embedder::Executor;
 
 use super::execute::run_task;
 use super::{Operation, Outcome};
-use crate::canister::{Canister, Origin};
+use crate::canister::{Canister, InterMessage, Origin};
 use crate::query_pool::WASM_THREAD_STACK;
 
 /// Replacement modules, by the SHA-256 of the module they replace (replay
@@ -28,6 +28,9 @@ pub(super) struct Task {
     pub(super) canister: Canister,
     /// Its operations, with their positions in the round.
     pub(super) ops: Vec<(usize, Arc<Operation>)>,
+    /// Whether this is the round's first iteration (later ones only run
+    /// the input queue).
+    pub(super) first: bool,
 }
 
 /// A share of a round's tasks, for one thread.
@@ -75,6 +78,8 @@ pub(super) struct TaskDone {
     /// The outcomes of operations of earlier rounds that completed.
     pub(super) late: Vec<(Origin, Outcome)>,
     pub(super) digest: Hash,
+    /// Requests and responses for other canisters, in the order sent.
+    pub(super) sent: Vec<(Principal, InterMessage)>,
     /// Update messages executed.
     pub(super) messages: usize,
     /// A failure of the host (not of the canister) that the round must not
@@ -84,6 +89,8 @@ pub(super) struct TaskDone {
 
 /// Threads that run canisters' work; results never depend on their number.
 pub struct WorkerPool {
+    /// What calls to the management canister install modules with.
+    executor: Option<Arc<Executor>>,
     jobs: Option<Sender<Job>>,
     threads: Vec<std::thread::JoinHandle<()>>,
     runner: Arc<TaskRunner>,
@@ -93,10 +100,18 @@ impl WorkerPool {
     /// A pool of `threads` workers (at least one) running messages with
     /// `executor`, substituting the modules `overrides` names.
     pub fn new(threads: usize, executor: Arc<Executor>, overrides: Arc<ModuleOverrides>) -> WorkerPool {
-        WorkerPool::with_runner(
+        let runner_executor = executor.clone();
+        let mut pool = WorkerPool::with_runner(
             threads,
-            Arc::new(move |task, height, time| run_task(&executor, &overrides, task, height, time)),
-        )
+            Arc::new(move |task, height, time| run_task(&runner_executor, &overrides, task, height, time)),
+        );
+        pool.executor = Some(executor);
+        pool
+    }
+
+    /// The executor, if the pool runs real canisters.
+    pub(super) fn executor(&self) -> Option<&Arc<Executor>> {
+        self.executor.as_ref()
     }
 
     /// A pool of `threads` workers running tasks with `runner`.
@@ -120,7 +135,7 @@ impl WorkerPool {
                     .expect("spawning a worker thread")
             })
             .collect();
-        WorkerPool { jobs: Some(tx), threads, runner }
+        WorkerPool { executor: None, jobs: Some(tx), threads, runner }
     }
 
     /// Run `tasks` in shares, one per thread, and return what each did, in

@@ -15,7 +15,15 @@ const OWNER: Principal = Principal::from_slice(&[7; 29]);
 /// What a runner that does nothing reports: every operation done.
 fn done(task: Task) -> TaskDone {
     let outcomes = task.ops.iter().map(|(i, _)| (*i, Outcome::Done)).collect();
-    TaskDone { canister: task.canister, outcomes, late: vec![], digest: [0; 32], messages: 0, host_failure: None }
+    TaskDone {
+        canister: task.canister,
+        outcomes,
+        late: vec![],
+        digest: [0; 32],
+        sent: vec![],
+        messages: 0,
+        host_failure: None,
+    }
 }
 
 fn updates(ids: &[Principal]) -> Vec<Arc<Operation>> {

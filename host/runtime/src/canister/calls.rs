@@ -1,0 +1,456 @@
+//! Calls between canisters, on the canister's side: call contexts (what a
+//! message must eventually answer), callbacks (what runs when a call it
+//! made is answered), and the input queue of requests and responses from
+//! other canisters.
+//!
+//! All of it is part of the canister's state: checkpointed, digested, and
+//! rebuilt exactly by replay, since it follows from the ingress messages
+//! alone. A call context is answered at most once; it closes when it is
+//! answered and no call it made is outstanding. One that can no longer be
+//! answered (no reply, nothing outstanding) is rejected for it, as on the
+//! IC.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use candid::{CandidType, Deserialize, Principal};
+use embedder::{
+    Call, CallbackKind, CallbackTarget, ErrorCode, ExecutionError, Executor, Incoming, MessageResult, MethodKind,
+    RejectCode, Response, Target,
+};
+
+use super::{Canister, CanisterStatus, Origin};
+use crate::round::Outcome;
+
+/// Where a call context's answer goes.
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum ContextOrigin {
+    /// An ingress message (its position in the round it arrived in).
+    Ingress(Origin),
+    /// A call from another canister, answered by responding to its callback.
+    Canister {
+        /// The calling canister.
+        caller: Principal,
+        /// Its callback.
+        callback: u64,
+    },
+    /// A timer or heartbeat: nobody waits for an answer.
+    System,
+}
+
+/// A message that must eventually be answered.
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct CallContext {
+    /// Who waits.
+    pub origin: ContextOrigin,
+    /// Who called (for `msg_caller` in its callbacks).
+    pub caller: Principal,
+    /// Whether it has been answered.
+    pub responded: bool,
+    /// Instructions its messages have used (`performance_counter(1)`).
+    pub instructions: u64,
+}
+
+/// What runs when a call the canister made is answered.
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Callback {
+    /// The call context that made the call.
+    pub context: u64,
+    /// Who was called.
+    pub callee: Principal,
+    /// (table index, env) of the reply callback.
+    pub reply: (u64, u64),
+    /// (table index, env) of the reject callback.
+    pub reject: (u64, u64),
+    /// (table index, env) of the cleanup callback, if any.
+    pub cleanup: Option<(u64, u64)>,
+    /// Cycles attached to the call.
+    pub cycles: u128,
+    /// For a best-effort call: when it times out (nanoseconds).
+    pub deadline: u64,
+}
+
+/// How a call was answered.
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum Payload {
+    /// The callee replied.
+    Reply(Vec<u8>),
+    /// The call was rejected, with a reject code and a message.
+    Reject(u32, String),
+}
+
+/// A message from another canister.
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum InterMessage {
+    /// A call.
+    Request {
+        /// The calling canister.
+        caller: Principal,
+        /// The caller's callback for the answer.
+        callback: u64,
+        /// The method.
+        method: String,
+        /// The argument.
+        arg: Vec<u8>,
+        /// Cycles attached.
+        cycles: u128,
+        /// A best-effort call's deadline (0: guaranteed).
+        deadline: u64,
+    },
+    /// The answer to a call this canister made.
+    Response {
+        /// The callback it answers.
+        callback: u64,
+        /// The answer.
+        payload: Payload,
+        /// Cycles the callee did not accept.
+        refund: u128,
+    },
+}
+
+impl InterMessage {
+    /// Roughly what it holds in memory.
+    pub fn size_bytes(&self) -> usize {
+        match self {
+            InterMessage::Request { method, arg, .. } => 128 + method.len() + arg.len(),
+            InterMessage::Response { payload: Payload::Reply(bytes), .. } => 64 + bytes.len(),
+            InterMessage::Response { payload: Payload::Reject(_, text), .. } => 64 + text.len(),
+        }
+    }
+}
+
+/// A canister's calls: open contexts, outstanding callbacks, its input
+/// queue, and who waits for it to stop.
+#[derive(CandidType, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct CallState {
+    /// Open call contexts, by id.
+    pub contexts: BTreeMap<u64, CallContext>,
+    /// Outstanding callbacks, by id.
+    pub callbacks: BTreeMap<u64, Callback>,
+    /// The id the next call context gets.
+    pub next_context: u64,
+    /// The id the next callback gets.
+    pub next_callback: u64,
+    /// Requests and responses from other canisters, in arrival order.
+    pub inbox: VecDeque<InterMessage>,
+    /// Stop requests (ingress) waiting for the contexts to close.
+    pub stop_waiters: Vec<Origin>,
+}
+
+impl CallState {
+    /// Whether nothing is open, outstanding or queued.
+    pub fn is_empty(&self) -> bool {
+        self.contexts.is_empty() && self.callbacks.is_empty() && self.inbox.is_empty() && self.stop_waiters.is_empty()
+    }
+
+    fn outstanding(&self, context: u64) -> usize {
+        self.callbacks.values().filter(|c| c.context == context).count()
+    }
+}
+
+/// What a canister's messages send out: messages to other canisters (or
+/// to the management canister), and answers to ingress messages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// A request or response for canister `to`.
+    Message {
+        /// The destination.
+        to: Principal,
+        /// The message.
+        message: InterMessage,
+    },
+    /// The answer to an ingress message.
+    Ingress(Origin, Outcome),
+}
+
+/// The most callbacks a canister may have outstanding: further calls fail
+/// in `call_perform` as if its queues were full.
+pub const MAX_OUTSTANDING_CALLS: usize = 5_000;
+
+/// The outcome an ingress message gets from a failed message.
+fn error_outcome(error: &ExecutionError) -> Outcome {
+    Outcome::Error { code: error.code(), message: error.to_string() }
+}
+
+impl Canister {
+    /// The calls: contexts, callbacks and input queue.
+    pub fn calls(&self) -> &CallState {
+        &self.calls
+    }
+
+    /// Queue a message from another canister.
+    pub(crate) fn deliver(&mut self, message: InterMessage) {
+        self.calls.inbox.push_back(message);
+    }
+
+    /// Whether messages from other canisters wait.
+    pub(crate) fn has_inbox(&self) -> bool {
+        !self.calls.inbox.is_empty()
+    }
+
+    /// How many calls a message may still make.
+    pub(crate) fn call_capacity(&self) -> usize {
+        MAX_OUTSTANDING_CALLS.saturating_sub(self.calls.callbacks.len())
+    }
+
+    /// Fold a finished message of a new call context into the state: the
+    /// context opens if the message made calls without answering;
+    /// otherwise its answer goes out at once.
+    pub(crate) fn open_context(
+        &mut self,
+        origin: ContextOrigin,
+        caller: Principal,
+        result: &MessageResult,
+        time: u64,
+        out: &mut Vec<Output>,
+    ) {
+        let id = self.calls.next_context;
+        self.calls.next_context += 1;
+        self.calls
+            .contexts
+            .insert(id, CallContext { origin, caller, responded: false, instructions: result.stats.instructions });
+        self.after_message(id, result, time, out);
+    }
+
+    /// After a message of context `id` ran: register the calls it made,
+    /// send its answer if it gave one, and close the context or answer for
+    /// it if nobody else can.
+    fn after_message(&mut self, id: u64, result: &MessageResult, time: u64, out: &mut Vec<Output>) {
+        for call in &result.calls {
+            self.register_call(id, call, time, out);
+        }
+        let response = match &result.outcome {
+            Ok(Response::Reply(bytes)) => Some(Payload::Reply(bytes.clone())),
+            Ok(Response::Reject(text)) => Some(Payload::Reject(RejectCode::CanisterReject as u32, text.clone())),
+            _ => None,
+        };
+        if let Some(payload) = response {
+            self.respond(id, Answer::Payload(payload), result.cycles_accepted, out);
+        }
+        let outstanding = self.calls.outstanding(id);
+        let Some(context) = self.calls.contexts.get(&id) else { return };
+        if outstanding == 0 {
+            if !context.responded {
+                let error = match &result.outcome {
+                    Err(error) => error.clone(),
+                    Ok(_) => ExecutionError::DidNotReply,
+                };
+                self.respond(id, Answer::Error(error), 0, out);
+            }
+            self.calls.contexts.remove(&id);
+            self.finish_stopping(out);
+        }
+    }
+
+    fn register_call(
+        &mut self,
+        context: u64,
+        call: &embedder::system_api::OutgoingCall,
+        time: u64,
+        out: &mut Vec<Output>,
+    ) {
+        let id = self.calls.next_callback;
+        self.calls.next_callback += 1;
+        let deadline = call.timeout_seconds.map_or(0, |s| time.saturating_add(u64::from(s) * 1_000_000_000));
+        let callee = Principal::try_from_slice(&call.callee).ok();
+        self.calls.callbacks.insert(
+            id,
+            Callback {
+                context,
+                callee: callee.unwrap_or(Principal::anonymous()),
+                reply: (call.reply.fun, call.reply.env),
+                reject: (call.reject.fun, call.reject.env),
+                cleanup: call.cleanup.map(|c| (c.fun, c.env)),
+                cycles: call.cycles,
+                deadline,
+            },
+        );
+        let message = match callee {
+            Some(to) => {
+                let request = InterMessage::Request {
+                    caller: self.id,
+                    callback: id,
+                    method: call.method.clone(),
+                    arg: call.arg.clone(),
+                    cycles: call.cycles,
+                    deadline,
+                };
+                Output::Message { to, message: request }
+            }
+            // Not a principal: rejected for the caller, never delivered.
+            None => Output::Message {
+                to: self.id,
+                message: InterMessage::Response {
+                    callback: id,
+                    payload: Payload::Reject(
+                        RejectCode::DestinationInvalid as u32,
+                        "the callee is not a valid principal".into(),
+                    ),
+                    refund: call.cycles,
+                },
+            },
+        };
+        out.push(message);
+    }
+
+    /// Answer context `id` (if it was not answered yet).
+    fn respond(&mut self, id: u64, answer: Answer, accepted: u128, out: &mut Vec<Output>) {
+        let Some(context) = self.calls.contexts.get_mut(&id) else { return };
+        if context.responded {
+            return;
+        }
+        context.responded = true;
+        match context.origin.clone() {
+            ContextOrigin::Ingress(origin) => {
+                let outcome = match answer {
+                    Answer::Payload(Payload::Reply(bytes)) => Outcome::Reply(bytes),
+                    Answer::Payload(Payload::Reject(_, text)) => Outcome::Reject(text),
+                    Answer::Error(error) => error_outcome(&error),
+                };
+                out.push(Output::Ingress(origin, outcome));
+            }
+            ContextOrigin::Canister { caller, callback } => {
+                let payload = match answer {
+                    Answer::Payload(payload) => payload,
+                    Answer::Error(error) => Payload::Reject(error.code().reject_code() as u32, error.to_string()),
+                };
+                let _ = accepted; // cycles accepted are not refunded; the rest is computed by the caller
+                out.push(Output::Message {
+                    to: caller,
+                    message: InterMessage::Response { callback, payload, refund: 0 },
+                });
+            }
+            ContextOrigin::System => {}
+        }
+    }
+
+    /// Run the next message of the input queue, if any; returns its result
+    /// (and those of a cleanup it needed), for the round's digest.
+    pub(crate) fn run_inbox_message(
+        &mut self,
+        exec: &Executor,
+        time: u64,
+        out: &mut Vec<Output>,
+    ) -> Vec<MessageResult> {
+        let Some(message) = self.calls.inbox.pop_front() else { return Vec::new() };
+        match message {
+            InterMessage::Request { caller, callback, method, arg, cycles, deadline } => {
+                let origin = ContextOrigin::Canister { caller, callback };
+                let refused = |code: ErrorCode, text: String| InterMessage::Response {
+                    callback,
+                    payload: Payload::Reject(code.reject_code() as u32, text),
+                    refund: cycles,
+                };
+                match self.status {
+                    CanisterStatus::Running => {}
+                    CanisterStatus::Stopping | CanisterStatus::Stopped => {
+                        let text = format!("canister {} is {}", self.id, self.status);
+                        let code = if self.status == CanisterStatus::Stopped {
+                            ErrorCode::CanisterStopped
+                        } else {
+                            ErrorCode::CanisterStopping
+                        };
+                        out.push(Output::Message { to: caller, message: refused(code, text) });
+                        return Vec::new();
+                    }
+                }
+                let incoming = Incoming { cycles, deadline, call_capacity: self.call_capacity() };
+                let call = Call {
+                    target: Target::Method { name: &method, kind: MethodKind::Update },
+                    arg: &arg,
+                    caller: caller.as_slice(),
+                    time,
+                    incoming,
+                };
+                let result = exec.execute(&mut self.exec, call);
+                self.canister_log.record(time, &result);
+                if result.committed {
+                    self.open_context(origin, caller, &result, time, out);
+                } else {
+                    // Never started (no module, no such method) or trapped:
+                    // the caller gets the error, and its cycles back.
+                    let error = result.outcome.clone().err().unwrap_or(ExecutionError::DidNotReply);
+                    out.push(Output::Message { to: caller, message: refused(error.code(), error.to_string()) });
+                }
+                vec![result]
+            }
+            InterMessage::Response { callback, payload, refund } => {
+                self.run_callback(exec, callback, payload, refund, time, out)
+            }
+        }
+    }
+
+    /// Run the callback `id` for `payload`, then its cleanup if it trapped.
+    fn run_callback(
+        &mut self,
+        exec: &Executor,
+        id: u64,
+        payload: Payload,
+        refund: u128,
+        time: u64,
+        out: &mut Vec<Output>,
+    ) -> Vec<MessageResult> {
+        let Some(callback) = self.calls.callbacks.remove(&id) else { return Vec::new() };
+        let Some(context) = self.calls.contexts.get(&callback.context).cloned() else { return Vec::new() };
+        let mut results = Vec::new();
+        let (kind, closure, arg, reject) = match &payload {
+            Payload::Reply(bytes) => (CallbackKind::Reply, callback.reply, bytes.as_slice(), None),
+            Payload::Reject(code, text) => {
+                (CallbackKind::Reject, callback.reject, &[][..], Some((*code, text.as_str())))
+            }
+        };
+        let refunded = refund.min(callback.cycles);
+        let target = |kind, closure: (u64, u64), reject| {
+            Target::Callback(CallbackTarget {
+                kind,
+                closure: embedder::system_api::Closure { fun: closure.0, env: closure.1 },
+                responded: context.responded,
+                reject,
+                refunded,
+                context_instructions: context.instructions,
+            })
+        };
+        let incoming = Incoming { call_capacity: self.call_capacity(), ..Incoming::default() };
+        let call =
+            Call { target: target(kind, closure, reject), arg, caller: context.caller.as_slice(), time, incoming };
+        let result = exec.execute(&mut self.exec, call);
+        self.canister_log.record(time, &result);
+        if let Some(c) = self.calls.contexts.get_mut(&callback.context) {
+            c.instructions = c.instructions.saturating_add(result.stats.instructions);
+        }
+        let trapped = !result.committed;
+        let after = result.clone();
+        results.push(result);
+        if trapped && let Some(cleanup) = callback.cleanup {
+            let incoming = Incoming { call_capacity: 0, ..Incoming::default() };
+            let call = Call {
+                target: target(CallbackKind::Cleanup, cleanup, None),
+                arg: &[],
+                caller: context.caller.as_slice(),
+                time,
+                incoming,
+            };
+            let cleaned = exec.execute(&mut self.exec, call);
+            self.canister_log.record(time, &cleaned);
+            results.push(cleaned);
+        }
+        self.after_message(callback.context, &after, time, out);
+        results
+    }
+
+    /// Stop waiting callers once the last context closed: the canister is
+    /// stopped.
+    fn finish_stopping(&mut self, out: &mut Vec<Output>) {
+        if self.status == CanisterStatus::Stopping && self.calls.contexts.is_empty() {
+            self.set_status(CanisterStatus::Stopped);
+            for origin in std::mem::take(&mut self.calls.stop_waiters) {
+                out.push(Output::Ingress(origin, Outcome::Done));
+            }
+        }
+    }
+}
+
+/// How a context is answered.
+enum Answer {
+    Payload(Payload),
+    Error(ExecutionError),
+}
