@@ -90,6 +90,13 @@ IC0_IMPORT("stable64_read") void ic0_stable64_read(uint64_t dst, uint64_t offset
 IC0_IMPORT("call_new")
 void ic0_call_new(const void *callee_src, uint32_t callee_size, const void *name_src, uint32_t name_size,
                   uint32_t reply_fun, uint32_t reply_env, uint32_t reject_fun, uint32_t reject_env);
+IC0_IMPORT("call_data_append") void ic0_call_data_append(const void *src, uint32_t size);
+IC0_IMPORT("call_on_cleanup") void ic0_call_on_cleanup(uint32_t fun, uint32_t env);
+IC0_IMPORT("call_with_best_effort_response") void ic0_call_with_best_effort_response(uint32_t timeout_seconds);
+IC0_IMPORT("call_cycles_add128") void ic0_call_cycles_add128(uint64_t high, uint64_t low);
+/* Returns 0 if the call was made, else a reject code (the call is not made). */
+IC0_IMPORT("call_perform") uint32_t ic0_call_perform(void);
+IC0_IMPORT("msg_cycles_refunded128") void ic0_msg_cycles_refunded128(void *dst);
 /* Deprecated single-call form, still imported by Motoko-built canisters;
  * returns 0 if the call was queued. */
 IC0_IMPORT("call_simple")

@@ -16,6 +16,10 @@ pub const KV: &[u8] = include_bytes!("../wasm/kv.wasm");
 /// Accounts and transfers: the micropayments workload.
 pub const LEDGER: &[u8] = include_bytes!("../wasm/ledger.wasm");
 
+/// Calls between canisters through the System API: fan-out, relays of
+/// every reject code, call chains, traps in callbacks and cleanup.
+pub const CALLS: &[u8] = include_bytes!("../wasm/calls.wasm");
+
 /// Calls every System API import this host implements.
 pub const SYSAPI: &[u8] = include_bytes!("../wasm/sysapi.wasm");
 /// A greeter shaped like a Motoko canister (imports call_simple, exports
@@ -34,9 +38,21 @@ pub mod motoko {
     pub const CALLER: &[u8] = include_bytes!("../wasm/motoko/caller.wasm");
     /// Counts the ticks of a recurring timer (`get`).
     pub const TIMER: &[u8] = include_bytes!("../wasm/motoko/timer.wasm");
+    /// Creates `CHILD` canisters through the management canister (`spawn`,
+    /// `bump_all`, `count`).
+    pub const FACTORY: &[u8] = include_bytes!("../wasm/motoko/factory.wasm");
+    /// The actor class `FACTORY` instantiates (`inc`).
+    pub const CHILD: &[u8] = include_bytes!("../wasm/motoko/child.wasm");
 
     /// Every Motoko canister, by name.
-    pub const ALL: &[(&str, &[u8])] = &[("counter", COUNTER), ("callee", CALLEE), ("caller", CALLER), ("timer", TIMER)];
+    pub const ALL: &[(&str, &[u8])] = &[
+        ("counter", COUNTER),
+        ("callee", CALLEE),
+        ("caller", CALLER),
+        ("timer", TIMER),
+        ("factory", FACTORY),
+        ("child", CHILD),
+    ];
 }
 
 /// Every example canister, by name.
@@ -47,6 +63,7 @@ pub const ALL: &[(&str, &[u8])] = &[
     ("ledger", LEDGER),
     ("sysapi", SYSAPI),
     ("motoko_style", MOTOKO_STYLE),
+    ("calls", CALLS),
 ];
 
 /// First address of memory_stress's test region; everything below holds

@@ -18,6 +18,8 @@ pub enum RejectCode {
     CanisterReject = 4,
     /// The canister failed (trapped, did not reply...).
     CanisterError = 5,
+    /// The outcome is unknown: a best-effort call timed out.
+    SysUnknown = 6,
 }
 
 /// The replica's error codes that this host produces. The number is the
@@ -51,6 +53,8 @@ pub enum ErrorCode {
     CanisterStopping = 509,
     /// The canister must be stopped first.
     CanisterNotStopped = 510,
+    /// A stop was cancelled by a start.
+    CanisterStoppingCancelled = 511,
     /// The caller is not a controller.
     CanisterInvalidController = 512,
     /// `install` on a canister that has code.
@@ -59,6 +63,12 @@ pub enum ErrorCode {
     CanisterWasmEngineError = 521,
     /// The message exceeded its instruction limit.
     CanisterInstructionLimitExceeded = 522,
+    /// A composite query's calls went deeper than allowed.
+    QueryCallGraphTooDeep = 525,
+    /// A composite query's calls used more instructions than allowed.
+    QueryCallGraphTotalInstructionLimitExceeded = 526,
+    /// A composite query was called as an update.
+    CompositeQueryCalledInReplicatedMode = 527,
     /// The canister has no such method (of that kind).
     CanisterMethodNotFound = 536,
     /// The canister has no code installed.

@@ -38,10 +38,12 @@ impl Admission {
             )))
         };
         match op {
-            Operation::Update { method, .. } if method.len() > MAX_METHOD_NAME_BYTES => {
+            Operation::Update { method, .. } | Operation::Management { method, .. }
+                if method.len() > MAX_METHOD_NAME_BYTES =>
+            {
                 too_long("the method name", method.len(), MAX_METHOD_NAME_BYTES)
             }
-            Operation::Update { arg, .. } | Operation::InstallCode { arg, .. }
+            Operation::Update { arg, .. } | Operation::InstallCode { arg, .. } | Operation::Management { arg, .. }
                 if arg.len() > self.max_ingress_bytes =>
             {
                 too_long("the argument", arg.len(), self.max_ingress_bytes)

@@ -231,6 +231,19 @@ impl Host {
         self.run_operation(Operation::DeleteSnapshot { sender, canister, snapshot }).map(drop)
     }
 
+    /// Call a method of the management canister (`aaaaa-aa`) as `sender`,
+    /// with its Candid argument; returns its Candid result once the round
+    /// is durable. Every method canisters can call is here too (create,
+    /// install, chunked install, snapshots, status...), with the IC's
+    /// types; `canister_info` is for canisters only, as on the IC.
+    pub fn management_call(&self, sender: Principal, method: &str, arg: Vec<u8>) -> Result<Vec<u8>, CallError> {
+        let op = Operation::Management { sender, method: method.to_string(), arg };
+        if let Err(error) = self.shared.admission.check(&op) {
+            return Err(refused(&error));
+        }
+        CallHandle { reply: self.submit(op).map_err(CallError::Unavailable) }.wait()
+    }
+
     /// Submit an update without waiting. The canister's
     /// `canister_inspect_message` (if any) runs first, on the current state.
     pub fn submit_update(&self, canister: Principal, sender: Principal, method: &str, arg: Vec<u8>) -> CallHandle {

@@ -53,6 +53,11 @@ pub struct CanisterInfo {
     pub state: CanisterState,
     /// Its snapshots, oldest first.
     pub snapshots: Vec<SnapshotSummary>,
+    /// Call contexts it has open (messages it has yet to answer, or whose
+    /// calls are outstanding).
+    pub calls_open: usize,
+    /// Calls it made that are not answered yet.
+    pub calls_outstanding: usize,
 }
 
 impl CanisterInfo {
@@ -65,6 +70,8 @@ impl CanisterInfo {
             controllers: canister.controllers().to_vec(),
             version: canister.version(),
             state: canister.state().clone(),
+            calls_open: canister.calls().contexts.len(),
+            calls_outstanding: canister.calls().callbacks.len(),
             snapshots: canister
                 .snapshots()
                 .map(|s| SnapshotSummary { id: s.id, taken_at: s.taken_at, size_bytes: s.state.size_bytes() })

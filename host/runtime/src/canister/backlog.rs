@@ -16,10 +16,11 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use candid::{CandidType, Deserialize, Principal};
-use embedder::{Call, CanisterState, EntryPoint, Executable, Executor, MessageResult, MethodKind, SliceGate};
+use embedder::{CanisterState, EntryPoint, Executable, Executor, Incoming, MessageResult, SliceGate};
 use page_delta::Page;
 
-use super::Canister;
+use super::calls::{OwnedCall, OwnedTarget};
+use super::{Canister, InterMessage};
 use crate::query_pool::WASM_THREAD_STACK;
 use crate::round::Operation;
 
@@ -43,6 +44,9 @@ pub enum LongCall {
     Timer,
     /// `canister_heartbeat`.
     Heartbeat,
+    /// A request or response from another canister (the callback of a
+    /// response stays registered until it completes).
+    Inter(InterMessage),
 }
 
 /// A message longer than a slice, in flight.
@@ -84,26 +88,15 @@ impl Drop for LongRun {
 }
 
 impl LongRun {
-    fn start(exec: Arc<Executor>, state: CanisterState, id: Principal, long: &LongMessage) -> Result<LongRun, String> {
+    fn start(exec: Arc<Executor>, state: CanisterState, id: Principal, call: OwnedCall) -> Result<LongRun, String> {
         let gate = Arc::new(SliceGate::new());
-        let (call, time, run_gate) = (long.call.clone(), long.time, gate.clone());
+        let run_gate = gate.clone();
         let thread = std::thread::Builder::new()
             .name(format!("canister-long-{id}"))
             .stack_size(WASM_THREAD_STACK)
             .spawn(move || {
                 let mut canister = Executable::new(state);
-                let result = match &call {
-                    LongCall::Update { sender, method, arg } => {
-                        let call = Call::method(method, MethodKind::Update, arg, sender.as_slice(), time);
-                        exec.execute_sliced(&mut canister, call, &run_gate)
-                    }
-                    LongCall::Timer | LongCall::Heartbeat => {
-                        let entry =
-                            if call == LongCall::Timer { EntryPoint::GlobalTimer } else { EntryPoint::Heartbeat };
-                        let call = Call::entry(entry, &[], id.as_slice(), time);
-                        exec.execute_sliced(&mut canister, call, &run_gate)
-                    }
-                };
+                let result = exec.execute_sliced(&mut canister, call.call(), &run_gate);
                 (result, canister.state().clone())
             })
             .map_err(|e| format!("cannot start a thread for a long message: {e}"))?;
@@ -116,7 +109,7 @@ pub(crate) enum Step {
     /// It needs more slices.
     Running,
     /// It completed: what it answers, and its result (already applied).
-    Done(Option<Origin>, Box<MessageResult>, Principal),
+    Done(Option<Origin>, Box<MessageResult>, LongCall),
 }
 
 impl Canister {
@@ -151,14 +144,32 @@ impl Canister {
         std::mem::take(&mut self.backlog.waiting)
     }
 
+    /// What the long message runs, from the state it started in.
+    fn owned_call(&self, long: &LongMessage) -> Option<OwnedCall> {
+        let (target, arg, caller) = match &long.call {
+            LongCall::Update { sender, method, arg } => (OwnedTarget::Update(method.clone()), arg.clone(), *sender),
+            LongCall::Timer => (OwnedTarget::Entry(EntryPoint::GlobalTimer), Vec::new(), self.id),
+            LongCall::Heartbeat => (OwnedTarget::Entry(EntryPoint::Heartbeat), Vec::new(), self.id),
+            LongCall::Inter(message) => return self.inbox_call(message, long.time),
+        };
+        let incoming = Incoming { call_capacity: self.call_capacity(), ..Incoming::default() };
+        Some(OwnedCall { target, arg, caller, time: long.time, incoming })
+    }
+
     /// Give the long message its next slice of `slice` instructions and
     /// wait for it. An error is the host's failure (no thread could start).
     pub(crate) fn step_long(&mut self, exec: &Arc<Executor>, slice: u64) -> Result<Step, String> {
-        let Some(long) = self.backlog.long.as_mut() else { return Ok(Step::Running) };
+        let Some(long) = self.backlog.long.clone() else { return Ok(Step::Running) };
         if self.running.is_none() {
             let state = self.exec.state().clone();
-            self.running = Some(LongRun::start(exec.clone(), state, self.id, long)?);
+            let Some(call) = self.owned_call(&long) else {
+                // A response whose callback is gone: nothing to run.
+                self.backlog.long = None;
+                return Ok(Step::Running);
+            };
+            self.running = Some(LongRun::start(exec.clone(), state, self.id, call)?);
         }
+        let long = self.backlog.long.as_mut().expect("cloned above");
         long.slices += 1;
         let run = self.running.as_mut().expect("started above");
         let allowance = long.slices.saturating_mul(slice);
@@ -183,11 +194,7 @@ impl Canister {
         self.running = None;
         self.apply(&result, &after);
         self.canister_log.record(long.time, &result);
-        let sender = match &long.call {
-            LongCall::Update { sender, .. } => *sender,
-            LongCall::Timer | LongCall::Heartbeat => self.id,
-        };
-        Ok(Step::Done(long.origin, Box::new(result), sender))
+        Ok(Step::Done(long.origin, Box::new(result), long.call))
     }
 
     /// Fold a completed long message's effects into the state: the pages

@@ -13,12 +13,13 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use candid::{CandidType, Deserialize, Principal};
+use embedder::system_api::{Closure, DEFAULT_CALL_CAPACITY};
 use embedder::{
-    Call, CallbackKind, CallbackTarget, ErrorCode, ExecutionError, Executor, Incoming, MessageResult, MethodKind,
-    RejectCode, Response, Target,
+    Call, CallbackKind, CallbackTarget, EntryPoint, ErrorCode, ExecutionError, Executor, Incoming, MessageResult,
+    MethodKind, RejectCode, Response, Target,
 };
 
-use super::{Canister, CanisterStatus, Origin};
+use super::{Canister, CanisterError, CanisterStatus, LongCall, Origin};
 use crate::round::Outcome;
 
 /// Where a call context's answer goes.
@@ -132,8 +133,10 @@ pub struct CallState {
     pub next_callback: u64,
     /// Requests and responses from other canisters, in arrival order.
     pub inbox: VecDeque<InterMessage>,
-    /// Stop requests (ingress) waiting for the contexts to close.
-    pub stop_waiters: Vec<Origin>,
+    /// Stop requests waiting for the contexts to close.
+    pub stop_waiters: Vec<ContextOrigin>,
+    /// Callbacks whose timeout has been queued (their deadline passed).
+    pub expired: Vec<u64>,
 }
 
 impl CallState {
@@ -187,9 +190,37 @@ impl Canister {
         !self.calls.inbox.is_empty()
     }
 
-    /// How many calls a message may still make.
+    /// How many calls a message may still make: the IC's queue capacity
+    /// per message, within what the canister may have outstanding.
     pub(crate) fn call_capacity(&self) -> usize {
-        MAX_OUTSTANDING_CALLS.saturating_sub(self.calls.callbacks.len())
+        MAX_OUTSTANDING_CALLS.saturating_sub(self.calls.callbacks.len()).min(DEFAULT_CALL_CAPACITY)
+    }
+
+    /// Whether a best-effort call has passed its deadline without its
+    /// timeout being queued yet.
+    pub(crate) fn has_expired_call(&self, time: u64) -> bool {
+        self.calls
+            .callbacks
+            .iter()
+            .any(|(id, c)| c.deadline != 0 && c.deadline < time && !self.calls.expired.contains(id))
+    }
+
+    /// Time out the best-effort calls whose deadline has passed: their
+    /// callbacks get a `SYS_UNKNOWN` reject (queued like any response), and
+    /// a real response that comes later finds no callback and is dropped.
+    pub(crate) fn expire_calls(&mut self, time: u64) {
+        let expired: Vec<u64> = self
+            .calls
+            .callbacks
+            .iter()
+            .filter(|(id, c)| c.deadline != 0 && c.deadline < time && !self.calls.expired.contains(id))
+            .map(|(id, _)| *id)
+            .collect();
+        for callback in expired {
+            self.calls.expired.push(callback);
+            let payload = Payload::Reject(RejectCode::SysUnknown as u32, "Call deadline has expired.".into());
+            self.calls.inbox.push_back(InterMessage::Response { callback, payload, refund: 0 });
+        }
     }
 
     /// Fold a finished message of a new call context into the state: the
@@ -250,7 +281,10 @@ impl Canister {
     ) {
         let id = self.calls.next_callback;
         self.calls.next_callback += 1;
-        let deadline = call.timeout_seconds.map_or(0, |s| time.saturating_add(u64::from(s) * 1_000_000_000));
+        // Deadlines are whole seconds, as on the IC; it expires once the
+        // round's time is past it.
+        const SECOND: u64 = 1_000_000_000;
+        let deadline = call.timeout_seconds.map_or(0, |s| time.saturating_add(u64::from(s) * SECOND) / SECOND * SECOND);
         let callee = Principal::try_from_slice(&call.callee).ok();
         self.calls.callbacks.insert(
             id,
@@ -311,7 +345,7 @@ impl Canister {
             ContextOrigin::Canister { caller, callback } => {
                 let payload = match answer {
                     Answer::Payload(payload) => payload,
-                    Answer::Error(error) => Payload::Reject(error.code().reject_code() as u32, error.to_string()),
+                    Answer::Error(error) => Payload::Reject(error.code().reject_code() as u32, self.error_text(&error)),
                 };
                 let _ = accepted; // cycles accepted are not refunded; the rest is computed by the caller
                 out.push(Output::Message {
@@ -323,8 +357,63 @@ impl Canister {
         }
     }
 
-    /// Run the next message of the input queue, if any; returns its result
-    /// (and those of a cleanup it needed), for the round's digest.
+    /// What running `message` (a request or response from the input
+    /// queue) calls, or None if it runs nothing: a request the canister
+    /// cannot take (refused, with the refusal returned to the caller by
+    /// [`Canister::refusal`]) or a response whose callback is gone.
+    pub(crate) fn inbox_call(&self, message: &InterMessage, time: u64) -> Option<OwnedCall> {
+        let call_capacity = self.call_capacity();
+        match message {
+            InterMessage::Request { caller, method, arg, cycles, deadline, .. } => {
+                if self.status != CanisterStatus::Running {
+                    return None;
+                }
+                let incoming = Incoming { cycles: *cycles, deadline: *deadline, call_capacity };
+                let target = OwnedTarget::Update(method.clone());
+                Some(OwnedCall { target, arg: arg.clone(), caller: *caller, time, incoming })
+            }
+            InterMessage::Response { callback, payload, refund } => {
+                let callback = self.calls.callbacks.get(callback)?;
+                let context = self.calls.contexts.get(&callback.context)?;
+                let (kind, closure, arg, reject) = match payload {
+                    Payload::Reply(bytes) => (CallbackKind::Reply, callback.reply, bytes.clone(), None),
+                    Payload::Reject(code, text) => {
+                        (CallbackKind::Reject, callback.reject, Vec::new(), Some((*code, text.clone())))
+                    }
+                };
+                let target = OwnedTarget::Callback {
+                    kind,
+                    closure,
+                    responded: context.responded,
+                    reject,
+                    refunded: (*refund).min(callback.cycles),
+                    context_instructions: context.instructions,
+                };
+                let incoming = Incoming { call_capacity, ..Incoming::default() };
+                Some(OwnedCall { target, arg, caller: context.caller, time, incoming })
+            }
+        }
+    }
+
+    /// The refusal of a request the canister does not take.
+    fn refusal(&self, message: &InterMessage) -> Option<Output> {
+        let InterMessage::Request { caller, callback, cycles, .. } = message else { return None };
+        let code = match self.status {
+            CanisterStatus::Running => return None,
+            CanisterStatus::Stopping => ErrorCode::CanisterStopping,
+            CanisterStatus::Stopped => ErrorCode::CanisterStopped,
+        };
+        let text = format!("canister {} is {}", self.id, self.status);
+        let payload = Payload::Reject(code.reject_code() as u32, text);
+        Some(Output::Message {
+            to: *caller,
+            message: InterMessage::Response { callback: *callback, payload, refund: *cycles },
+        })
+    }
+
+    /// Run the next message of the input queue, if any, as a first slice:
+    /// one that needs more becomes the long message. Returns the results
+    /// of what ran, for the round's digest.
     pub(crate) fn run_inbox_message(
         &mut self,
         exec: &Executor,
@@ -332,109 +421,81 @@ impl Canister {
         out: &mut Vec<Output>,
     ) -> Vec<MessageResult> {
         let Some(message) = self.calls.inbox.pop_front() else { return Vec::new() };
+        let Some(call) = self.inbox_call(&message, time) else {
+            out.extend(self.refusal(&message));
+            // A response whose callback is gone (it timed out) is dropped.
+            return Vec::new();
+        };
+        let Some(result) = exec.execute_first_slice(&mut self.exec, call.call()) else {
+            self.start_long(None, LongCall::Inter(message), time);
+            return Vec::new();
+        };
+        self.canister_log.record(time, &result);
+        self.finish_inbox(exec, message, result, time, out)
+    }
+
+    /// After a request or response ran (in one slice or as the long
+    /// message): open the request's call context, or finish the callback
+    /// (its cleanup if it trapped, then its call context).
+    pub(crate) fn finish_inbox(
+        &mut self,
+        exec: &Executor,
+        message: InterMessage,
+        result: MessageResult,
+        time: u64,
+        out: &mut Vec<Output>,
+    ) -> Vec<MessageResult> {
         match message {
-            InterMessage::Request { caller, callback, method, arg, cycles, deadline } => {
-                let origin = ContextOrigin::Canister { caller, callback };
-                let refused = |code: ErrorCode, text: String| InterMessage::Response {
-                    callback,
-                    payload: Payload::Reject(code.reject_code() as u32, text),
-                    refund: cycles,
-                };
-                match self.status {
-                    CanisterStatus::Running => {}
-                    CanisterStatus::Stopping | CanisterStatus::Stopped => {
-                        let text = format!("canister {} is {}", self.id, self.status);
-                        let code = if self.status == CanisterStatus::Stopped {
-                            ErrorCode::CanisterStopped
-                        } else {
-                            ErrorCode::CanisterStopping
-                        };
-                        out.push(Output::Message { to: caller, message: refused(code, text) });
-                        return Vec::new();
-                    }
-                }
-                let incoming = Incoming { cycles, deadline, call_capacity: self.call_capacity() };
-                let call = Call {
-                    target: Target::Method { name: &method, kind: MethodKind::Update },
-                    arg: &arg,
-                    caller: caller.as_slice(),
-                    time,
-                    incoming,
-                };
-                let result = exec.execute(&mut self.exec, call);
-                self.canister_log.record(time, &result);
+            InterMessage::Request { caller, callback, cycles, .. } => {
                 if result.committed {
-                    self.open_context(origin, caller, &result, time, out);
+                    self.open_context(ContextOrigin::Canister { caller, callback }, caller, &result, time, out);
                 } else {
                     // Never started (no module, no such method) or trapped:
                     // the caller gets the error, and its cycles back.
                     let error = result.outcome.clone().err().unwrap_or(ExecutionError::DidNotReply);
-                    out.push(Output::Message { to: caller, message: refused(error.code(), error.to_string()) });
+                    let payload = Payload::Reject(error.code().reject_code() as u32, self.error_text(&error));
+                    out.push(Output::Message {
+                        to: caller,
+                        message: InterMessage::Response { callback, payload, refund: cycles },
+                    });
                 }
                 vec![result]
             }
-            InterMessage::Response { callback, payload, refund } => {
-                self.run_callback(exec, callback, payload, refund, time, out)
+            InterMessage::Response { callback: id, .. } => {
+                let Some(callback) = self.calls.callbacks.remove(&id) else { return vec![result] };
+                self.calls.expired.retain(|e| *e != id);
+                if let Some(context) = self.calls.contexts.get_mut(&callback.context) {
+                    context.instructions = context.instructions.saturating_add(result.stats.instructions);
+                }
+                let mut results = vec![result.clone()];
+                if !result.committed
+                    && let Some(cleanup) = callback.cleanup
+                    && let Some(context) = self.calls.contexts.get(&callback.context)
+                {
+                    let target = OwnedTarget::Callback {
+                        kind: CallbackKind::Cleanup,
+                        closure: cleanup,
+                        responded: context.responded,
+                        reject: None,
+                        refunded: 0,
+                        context_instructions: context.instructions,
+                    };
+                    let incoming = Incoming { call_capacity: 0, ..Incoming::default() };
+                    let call = OwnedCall { target, arg: Vec::new(), caller: context.caller, time, incoming };
+                    let cleaned = exec.execute(&mut self.exec, call.call());
+                    self.canister_log.record(time, &cleaned);
+                    results.push(cleaned);
+                }
+                self.after_message(callback.context, &result, time, out);
+                results
             }
         }
     }
 
-    /// Run the callback `id` for `payload`, then its cleanup if it trapped.
-    fn run_callback(
-        &mut self,
-        exec: &Executor,
-        id: u64,
-        payload: Payload,
-        refund: u128,
-        time: u64,
-        out: &mut Vec<Output>,
-    ) -> Vec<MessageResult> {
-        let Some(callback) = self.calls.callbacks.remove(&id) else { return Vec::new() };
-        let Some(context) = self.calls.contexts.get(&callback.context).cloned() else { return Vec::new() };
-        let mut results = Vec::new();
-        let (kind, closure, arg, reject) = match &payload {
-            Payload::Reply(bytes) => (CallbackKind::Reply, callback.reply, bytes.as_slice(), None),
-            Payload::Reject(code, text) => {
-                (CallbackKind::Reject, callback.reject, &[][..], Some((*code, text.as_str())))
-            }
-        };
-        let refunded = refund.min(callback.cycles);
-        let target = |kind, closure: (u64, u64), reject| {
-            Target::Callback(CallbackTarget {
-                kind,
-                closure: embedder::system_api::Closure { fun: closure.0, env: closure.1 },
-                responded: context.responded,
-                reject,
-                refunded,
-                context_instructions: context.instructions,
-            })
-        };
-        let incoming = Incoming { call_capacity: self.call_capacity(), ..Incoming::default() };
-        let call =
-            Call { target: target(kind, closure, reject), arg, caller: context.caller.as_slice(), time, incoming };
-        let result = exec.execute(&mut self.exec, call);
-        self.canister_log.record(time, &result);
-        if let Some(c) = self.calls.contexts.get_mut(&callback.context) {
-            c.instructions = c.instructions.saturating_add(result.stats.instructions);
-        }
-        let trapped = !result.committed;
-        let after = result.clone();
-        results.push(result);
-        if trapped && let Some(cleanup) = callback.cleanup {
-            let incoming = Incoming { call_capacity: 0, ..Incoming::default() };
-            let call = Call {
-                target: target(CallbackKind::Cleanup, cleanup, None),
-                arg: &[],
-                caller: context.caller.as_slice(),
-                time,
-                incoming,
-            };
-            let cleaned = exec.execute(&mut self.exec, call);
-            self.canister_log.record(time, &cleaned);
-            results.push(cleaned);
-        }
-        self.after_message(callback.context, &after, time, out);
-        results
+    /// How a calling canister reads this canister's failure, in the IC's
+    /// form: `IC0503: Error from Canister <id>: ...`.
+    fn error_text(&self, error: &ExecutionError) -> String {
+        format!("{}: Error from Canister {}: {error}", error.code(), self.id)
     }
 
     /// Stop waiting callers once the last context closed: the canister is
@@ -442,10 +503,79 @@ impl Canister {
     fn finish_stopping(&mut self, out: &mut Vec<Output>) {
         if self.status == CanisterStatus::Stopping && self.calls.contexts.is_empty() {
             self.set_status(CanisterStatus::Stopped);
-            for origin in std::mem::take(&mut self.calls.stop_waiters) {
-                out.push(Output::Ingress(origin, Outcome::Done));
+            for waiter in std::mem::take(&mut self.calls.stop_waiters) {
+                out.extend(answer_stop(waiter, Ok(())));
             }
         }
+    }
+}
+
+/// What a message runs, owned, so it can be handed to the thread of a
+/// long message.
+#[derive(Clone, Debug)]
+pub(crate) struct OwnedCall {
+    pub(crate) target: OwnedTarget,
+    pub(crate) arg: Vec<u8>,
+    pub(crate) caller: Principal,
+    pub(crate) time: u64,
+    pub(crate) incoming: Incoming,
+}
+
+/// What [`OwnedCall`] runs.
+#[derive(Clone, Debug)]
+pub(crate) enum OwnedTarget {
+    /// An update method.
+    Update(String),
+    /// A system entry point.
+    Entry(EntryPoint),
+    /// A callback.
+    Callback {
+        kind: CallbackKind,
+        closure: (u64, u64),
+        responded: bool,
+        reject: Option<(u32, String)>,
+        refunded: u128,
+        context_instructions: u64,
+    },
+}
+
+impl OwnedCall {
+    /// The executor's view of it.
+    pub(crate) fn call(&self) -> Call<'_> {
+        let target = match &self.target {
+            OwnedTarget::Update(method) => Target::Method { name: method, kind: MethodKind::Update },
+            OwnedTarget::Entry(entry) => Target::Entry(*entry),
+            OwnedTarget::Callback { kind, closure, responded, reject, refunded, context_instructions } => {
+                Target::Callback(CallbackTarget {
+                    kind: *kind,
+                    closure: Closure { fun: closure.0, env: closure.1 },
+                    responded: *responded,
+                    reject: reject.as_ref().map(|(code, text)| (*code, text.as_str())),
+                    refunded: *refunded,
+                    context_instructions: *context_instructions,
+                })
+            }
+        };
+        Call { target, arg: &self.arg, caller: self.caller.as_slice(), time: self.time, incoming: self.incoming }
+    }
+}
+
+/// The answer to a stop request: for an ingress message, its outcome; for
+/// a canister's `stop_canister`, the management canister's response.
+pub(crate) fn answer_stop(waiter: ContextOrigin, result: Result<(), CanisterError>) -> Option<Output> {
+    match waiter {
+        ContextOrigin::Ingress(origin) => {
+            Some(Output::Ingress(origin, result.map_or_else(|e| Outcome::failed(&e), |()| Outcome::Done)))
+        }
+        ContextOrigin::Canister { caller, callback } => {
+            let payload = match result {
+                Ok(()) => Payload::Reply(candid::encode_one(()).expect("() encodes")),
+                Err(e) => Payload::Reject(e.code().reject_code() as u32, e.to_string()),
+            };
+            let response = InterMessage::Response { callback, payload, refund: 0 };
+            Some(Output::Message { to: caller, message: response })
+        }
+        ContextOrigin::System => None,
     }
 }
 

@@ -82,7 +82,7 @@ impl CanisterError {
             CanisterError::HookFailed { error, .. } => error.code(),
             CanisterError::UpgradeOption { .. } => ErrorCode::CanisterContractViolation,
             CanisterError::Stopping { .. } => ErrorCode::CanisterStopping,
-            CanisterError::StopCancelled { .. } => ErrorCode::CanisterStopping,
+            CanisterError::StopCancelled { .. } => ErrorCode::CanisterStoppingCancelled,
             CanisterError::InspectRejected { .. } | CanisterError::TooManySnapshots { .. } => {
                 ErrorCode::CanisterRejectedMessage
             }

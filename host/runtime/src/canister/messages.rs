@@ -50,7 +50,8 @@ impl Canister {
         time: u64,
     ) -> Result<MessageResult, CanisterError> {
         self.check_running()?;
-        let call = Call::method(method, MethodKind::Update, arg, caller.as_slice(), time);
+        let mut call = Call::method(method, MethodKind::Update, arg, caller.as_slice(), time);
+        call.incoming.call_capacity = self.call_capacity();
         let result = exec.execute(&mut self.exec, call);
         self.canister_log.record(time, &result);
         Ok(result)
@@ -67,7 +68,8 @@ impl Canister {
         time: u64,
     ) -> Result<Option<MessageResult>, CanisterError> {
         self.check_running()?;
-        let call = Call::method(method, MethodKind::Update, arg, caller.as_slice(), time);
+        let mut call = Call::method(method, MethodKind::Update, arg, caller.as_slice(), time);
+        call.incoming.call_capacity = self.call_capacity();
         let result = exec.execute_first_slice(&mut self.exec, call);
         if let Some(result) = &result {
             self.canister_log.record(time, result);
@@ -141,7 +143,8 @@ impl Canister {
         if !self.state().module.as_ref().is_some_and(|m| m.info.has(entry)) {
             return SystemTask::NotRun;
         }
-        let call = Call::entry(entry, &[], self.id.as_slice(), time);
+        let mut call = Call::entry(entry, &[], self.id.as_slice(), time);
+        call.incoming.call_capacity = self.call_capacity();
         let result = if sliced {
             match exec.execute_first_slice(&mut self.exec, call) {
                 Some(result) => result,
@@ -164,8 +167,9 @@ impl Canister {
     fn has_due_system_task(&self, time: u64) -> bool {
         let state = self.state();
         let exports = |e| state.module.as_ref().is_some_and(|m| m.info.has(e));
-        self.status == CanisterStatus::Running
-            && (exports(EntryPoint::Heartbeat) || (state.global_timer != 0 && state.global_timer <= time))
+        (self.status == CanisterStatus::Running
+            && (exports(EntryPoint::Heartbeat) || (state.global_timer != 0 && state.global_timer <= time)))
+            || self.has_expired_call(time)
     }
 }
 

@@ -14,7 +14,9 @@
 mod backlog;
 mod calls;
 mod canister_log;
+mod chunks;
 mod error;
+mod history;
 mod install;
 mod messages;
 mod snapshots;
@@ -26,8 +28,6 @@ use candid::Principal;
 use embedder::{CanisterEnv, CanisterState, Executable, Executor};
 use page_delta::PageMap;
 
-use crate::round::Outcome;
-
 pub use backlog::{Backlog, LongCall, LongMessage, Origin};
 pub(crate) use backlog::{LongRun, Step};
 pub use calls::{
@@ -35,7 +35,9 @@ pub use calls::{
 };
 pub(crate) use canister_log::CanisterLog;
 pub use canister_log::{CanisterLogRecord, MAX_CANISTER_LOG_BYTES, MAX_CANISTER_LOG_RECORDS};
+pub use chunks::{ChunkStore, MAX_CHUNK_BYTES, MAX_CHUNKS};
 pub use error::CanisterError;
+pub use history::{CanisterHistory, MAX_HISTORY_CHANGES};
 pub use install::{InstallMode, WasmMemoryPersistence};
 pub use messages::inspect;
 pub use snapshots::{MAX_SNAPSHOTS, Snapshot};
@@ -89,6 +91,8 @@ pub struct CanisterParts {
     pub state: CanisterState,
     pub backlog: Backlog,
     pub calls: CallState,
+    pub history: CanisterHistory,
+    pub chunks: ChunkStore,
 }
 
 /// A canister: identity, controllers, status, canister log and snapshots,
@@ -109,6 +113,10 @@ pub struct Canister {
     running: Option<LongRun>,
     /// Calls to and from other canisters.
     calls: CallState,
+    /// Recent changes to code and controllers.
+    history: CanisterHistory,
+    /// Uploaded pieces of a module.
+    chunks: ChunkStore,
 }
 
 impl Canister {
@@ -127,6 +135,8 @@ impl Canister {
             backlog: Backlog::default(),
             running: None,
             calls: CallState::default(),
+            history: CanisterHistory::default(),
+            chunks: ChunkStore::default(),
         }
     }
 
@@ -145,6 +155,8 @@ impl Canister {
             backlog: parts.backlog,
             running: None,
             calls: parts.calls,
+            history: parts.history,
+            chunks: parts.chunks,
         };
         canister.refresh_env(exec);
         canister
@@ -167,6 +179,8 @@ impl Canister {
             backlog: self.backlog.clone(),
             running: None,
             calls: self.calls.clone(),
+            history: self.history.clone(),
+            chunks: self.chunks.clone(),
         }
     }
 
@@ -300,9 +314,9 @@ impl Canister {
         Ok(self.status == CanisterStatus::Stopped)
     }
 
-    /// Wait for a stop (of ingress `origin`) to complete.
-    pub(crate) fn wait_for_stop(&mut self, origin: Origin) {
-        self.calls.stop_waiters.push(origin);
+    /// Wait for a stop (asked by `waiter`) to complete.
+    pub(crate) fn wait_for_stop(&mut self, waiter: ContextOrigin) {
+        self.calls.stop_waiters.push(waiter);
     }
 
     /// Start the canister (a controller must ask). A stop still waiting
@@ -310,8 +324,8 @@ impl Canister {
     pub fn start(&mut self, exec: &Executor, sender: &Principal) -> Result<Vec<Output>, CanisterError> {
         self.check_controller(sender)?;
         let cancelled = std::mem::take(&mut self.calls.stop_waiters);
-        let error = CanisterError::StopCancelled { canister: self.id };
-        let outputs = cancelled.into_iter().map(|origin| Output::Ingress(origin, Outcome::failed(&error))).collect();
+        let error = || Err(CanisterError::StopCancelled { canister: self.id });
+        let outputs = cancelled.into_iter().filter_map(|waiter| calls::answer_stop(waiter, error())).collect();
         self.status = CanisterStatus::Running;
         self.refresh_env(exec);
         Ok(outputs)

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use crate::canister::{Backlog, CallState, Canister, CanisterLogRecord, CanisterStatus, LongMessage};
+use crate::canister::{Backlog, CallState, Canister, CanisterHistory, CanisterLogRecord, CanisterStatus, LongMessage};
 use crate::round::Operation;
 
 /// The version of the state format: `host.json` records it, and a
@@ -53,6 +53,13 @@ pub(super) struct CanisterMeta {
     /// are none.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub(super) calls: String,
+    /// Its history (Candid, hex); absent when empty.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub(super) history: String,
+    /// The SHA-256 (hex) of each chunk in its chunk store, stored as
+    /// `chunks/<hash>.bin` beside this file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(super) chunks: Vec<String>,
     /// Whether it is stopping (`running` is then false).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(super) stopping: bool,
@@ -64,6 +71,22 @@ pub(super) fn calls_meta(calls: &CallState) -> String {
         return String::new();
     }
     hex::encode(candid::encode_one(calls).expect("call state always encodes"))
+}
+
+/// A canister's history as `meta.json` holds it.
+pub(super) fn history_meta(history: &CanisterHistory) -> String {
+    if history.total == 0 {
+        return String::new();
+    }
+    hex::encode(candid::encode_one(history).expect("histories always encode"))
+}
+
+/// The history from `meta.json`, or None if it does not decode.
+pub(super) fn history_of(text: &str) -> Option<CanisterHistory> {
+    if text.is_empty() {
+        return Some(CanisterHistory::default());
+    }
+    candid::decode_one(&hex::decode(text).ok()?).ok()
 }
 
 /// The calls from `meta.json`, or None if they do not decode.
@@ -215,6 +238,8 @@ impl CanisterMeta {
                 .collect(),
             backlog: BacklogMeta::of(canister.backlog()),
             calls: calls_meta(canister.calls()),
+            history: history_meta(canister.history()),
+            chunks: canister.chunk_store().hashes().map(hex::encode).collect(),
             stopping: canister.status() == CanisterStatus::Stopping,
         }
     }

@@ -22,7 +22,7 @@ use embedder::{CanisterModule, CanisterState, Executor, WasmPages};
 use page_delta::{PAGE_SIZE, PageMap};
 use sha2::{Digest, Sha256};
 
-use crate::canister::{Canister, CanisterParts, Snapshot};
+use crate::canister::{Canister, CanisterParts, ChunkStore, Snapshot};
 use crate::error::HostError;
 use crate::registry::Registry;
 use crate::round::ModuleOverrides;
@@ -76,7 +76,11 @@ pub(crate) fn save(
     let host_json = serde_json::to_vec_pretty(meta).expect("host metadata always serialises");
     let mut metas: Vec<(String, Vec<u8>)> = Vec::new();
     let mut parts: Vec<Part<'_>> = Vec::new();
+    let mut chunks: Vec<(String, &[u8])> = Vec::new();
     for record in registry.iter() {
+        for (hash, chunk) in record.chunk_store().iter() {
+            chunks.push((format!("{}/chunks/{}.bin", canister_dir(&record.id()), hex::encode(hash)), chunk));
+        }
         let json = serde_json::to_vec_pretty(&CanisterMeta::of(record)).expect("canister metadata always serialises");
         metas.push((format!("{}/meta.json", canister_dir(&record.id())), json));
         parts.push(Part { dir: canister_dir(&record.id()), state: record.state() });
@@ -87,6 +91,9 @@ pub(crate) fn save(
     let mut files = vec![FileSpec { path: "host.json".into(), source: FileSource::Bytes(&host_json) }];
     for (path, json) in &metas {
         files.push(FileSpec { path: path.clone(), source: FileSource::Bytes(json) });
+    }
+    for (path, chunk) in &chunks {
+        files.push(FileSpec { path: path.clone(), source: FileSource::Bytes(chunk) });
     }
     let memory = |map: &PageMap| map.base().and_then(|b| dir.file_ref_for(b.path()));
     let mut written_modules = Vec::new();
@@ -217,6 +224,16 @@ pub(crate) fn load(
         let canister_log = m.canister_log().ok_or_else(|| corrupt(path.clone(), "bad canister log record".into()))?;
         let backlog = m.backlog.backlog().ok_or_else(|| corrupt(path.clone(), "bad backlog".into()))?;
         let calls = meta::calls_of(&m.calls).ok_or_else(|| corrupt(path.clone(), "bad call state".into()))?;
+        let history = meta::history_of(&m.history).ok_or_else(|| corrupt(path.clone(), "bad history".into()))?;
+        let mut chunks = Vec::with_capacity(m.chunks.len());
+        for hash in &m.chunks {
+            let file = format!("{}/chunks/{hash}.bin", canister_dir(&id));
+            let bytes = checkpoint.read(&file)?;
+            if hex::encode(Sha256::digest(&bytes)) != *hash {
+                return Err(corrupt(file, "the chunk does not match its hash".into()));
+            }
+            chunks.push(bytes);
+        }
         let parts = CanisterParts {
             id,
             name: m.name.clone(),
@@ -230,6 +247,8 @@ pub(crate) fn load(
             state,
             backlog,
             calls,
+            history,
+            chunks: ChunkStore::from_chunks(chunks),
         };
         records.push(Canister::restore(parts, exec));
     }

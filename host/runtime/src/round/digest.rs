@@ -87,6 +87,7 @@ pub(super) fn canister_digest(
     }
     digest_backlog(&mut h, record.backlog());
     digest_calls(&mut h, record.calls());
+    digest_records(&mut h, record);
     h.update((sent.len() as u64).to_be_bytes());
     for (to, message) in sent {
         put_bytes(&mut h, to.as_slice());
@@ -121,6 +122,14 @@ fn status_byte(status: CanisterStatus) -> u8 {
         CanisterStatus::Running => 1,
         CanisterStatus::Stopped => 0,
         CanisterStatus::Stopping => 2,
+    }
+}
+
+/// Feed a canister's history and chunk store into a digest.
+fn digest_records(h: &mut Sha256, record: &Canister) {
+    put_bytes(h, &candid::encode_one(record.history()).expect("histories always encode"));
+    for hash in record.chunk_store().hashes() {
+        h.update(hash);
     }
 }
 
@@ -226,6 +235,9 @@ pub fn state_digest(registry: &Registry) -> Hash {
         }
         if *record.calls() != CallState::default() {
             digest_calls(&mut h, record.calls());
+        }
+        if record.history().total > 0 || !record.chunk_store().is_empty() {
+            digest_records(&mut h, record);
         }
     }
     h.finalize().into()

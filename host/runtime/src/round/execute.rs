@@ -9,12 +9,18 @@ use embedder::{Executor, MessageResult};
 use sha2::{Digest, Sha256};
 
 use super::digest::{DirtySet, Entry, canister_digest, round_digest};
-use super::management::Management;
+use super::management::{Answer, Caller, Management};
 use super::pool::{ModuleOverrides, Task, TaskDone, WorkerPool};
 use super::{Operation, Outcome};
-use crate::canister::{Canister, CanisterError, ContextOrigin, InterMessage, LongCall, Origin, Output, Payload, Step};
+use crate::canister::{
+    Canister, CanisterError, ContextOrigin, InstallMode, InterMessage, LongCall, Origin, Output, Payload, Step,
+};
 use crate::registry::Registry;
 use embedder::RejectCode;
+use ic_management_canister_types::{
+    ChangeDetails, CodeDeploymentMode, CodeDeploymentRecord, ControllersChangeRecord, CreationRecord,
+    LoadSnapshotRecord, SnapshotSource,
+};
 
 /// The results of executing a round.
 #[derive(Clone, Debug)]
@@ -93,19 +99,48 @@ impl WorkerPool {
         let mut outcomes: Vec<Option<Outcome>> = vec![None; ops.len()];
         let mut touched = BTreeSet::new();
         let mut undo = Undo { next_index: registry.next_index(), ..Undo::default() };
+        let mut forked = BTreeSet::new();
+        let mut late = Vec::new();
+        let mut management = Management::new(height);
+        // A management call may change any canister: fork them all first,
+        // so a round that is not applied can be put back.
+        if ops.iter().any(|op| matches!(op.as_ref(), Operation::Management { .. })) {
+            for canister in registry.iter() {
+                forked.insert(canister.id());
+                undo.forks.push(canister.fork());
+            }
+        }
         // Phase 1: the set of canisters, in arrival order.
         for (i, op) in ops.iter().enumerate() {
             match op.as_ref() {
                 Operation::CreateCanister { sender, controllers, name } => {
                     let controllers = if controllers.is_empty() { vec![*sender] } else { controllers.clone() };
-                    outcomes[i] = Some(match registry.create(controllers, name.clone()) {
+                    outcomes[i] = Some(match registry.create(controllers.clone(), name.clone()) {
                         Ok(id) => {
                             touched.insert(id);
                             undo.created.push(id);
+                            let details = ChangeDetails::Creation(CreationRecord {
+                                controllers,
+                                environment_variables_hash: None,
+                            });
+                            if let Ok(canister) = registry.get_mut(&id) {
+                                canister.record_change(time, *sender, details);
+                            }
                             Outcome::Created(id)
                         }
                         Err(e) => Outcome::failed(&e),
                     });
+                }
+                Operation::Management { sender, method, arg } => {
+                    let caller = Caller::User { sender: *sender, origin: (height, i) };
+                    let answer = management.call(self.executor(), registry, caller, method, arg, time, &mut touched);
+                    outcomes[i] = match answer {
+                        Ok(Answer::Now(bytes)) => Some(Outcome::Reply(bytes)),
+                        Ok(Answer::Later) => None,
+                        Err((code, message)) => Some(Outcome::Error { code, message }),
+                    };
+                    let outputs = std::mem::take(&mut management.outputs);
+                    route(registry, outputs, height, &mut outcomes, &mut late);
                 }
                 Operation::DeleteCanister { sender, canister } => {
                     outcomes[i] = Some(match registry.delete(sender, canister) {
@@ -131,11 +166,8 @@ impl WorkerPool {
         for canister in registry.iter().filter(|c| c.has_system_task(time)) {
             groups.entry(canister.id()).or_default();
         }
-        let mut forked = BTreeSet::new();
         let mut canister_digests = Vec::new();
         let mut messages = 0;
-        let mut late = Vec::new();
-        let mut management = Management::new(height);
         for iteration in 0..MAX_ITERATIONS {
             let first = iteration == 0;
             let mut tasks = Vec::with_capacity(groups.len());
@@ -221,11 +253,22 @@ impl WorkerPool {
             for (from, messages) in sent {
                 for (to, message) in messages {
                     if to == Principal::management_canister() {
-                        if let Some((to, response)) =
-                            management.handle(self.executor(), registry, from, message, time, &mut touched)
-                        {
-                            deliver(registry, to, response);
+                        // Responses to the management canister are dropped.
+                        let InterMessage::Request { callback, method, arg, cycles, .. } = message else { continue };
+                        let caller = Caller::Canister { id: from, callback };
+                        let answer =
+                            management.call(self.executor(), registry, caller, &method, &arg, time, &mut touched);
+                        // This host keeps no cycles: what was attached goes back.
+                        let payload = match answer {
+                            Ok(Answer::Now(bytes)) => Some(Payload::Reply(bytes)),
+                            Ok(Answer::Later) => None,
+                            Err((code, text)) => Some(Payload::Reject(code.reject_code() as u32, text)),
+                        };
+                        if let Some(payload) = payload {
+                            deliver(registry, from, InterMessage::Response { callback, payload, refund: cycles });
                         }
+                        let outputs = std::mem::take(&mut management.outputs);
+                        route(registry, outputs, height, &mut outcomes, &mut late);
                     } else {
                         deliver_or_reject(registry, from, to, message);
                     }
@@ -238,6 +281,24 @@ impl WorkerPool {
         late.sort_by_key(|(origin, _)| *origin);
         let digest = round_digest(height, time, &outcomes, &canister_digests);
         Ok(RoundResult { outcomes, late, digest, canister_digests, touched, messages })
+    }
+}
+
+/// Deliver what a management call produced besides its answer: messages
+/// for canisters, and outcomes of ingress messages.
+fn route(
+    registry: &mut Registry,
+    outputs: Vec<Output>,
+    height: u64,
+    outcomes: &mut [Option<Outcome>],
+    late: &mut Vec<(Origin, Outcome)>,
+) {
+    for output in outputs {
+        match output {
+            Output::Message { to, message } => deliver(registry, to, message),
+            Output::Ingress(origin, outcome) if origin.0 == height => outcomes[origin.1] = Some(outcome),
+            Output::Ingress(origin, outcome) => late.push((origin, outcome)),
+        }
     }
 }
 
@@ -381,13 +442,23 @@ pub(super) fn run_task(
     // Instructions this canister has used in this round.
     let mut used = 0u64;
     if first {
+        canister.expire_calls(time);
         match canister.step_long(exec, slice) {
             Ok(Step::Running) => {}
-            Ok(Step::Done(origin, result, sender)) => {
+            Ok(Step::Done(origin, result, call)) => {
                 used = slice;
-                match origin {
-                    Some(origin) => finish_update(&mut canister, &mut work, origin, sender, &result, height, time),
-                    None => finish_system(&mut canister, &mut work, &result, height, time),
+                match (origin, call) {
+                    (Some(origin), LongCall::Update { sender, .. }) => {
+                        finish_update(&mut canister, &mut work, origin, sender, &result, height, time)
+                    }
+                    (_, LongCall::Inter(message)) => {
+                        let mut outputs = Vec::new();
+                        for result in canister.finish_inbox(exec, message, *result, time, &mut outputs) {
+                            work.message(Entry::System, &result);
+                        }
+                        work.absorb(outputs, height);
+                    }
+                    _ => finish_system(&mut canister, &mut work, &result, height, time),
                 }
             }
             Err(failure) => work.host_failure = Some(failure),
@@ -443,16 +514,32 @@ pub(super) fn run_task(
                 let installed = module
                     .map_err(CanisterError::Module)
                     .and_then(|module| canister.install_module(exec, sender, *mode, module, arg, time));
+                if installed.is_ok() {
+                    let mode = match mode {
+                        InstallMode::Install => CodeDeploymentMode::Install,
+                        InstallMode::Reinstall => CodeDeploymentMode::Reinstall,
+                        InstallMode::Upgrade { .. } => CodeDeploymentMode::Upgrade,
+                    };
+                    let module_hash = canister.state().module.as_ref().map_or_else(Vec::new, |m| m.hash.to_vec());
+                    let details = ChangeDetails::CodeDeployment(CodeDeploymentRecord { mode, module_hash });
+                    canister.record_change(time, *sender, details);
+                }
                 // Installs are not sliced and may run long: one a round.
                 used = slice;
                 work.settle(entry, done(installed));
             }
-            Operation::Uninstall { sender, .. } => work.settle(entry, done(canister.uninstall(exec, sender))),
+            Operation::Uninstall { sender, .. } => {
+                let result = canister.uninstall(exec, sender);
+                if result.is_ok() {
+                    canister.record_change(time, *sender, ChangeDetails::CodeUninstall);
+                }
+                work.settle(entry, done(result))
+            }
             Operation::Stop { sender, .. } => match canister.stop(exec, sender) {
                 Ok(true) => work.settle(entry, Ok(Outcome::Done)),
                 // Stopping: answered once its call contexts close.
                 Ok(false) => {
-                    canister.wait_for_stop(origin);
+                    canister.wait_for_stop(ContextOrigin::Ingress(origin));
                     if let Entry::Now(_) = entry {
                         work.entries.push((entry, None));
                     }
@@ -467,18 +554,37 @@ pub(super) fn run_task(
                 Err(e) => work.settle(entry, Err(e)),
             },
             Operation::SetControllers { sender, controllers, .. } => {
-                work.settle(entry, done(canister.set_controllers(exec, sender, controllers.clone())))
+                let result = canister.set_controllers(exec, sender, controllers.clone());
+                if result.is_ok() {
+                    let details =
+                        ChangeDetails::ControllersChange(ControllersChangeRecord { controllers: controllers.clone() });
+                    canister.record_change(time, *sender, details);
+                }
+                work.settle(entry, done(result))
             }
             Operation::TakeSnapshot { sender, replace, .. } => {
                 work.settle(entry, canister.take_snapshot(sender, *replace, time).map(Outcome::SnapshotTaken))
             }
             Operation::LoadSnapshot { sender, snapshot, .. } => {
-                work.settle(entry, done(canister.load_snapshot(exec, sender, *snapshot)))
+                let result = canister.load_snapshot(exec, sender, *snapshot);
+                if result.is_ok() {
+                    let id = canister.id();
+                    let taken_at = canister.snapshots().find(|s| s.id == *snapshot).map_or(0, |s| s.taken_at);
+                    let details = ChangeDetails::LoadSnapshot(LoadSnapshotRecord {
+                        from_canister_id: None,
+                        snapshot_id: super::management::snapshot_id(id, *snapshot),
+                        canister_version: canister.version(),
+                        taken_at_timestamp: taken_at,
+                        source: SnapshotSource::TakenFromCanister(candid::Reserved),
+                    });
+                    canister.record_change(time, *sender, details);
+                }
+                work.settle(entry, done(result))
             }
             Operation::DeleteSnapshot { sender, snapshot, .. } => {
                 work.settle(entry, done(canister.delete_snapshot(sender, *snapshot)))
             }
-            Operation::CreateCanister { .. } | Operation::DeleteCanister { .. } => {
+            Operation::CreateCanister { .. } | Operation::DeleteCanister { .. } | Operation::Management { .. } => {
                 unreachable!("operations on the set of canisters run in phase 1")
             }
         }

@@ -1,24 +1,128 @@
-//! The management canister (`aaaaa-aa`) as canisters call it: requests
-//! from canisters, answered between the iterations of a round, in the
-//! order they were sent. The arguments and results are the Candid types
-//! of the IC's management interface (`ic-management-canister-types`).
+//! The management canister (`aaaaa-aa`): requests from canisters, answered
+//! between the iterations of a round in the order they were sent, and from
+//! users through the library ([`crate::Host::management_call`]), in the
+//! round's first phase. Arguments and results are the Candid types of the
+//! IC's management interface (`ic-management-canister-types`); limits and
+//! error texts follow the IC.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use candid::{CandidType, Principal};
 use checkpoint::hash::tagged_hasher;
-use embedder::{Executor, RejectCode};
+use embedder::{ErrorCode, Executor};
 use ic_management_canister_types::{
-    CanisterIdRecord, CanisterInstallMode, CanisterStatusResult, CanisterStatusType, CreateCanisterArgs,
-    CreateCanisterResult, DefiniteCanisterSettings, InstallCodeArgs, LogVisibility, MemoryMetrics,
-    ProvisionalCreateCanisterWithCyclesArgs, QueryStats, SnapshotVisibility, StatusVisibility, UpdateSettingsArgs,
+    CanisterIdRecord, CanisterInfoArgs, CanisterInfoResult, CanisterInstallMode, CanisterStatusResult,
+    CanisterStatusType, ChangeDetails, ChunkHash, CodeDeploymentMode, CodeDeploymentRecord, ControllersChangeRecord,
+    CreateCanisterArgs, CreateCanisterResult, CreationRecord, DefiniteCanisterSettings, DeleteCanisterSnapshotArgs,
+    InstallChunkedCodeArgs, InstallCodeArgs, LoadCanisterSnapshotArgs, LoadSnapshotRecord, LogVisibility,
+    MemoryMetrics, ProvisionalCreateCanisterWithCyclesArgs, QueryStats, Snapshot, SnapshotSource, SnapshotVisibility,
+    StatusVisibility, TakeCanisterSnapshotArgs, UpdateSettingsArgs, UploadChunkArgs,
     WasmMemoryPersistence as Persistence,
 };
 use sha2::Digest;
 
-use crate::canister::{CanisterError, CanisterStatus, InstallMode, InterMessage, Payload, WasmMemoryPersistence};
+use crate::canister::{
+    Canister, CanisterError, CanisterStatus, ContextOrigin, InstallMode, MAX_HISTORY_CHANGES, Output,
+    WasmMemoryPersistence,
+};
 use crate::registry::Registry;
+
+/// Who calls the management canister, and where the answer goes.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(super) enum Caller {
+    /// A user, through the library (an ingress message of this round).
+    User { sender: Principal, origin: crate::canister::Origin },
+    /// A canister, answered by a response to its callback.
+    Canister { id: Principal, callback: u64 },
+}
+
+impl Caller {
+    fn principal(self) -> Principal {
+        match self {
+            Caller::User { sender, .. } => sender,
+            Caller::Canister { id, .. } => id,
+        }
+    }
+
+    /// Where a deferred answer (a stop) goes.
+    fn waiter(self) -> ContextOrigin {
+        match self {
+            Caller::User { origin, .. } => ContextOrigin::Ingress(origin),
+            Caller::Canister { id, callback } => ContextOrigin::Canister { caller: id, callback },
+        }
+    }
+}
+
+/// A management call's answer: now, or once the target stops.
+pub(super) enum Answer {
+    Now(Vec<u8>),
+    Later,
+}
+
+/// Why a management call failed: the IC's error code and a message.
+pub(super) type Rejected = (ErrorCode, String);
+
+fn refused(error: CanisterError) -> Rejected {
+    (error.code(), error.to_string())
+}
+
+fn decode<T: CandidType + for<'de> serde::Deserialize<'de>>(method: &str, arg: &[u8]) -> Result<T, Rejected> {
+    candid::decode_one(arg).map_err(|e| {
+        (ErrorCode::InvalidManagementPayload, format!("the argument of {method} is not valid Candid for its type: {e}"))
+    })
+}
+
+fn reply<T: CandidType>(value: &T) -> Result<Answer, Rejected> {
+    Ok(Answer::Now(candid::encode_one(value).expect("management results always encode")))
+}
+
+fn chunk_error(message: String) -> Rejected {
+    (
+        ErrorCode::CanisterContractViolation,
+        format!(
+            "Error from Wasm chunk store: {message}.\nUse the `stored_chunks` API to check which hashes are present."
+        ),
+    )
+}
+
+/// A snapshot's id as the IC writes it: the canister-local number (8 bytes,
+/// big endian), then the canister's id.
+pub(crate) fn snapshot_id(canister: Principal, local: u64) -> Vec<u8> {
+    [&local.to_be_bytes()[..], canister.as_slice()].concat()
+}
+
+/// The canister-local number of a snapshot id of `canister`.
+fn local_snapshot(canister: Principal, id: &[u8]) -> Result<u64, Rejected> {
+    let bad = || {
+        (
+            ErrorCode::CanisterSnapshotNotFound,
+            format!("Could not find the snapshot ID {} for canister {canister}.", hex::encode(id)),
+        )
+    };
+    let (local, owner) = id.split_at_checked(8).ok_or_else(bad)?;
+    if owner != canister.as_slice() {
+        return Err(bad());
+    }
+    Ok(u64::from_be_bytes(local.try_into().map_err(|_| bad())?))
+}
+
+fn install_mode(mode: CanisterInstallMode) -> (InstallMode, CodeDeploymentMode) {
+    match mode {
+        CanisterInstallMode::Install => (InstallMode::Install, CodeDeploymentMode::Install),
+        CanisterInstallMode::Reinstall => (InstallMode::Reinstall, CodeDeploymentMode::Reinstall),
+        CanisterInstallMode::Upgrade(flags) => (
+            InstallMode::Upgrade {
+                wasm_memory_persistence: flags.and_then(|f| f.wasm_memory_persistence).map(|p| match p {
+                    Persistence::Keep => WasmMemoryPersistence::Keep,
+                    Persistence::Replace => WasmMemoryPersistence::Replace,
+                }),
+                skip_pre_upgrade: flags.and_then(|f| f.skip_pre_upgrade).unwrap_or(false),
+            },
+            CodeDeploymentMode::Upgrade,
+        ),
+    }
+}
 
 /// The management canister's state within one round: the canisters it
 /// created (to remove if the round is not applied) and its randomness.
@@ -26,28 +130,13 @@ pub(super) struct Management {
     height: u64,
     random_draws: u64,
     created: Vec<Principal>,
-}
-
-/// Why a management call failed: a reject code and a message.
-type Rejected = (RejectCode, String);
-
-fn refused(error: CanisterError) -> Rejected {
-    (error.code().reject_code(), error.to_string())
-}
-
-fn decode<T: CandidType + for<'de> serde::Deserialize<'de>>(method: &str, arg: &[u8]) -> Result<T, Rejected> {
-    candid::decode_one(arg).map_err(|e| {
-        (RejectCode::CanisterReject, format!("the argument of {method} is not valid Candid for its type: {e}"))
-    })
-}
-
-fn reply<T: CandidType>(value: &T) -> Result<Vec<u8>, Rejected> {
-    Ok(candid::encode_one(value).expect("management results always encode"))
+    /// Answers to others that calls produced (stops a start cancelled).
+    pub(super) outputs: Vec<Output>,
 }
 
 impl Management {
     pub(super) fn new(height: u64) -> Management {
-        Management { height, random_draws: 0, created: Vec::new() }
+        Management { height, random_draws: 0, created: Vec::new(), outputs: Vec::new() }
     }
 
     /// Remove what this round's calls created (the round is not applied).
@@ -57,41 +146,20 @@ impl Management {
         }
     }
 
-    /// Answer a request from canister `from`: the response and whom it is
-    /// for. Responses addressed to the management canister are dropped.
-    pub(super) fn handle(
-        &mut self,
-        executor: Option<&Arc<Executor>>,
-        registry: &mut Registry,
-        from: Principal,
-        message: InterMessage,
-        time: u64,
-        touched: &mut BTreeSet<Principal>,
-    ) -> Option<(Principal, InterMessage)> {
-        let InterMessage::Request { callback, method, arg, cycles, .. } = message else { return None };
-        let payload = match self.call(executor, registry, from, &method, &arg, time, touched) {
-            Ok(bytes) => Payload::Reply(bytes),
-            Err((code, text)) => Payload::Reject(code as u32, text),
-        };
-        // This host keeps no cycles: what was attached goes back.
-        Some((from, InterMessage::Response { callback, payload, refund: cycles }))
-    }
-
+    /// Answer `method(arg)` for `caller`.
     #[allow(clippy::too_many_arguments)] // one request, and where it runs
-    fn call(
+    pub(super) fn call(
         &mut self,
         executor: Option<&Arc<Executor>>,
         registry: &mut Registry,
-        caller: Principal,
+        caller: Caller,
         method: &str,
         arg: &[u8],
         time: u64,
         touched: &mut BTreeSet<Principal>,
-    ) -> Result<Vec<u8>, Rejected> {
-        let target = |id: &Principal, touched: &mut BTreeSet<Principal>| {
-            touched.insert(*id);
-            *id
-        };
+    ) -> Result<Answer, Rejected> {
+        let from = caller.principal();
+        let executor = || executor.ok_or((ErrorCode::CanisterWasmEngineError, "no executor here (a bug)".into()));
         match method {
             "raw_rand" => {
                 // Deterministic from the round, so replay reproduces it.
@@ -107,89 +175,214 @@ impl Management {
                 } else {
                     decode::<ProvisionalCreateCanisterWithCyclesArgs>(method, arg)?.settings
                 };
-                let controllers = settings.and_then(|s| s.controllers).unwrap_or_else(|| vec![caller]);
-                let id = registry.create(controllers, None).map_err(refused)?;
+                let controllers = settings.and_then(|s| s.controllers).unwrap_or_else(|| vec![from]);
+                check_controllers(&controllers)?;
+                let id = registry.create(controllers.clone(), None).map_err(refused)?;
                 self.created.push(id);
                 touched.insert(id);
+                let details = ChangeDetails::Creation(CreationRecord { controllers, environment_variables_hash: None });
+                registry.get_mut(&id).map_err(refused)?.record_change(time, from, details);
                 reply(&CreateCanisterResult { canister_id: id })
             }
             "install_code" => {
                 let args: InstallCodeArgs = decode(method, arg)?;
-                let id = target(&args.canister_id, touched);
-                let mode = match args.mode {
-                    CanisterInstallMode::Install => InstallMode::Install,
-                    CanisterInstallMode::Reinstall => InstallMode::Reinstall,
-                    CanisterInstallMode::Upgrade(flags) => InstallMode::Upgrade {
-                        wasm_memory_persistence: flags.and_then(|f| f.wasm_memory_persistence).map(|p| match p {
-                            Persistence::Keep => WasmMemoryPersistence::Keep,
-                            Persistence::Replace => WasmMemoryPersistence::Replace,
-                        }),
-                        skip_pre_upgrade: flags.and_then(|f| f.skip_pre_upgrade).unwrap_or(false),
-                    },
-                };
-                let Some(executor) = executor else {
-                    return Err((RejectCode::SysFatal, "this host cannot install code here".into()));
-                };
-                let canister = registry.get_mut(&id).map_err(refused)?;
-                canister.install_code(executor, &caller, mode, &args.wasm_module, &args.arg, time).map_err(refused)?;
-                reply(&())
+                self.install(executor()?, registry, from, args.canister_id, args.mode, &args.wasm_module, &args.arg, time, touched)
+            }
+            "install_chunked_code" => {
+                let args: InstallChunkedCodeArgs = decode(method, arg)?;
+                let store_id = args.store_canister.unwrap_or(args.target_canister);
+                let store = registry.get(&store_id).map_err(refused)?;
+                if store_id != from && !store.controllers().contains(&from) {
+                    return Err(refused(not_controller(store, from)));
+                }
+                let hashes: Vec<Vec<u8>> = args.chunk_hashes_list.into_iter().map(|c| c.hash).collect();
+                let wasm = store.chunk_store().assemble(&hashes, &args.wasm_module_hash).map_err(chunk_error)?;
+                self.install(executor()?, registry, from, args.target_canister, args.mode, &wasm, &args.arg, time, touched)
+            }
+            "upload_chunk" => {
+                let args: UploadChunkArgs = decode(method, arg)?;
+                let canister = self.own_or_controlled(registry, from, args.canister_id, touched)?;
+                let hash = canister.chunk_store_mut().upload(args.chunk).map_err(chunk_error)?;
+                reply(&ChunkHash { hash: hash.to_vec() })
+            }
+            "clear_chunk_store" | "stored_chunks" => {
+                let CanisterIdRecord { canister_id } = decode(method, arg)?;
+                let canister = self.own_or_controlled(registry, from, canister_id, touched)?;
+                if method == "clear_chunk_store" {
+                    canister.chunk_store_mut().clear();
+                    return reply(&());
+                }
+                let hashes: Vec<ChunkHash> =
+                    canister.chunk_store().hashes().map(|h| ChunkHash { hash: h.to_vec() }).collect();
+                reply(&hashes)
             }
             "uninstall_code" | "start_canister" | "stop_canister" | "delete_canister" | "canister_status"
-            | "deposit_cycles" => {
+            | "deposit_cycles" | "list_canister_snapshots" => {
                 let CanisterIdRecord { canister_id } = decode(method, arg)?;
-                let id = target(&canister_id, touched);
-                self.lifecycle(executor, registry, caller, method, id)
+                touched.insert(canister_id);
+                self.lifecycle(executor()?, registry, caller, method, canister_id, time)
             }
             "update_settings" => {
                 let args: UpdateSettingsArgs = decode(method, arg)?;
-                let id = target(&args.canister_id, touched);
+                touched.insert(args.canister_id);
+                let canister = registry.get_mut(&args.canister_id).map_err(refused)?;
                 if let Some(controllers) = args.settings.controllers {
-                    let Some(executor) = executor else {
-                        return Err((RejectCode::SysFatal, "this host cannot change settings here".into()));
-                    };
-                    let canister = registry.get_mut(&id).map_err(refused)?;
-                    canister.set_controllers(executor, &caller, controllers).map_err(refused)?;
+                    check_controllers(&controllers)?;
+                    canister.set_controllers(executor()?, &from, controllers.clone()).map_err(refused)?;
+                    let details = ChangeDetails::ControllersChange(ControllersChangeRecord { controllers });
+                    canister.record_change(time, from, details);
+                } else if !canister.controllers().contains(&from) {
+                    return Err(refused(not_controller(canister, from)));
                 }
                 reply(&())
             }
+            "canister_info" => {
+                if let Caller::User { .. } = caller {
+                    return Err((ErrorCode::CanisterContractViolation, "canister_info cannot be called by a user.".into()));
+                }
+                let args: CanisterInfoArgs = decode(method, arg)?;
+                let canister = registry.get(&args.canister_id).map_err(refused)?;
+                let history = canister.history();
+                let wanted = args.num_requested_changes.unwrap_or(0).min(MAX_HISTORY_CHANGES as u64) as usize;
+                let skip = history.changes.len().saturating_sub(wanted);
+                reply(&CanisterInfoResult {
+                    total_num_changes: history.total,
+                    recent_changes: history.changes.iter().skip(skip).cloned().collect(),
+                    module_hash: canister.state().module.as_ref().map(|m| m.hash.to_vec()),
+                    controllers: canister.controllers().to_vec(),
+                })
+            }
+            "take_canister_snapshot" => {
+                let args: TakeCanisterSnapshotArgs = decode(method, arg)?;
+                let id = args.canister_id;
+                touched.insert(id);
+                let replace = args.replace_snapshot.as_deref().map(|s| local_snapshot(id, s)).transpose()?;
+                let canister = registry.get_mut(&id).map_err(refused)?;
+                let local = canister.take_snapshot(&from, replace, time).map_err(refused)?;
+                let snapshot = canister.snapshots().find(|s| s.id == local).expect("just taken");
+                reply(&snapshot_record(id, snapshot))
+            }
+            "load_canister_snapshot" => {
+                let args: LoadCanisterSnapshotArgs = decode(method, arg)?;
+                let id = args.canister_id;
+                touched.insert(id);
+                let local = local_snapshot(id, &args.snapshot_id)?;
+                let canister = registry.get_mut(&id).map_err(refused)?;
+                canister.load_snapshot(executor()?, &from, local).map_err(refused)?;
+                let taken_at = canister.snapshots().find(|s| s.id == local).map_or(0, |s| s.taken_at);
+                let details = ChangeDetails::LoadSnapshot(LoadSnapshotRecord {
+                    from_canister_id: None,
+                    snapshot_id: args.snapshot_id,
+                    canister_version: canister.version(),
+                    taken_at_timestamp: taken_at,
+                    source: SnapshotSource::TakenFromCanister(candid::Reserved),
+                });
+                canister.record_change(time, from, details);
+                reply(&())
+            }
+            "delete_canister_snapshot" => {
+                let args: DeleteCanisterSnapshotArgs = decode(method, arg)?;
+                let id = args.canister_id;
+                touched.insert(id);
+                let local = local_snapshot(id, &args.snapshot_id)?;
+                registry.get_mut(&id).map_err(refused)?.delete_snapshot(&from, local).map_err(refused)?;
+                reply(&())
+            }
+            "fetch_canister_logs" => Err((
+                ErrorCode::CanisterRejectedMessage,
+                match caller {
+                    Caller::Canister { .. } => "fetch_canister_logs API is only accessible to end users in non-replicated mode",
+                    Caller::User { .. } => "fetch_canister_logs API is not accessible via ingress in replicated mode; read the canister log with a query",
+                }
+                .into(),
+            )),
             other => Err((
-                RejectCode::DestinationInvalid,
+                ErrorCode::CanisterMethodNotFound,
                 format!("the management canister has no method {other:?} on this host"),
             )),
         }
     }
 
+    #[allow(clippy::too_many_arguments)] // the install, and where it runs
+    fn install(
+        &mut self,
+        executor: &Executor,
+        registry: &mut Registry,
+        from: Principal,
+        id: Principal,
+        mode: CanisterInstallMode,
+        wasm: &[u8],
+        arg: &[u8],
+        time: u64,
+        touched: &mut BTreeSet<Principal>,
+    ) -> Result<Answer, Rejected> {
+        touched.insert(id);
+        let (mode, deployment) = install_mode(mode);
+        let canister = registry.get_mut(&id).map_err(refused)?;
+        canister.install_code(executor, &from, mode, wasm, arg, time).map_err(refused)?;
+        let module_hash = canister.state().module.as_ref().map_or_else(Vec::new, |m| m.hash.to_vec());
+        let details = ChangeDetails::CodeDeployment(CodeDeploymentRecord { mode: deployment, module_hash });
+        canister.record_change(time, from, details);
+        reply(&())
+    }
+
+    /// The canister `id`, if `from` is it or one of its controllers.
+    fn own_or_controlled<'a>(
+        &self,
+        registry: &'a mut Registry,
+        from: Principal,
+        id: Principal,
+        touched: &mut BTreeSet<Principal>,
+    ) -> Result<&'a mut Canister, Rejected> {
+        touched.insert(id);
+        let canister = registry.get_mut(&id).map_err(refused)?;
+        if from != id && !canister.controllers().contains(&from) {
+            return Err(refused(not_controller(canister, from)));
+        }
+        Ok(canister)
+    }
+
     fn lifecycle(
         &mut self,
-        executor: Option<&Arc<Executor>>,
+        executor: &Executor,
         registry: &mut Registry,
-        caller: Principal,
+        caller: Caller,
         method: &str,
         id: Principal,
-    ) -> Result<Vec<u8>, Rejected> {
-        let Some(executor) = executor else {
-            return Err((RejectCode::SysFatal, "this host cannot manage canisters here".into()));
-        };
+        time: u64,
+    ) -> Result<Answer, Rejected> {
+        let from = caller.principal();
         if method == "delete_canister" {
-            registry.delete(&caller, &id).map_err(refused)?;
+            registry.delete(&from, &id).map_err(refused)?;
             return reply(&());
         }
         let canister = registry.get_mut(&id).map_err(refused)?;
         match method {
-            "uninstall_code" => canister.uninstall(executor, &caller).map_err(refused)?,
-            "start_canister" => drop(canister.start(executor, &caller).map_err(refused)?),
-            // A canister with open calls is left stopping; it stops once
-            // they close (this host answers the stop at once).
-            "stop_canister" => drop(canister.stop(executor, &caller).map_err(refused)?),
+            "uninstall_code" => {
+                canister.uninstall(executor, &from).map_err(refused)?;
+                canister.record_change(time, from, ChangeDetails::CodeUninstall);
+            }
+            "start_canister" => {
+                // The stops it cancels are answered with the round.
+                let cancelled = canister.start(executor, &from).map_err(refused)?;
+                self.outputs.extend(cancelled);
+            }
+            "stop_canister" => {
+                if !canister.stop(executor, &from).map_err(refused)? {
+                    // Stopping: answered when its call contexts close.
+                    canister.wait_for_stop(caller.waiter());
+                    return Ok(Answer::Later);
+                }
+            }
             "deposit_cycles" => {}
+            "list_canister_snapshots" => {
+                let snapshots = canister.list_snapshots(&from).map_err(refused)?;
+                let list: Vec<Snapshot> = snapshots.iter().map(|s| snapshot_record(id, s)).collect();
+                return reply(&list);
+            }
             _ => {
-                if !canister.controllers().contains(&caller) {
-                    let error = CanisterError::NotController {
-                        caller,
-                        canister: id,
-                        controllers: canister.controllers().to_vec(),
-                    };
-                    return Err(refused(error));
+                if !canister.controllers().contains(&from) {
+                    return Err(refused(not_controller(canister, from)));
                 }
                 return reply(&status(canister, executor));
             }
@@ -198,8 +391,30 @@ impl Management {
     }
 }
 
+fn check_controllers(controllers: &[Principal]) -> Result<(), Rejected> {
+    if controllers.len() > crate::MAX_CONTROLLERS {
+        return Err((
+            ErrorCode::InvalidManagementPayload,
+            format!("{} controllers were given; at most {} are allowed", controllers.len(), crate::MAX_CONTROLLERS),
+        ));
+    }
+    Ok(())
+}
+
+fn not_controller(canister: &Canister, caller: Principal) -> CanisterError {
+    CanisterError::NotController { caller, canister: canister.id(), controllers: canister.controllers().to_vec() }
+}
+
+fn snapshot_record(canister: Principal, snapshot: &crate::canister::Snapshot) -> Snapshot {
+    Snapshot {
+        id: snapshot_id(canister, snapshot.id),
+        taken_at_timestamp: snapshot.taken_at,
+        total_size: snapshot.state.size_bytes(),
+    }
+}
+
 /// `canister_status`'s answer for `canister`.
-fn status(canister: &crate::canister::Canister, executor: &Executor) -> CanisterStatusResult {
+fn status(canister: &Canister, executor: &Executor) -> CanisterStatusResult {
     let state = canister.state();
     let nat = |n: u64| candid::Nat::from(n);
     CanisterStatusResult {
@@ -235,7 +450,7 @@ fn status(canister: &crate::canister::Canister, executor: &Executor) -> Canister
             custom_sections_size: nat(0),
             canister_history_size: nat(0),
             wasm_chunk_store_size: nat(0),
-            snapshots_size: nat(0),
+            snapshots_size: nat(canister.snapshots().map(|s| s.state.size_bytes()).sum()),
             log_memory_store_size: nat(0),
         },
         cycles: candid::Nat::from(executor.config().cycle_balance),

@@ -21,17 +21,66 @@ pub const OPERATION_OVERHEAD: usize = 256;
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[allow(missing_docs)] // see above: the variants mirror `Host`'s methods and their arguments
 pub enum Operation {
-    CreateCanister { sender: Principal, controllers: Vec<Principal>, name: Option<String> },
-    DeleteCanister { sender: Principal, canister: Principal },
-    InstallCode { sender: Principal, canister: Principal, mode: InstallMode, wasm: Vec<u8>, arg: Vec<u8> },
-    Uninstall { sender: Principal, canister: Principal },
-    Stop { sender: Principal, canister: Principal },
-    Start { sender: Principal, canister: Principal },
-    SetControllers { sender: Principal, canister: Principal, controllers: Vec<Principal> },
-    TakeSnapshot { sender: Principal, canister: Principal, replace: Option<u64> },
-    LoadSnapshot { sender: Principal, canister: Principal, snapshot: u64 },
-    DeleteSnapshot { sender: Principal, canister: Principal, snapshot: u64 },
-    Update { sender: Principal, canister: Principal, method: String, arg: Vec<u8> },
+    CreateCanister {
+        sender: Principal,
+        controllers: Vec<Principal>,
+        name: Option<String>,
+    },
+    DeleteCanister {
+        sender: Principal,
+        canister: Principal,
+    },
+    InstallCode {
+        sender: Principal,
+        canister: Principal,
+        mode: InstallMode,
+        wasm: Vec<u8>,
+        arg: Vec<u8>,
+    },
+    Uninstall {
+        sender: Principal,
+        canister: Principal,
+    },
+    Stop {
+        sender: Principal,
+        canister: Principal,
+    },
+    Start {
+        sender: Principal,
+        canister: Principal,
+    },
+    SetControllers {
+        sender: Principal,
+        canister: Principal,
+        controllers: Vec<Principal>,
+    },
+    TakeSnapshot {
+        sender: Principal,
+        canister: Principal,
+        replace: Option<u64>,
+    },
+    LoadSnapshot {
+        sender: Principal,
+        canister: Principal,
+        snapshot: u64,
+    },
+    DeleteSnapshot {
+        sender: Principal,
+        canister: Principal,
+        snapshot: u64,
+    },
+    Update {
+        sender: Principal,
+        canister: Principal,
+        method: String,
+        arg: Vec<u8>,
+    },
+    /// A call to the management canister (`aaaaa-aa`) by a user.
+    Management {
+        sender: Principal,
+        method: String,
+        arg: Vec<u8>,
+    },
 }
 
 impl Operation {
@@ -40,7 +89,7 @@ impl Operation {
     pub fn canister(&self) -> Option<Principal> {
         use Operation::*;
         match self {
-            CreateCanister { .. } | DeleteCanister { .. } => None,
+            CreateCanister { .. } | DeleteCanister { .. } | Management { .. } => None,
             InstallCode { canister, .. }
             | Uninstall { canister, .. }
             | Stop { canister, .. }
@@ -62,7 +111,9 @@ impl Operation {
             }
             Operation::InstallCode { wasm, arg, .. } => wasm.len() + arg.len(),
             Operation::SetControllers { controllers, .. } => controllers.len() * 30,
-            Operation::Update { method, arg, .. } => method.len() + arg.len(),
+            Operation::Update { method, arg, .. } | Operation::Management { method, arg, .. } => {
+                method.len() + arg.len()
+            }
             _ => 0,
         };
         OPERATION_OVERHEAD + variable
