@@ -41,6 +41,9 @@ pub mod motoko {
     /// Creates `CHILD` canisters through the management canister (`spawn`,
     /// `bump_all`, `count`).
     pub const FACTORY: &[u8] = include_bytes!("../wasm/motoko/factory.wasm");
+    /// Composite queries over other canisters' queries (`total`,
+    /// `total_or_error`, `nest`).
+    pub const AGGREGATOR: &[u8] = include_bytes!("../wasm/motoko/aggregator.wasm");
     /// The actor class `FACTORY` instantiates (`inc`).
     pub const CHILD: &[u8] = include_bytes!("../wasm/motoko/child.wasm");
 
@@ -52,6 +55,7 @@ pub mod motoko {
         ("timer", TIMER),
         ("factory", FACTORY),
         ("child", CHILD),
+        ("aggregator", AGGREGATOR),
     ];
 }
 

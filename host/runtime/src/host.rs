@@ -15,6 +15,7 @@ use embedder::{Call, Engine, EntryPoint, Executor, MethodKind};
 
 use crate::admission::Admission;
 use crate::canister::{self, CanisterError, CanisterLogRecord, CanisterStatus, InstallMode};
+use crate::composite::{Answer, CompositeQuery};
 use crate::config::HostConfig;
 use crate::error::{CallError, HostError};
 use crate::query_pool::{QueryPool, WASM_THREAD_STACK, on_wasm_stack};
@@ -307,6 +308,23 @@ impl Host {
         let info = view.canisters.get(&canister).ok_or_else(|| refused(&CanisterError::NotFound(canister)))?;
         if info.status == CanisterStatus::Stopped {
             return Err(refused(&CanisterError::Stopped { canister }));
+        }
+        let composite = info.state.module.as_ref().and_then(|m| m.info.methods.get(method)).copied()
+            == Some(MethodKind::CompositeQuery);
+        if composite {
+            let (executor, method, time) = (self.shared.executor.clone(), method.to_string(), view.round.time);
+            let view = view.clone();
+            let answer = self
+                .shared
+                .queries
+                .run(move || CompositeQuery::new(&executor, &view, time).call(canister, sender, &method, &arg, 0))
+                .map_err(CallError::Unavailable)?;
+            return match answer {
+                Ok(Answer::Reply(bytes)) => Ok(bytes),
+                Ok(Answer::Reject(text)) => Err(CallError::Rejected(text)),
+                Ok(Answer::Failed(code, message)) => Err(CallError::Failed { code, message }),
+                Err(failure) => Err(CallError::Failed { code: failure.code, message: failure.message }),
+            };
         }
         let (executor, state, method, time) =
             (self.shared.executor.clone(), info.state.clone(), method.to_string(), view.round.time);

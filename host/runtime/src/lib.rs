@@ -22,6 +22,7 @@
 
 mod admission;
 pub mod canister;
+mod composite;
 mod config;
 mod error;
 mod host;
@@ -41,6 +42,7 @@ pub use candid::Principal;
 pub use canister::{
     Canister, CanisterError, CanisterLogRecord, CanisterStatus, InstallMode, Snapshot, WasmMemoryPersistence,
 };
+pub use composite::{INSTRUCTIONS_PER_QUERY_CALL, MAX_COMPOSITE_INSTRUCTIONS, MAX_QUERY_CALL_DEPTH};
 pub use config::{HostConfig, TimeSource};
 pub use embedder::{
     CanisterModule, CanisterState, Engine, ErrorCode, ExecutionConfig, ExecutionError, Executor, MessageResult,

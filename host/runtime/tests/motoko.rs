@@ -133,3 +133,53 @@ fn a_motoko_timer_ticks_with_the_hosts_time() {
     let host = Host::open(dir.path(), config).unwrap();
     assert_eq!(ticks(&host), seen, "replay reproduced the ticks");
 }
+
+#[test]
+fn motoko_composite_queries_call_other_canisters_queries_within_the_ics_bounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::open(dir.path(), config()).unwrap();
+    let aggregator = install(&host, "aggregator", canisters::motoko::AGGREGATOR);
+    let counters: Vec<Principal> =
+        (0..3).map(|i| install(&host, &format!("counter{i}"), canisters::motoko::COUNTER)).collect();
+    for (i, id) in counters.iter().enumerate() {
+        for _ in 0..=i {
+            host.update_call(*id, USER, "inc", Encode!().unwrap()).unwrap();
+        }
+    }
+    let ids: Vec<String> = counters.iter().map(Principal::to_text).collect();
+    let total = host.query_call(aggregator, USER, "total", Encode!(&ids).unwrap()).unwrap();
+    assert_eq!(nat(&total), 1 + 2 + 3);
+    let height = host.height();
+
+    // A callee that cannot answer is a reject the caller can catch.
+    host.stop(OWNER, counters[1]).unwrap();
+    let r = host.query_call(aggregator, USER, "total_or_error", Encode!(&ids).unwrap()).unwrap();
+    let text = Decode!(&r, String).unwrap();
+    assert!(text.contains("is stopped"), "{text}");
+    let not_a_counter = vec![aggregator.to_text()];
+    let r = host.query_call(aggregator, USER, "total_or_error", Encode!(&not_a_counter).unwrap()).unwrap();
+    let text = Decode!(&r, String).unwrap();
+    assert!(text.contains("no query method \"get\""), "{text}");
+
+    // Calls nest at most 6 deep (5 calls below the first canister).
+    let me = aggregator.to_text();
+    let nest = |n: u64| host.query_call(aggregator, USER, "nest", Encode!(&me, &Nat::from(n)).unwrap());
+    assert_eq!(nat(&nest(5).unwrap()), 5);
+    match nest(6) {
+        Err(CallError::Failed { code, message }) => {
+            assert_eq!(code, ErrorCode::QueryCallGraphTooDeep, "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Not as an update: composite queries are never replicated.
+    match host.update_call(aggregator, USER, "total", Encode!(&ids).unwrap()) {
+        Err(CallError::Failed { code, message }) => {
+            assert_eq!(code, ErrorCode::CompositeQueryCalledInReplicatedMode, "{message}");
+            assert!(message.contains("Composite query cannot be called in replicated mode"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Queries changed nothing: only the stop and the refused update made
+    // rounds.
+    assert_eq!(host.height().height, height.height + 2);
+}

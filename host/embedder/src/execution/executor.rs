@@ -86,6 +86,11 @@ impl Executor {
         let c = &self.config;
         match target {
             Target::Method { kind: MethodKind::Update, .. } => (ApiContext::Update, c.update_instruction_limit, true),
+            // A composite query commits into a scratch copy of the state,
+            // so its callbacks see what it did before each call.
+            Target::Method { kind: MethodKind::CompositeQuery, .. } => {
+                (ApiContext::CompositeQuery, c.query_instruction_limit, true)
+            }
             Target::Method { .. } => (ApiContext::Query, c.query_instruction_limit, false),
             Target::Entry(EntryPoint::Init | EntryPoint::PostUpgrade) => {
                 (ApiContext::Init, c.install_instruction_limit, true)
@@ -93,12 +98,16 @@ impl Executor {
             Target::Entry(EntryPoint::PreUpgrade) => (ApiContext::PreUpgrade, c.install_instruction_limit, true),
             Target::Entry(EntryPoint::Start) => (ApiContext::Start, c.install_instruction_limit, true),
             Target::Callback(callback) => {
-                let context = match callback.kind {
-                    CallbackKind::Reply => ApiContext::ReplyCallback,
-                    CallbackKind::Reject => ApiContext::RejectCallback,
-                    CallbackKind::Cleanup => ApiContext::Cleanup,
+                let context = match (callback.kind, callback.composite) {
+                    (CallbackKind::Reply, false) => ApiContext::ReplyCallback,
+                    (CallbackKind::Reject, false) => ApiContext::RejectCallback,
+                    (CallbackKind::Cleanup, false) => ApiContext::Cleanup,
+                    (CallbackKind::Reply, true) => ApiContext::CompositeReplyCallback,
+                    (CallbackKind::Reject, true) => ApiContext::CompositeRejectCallback,
+                    (CallbackKind::Cleanup, true) => ApiContext::CompositeCleanup,
                 };
-                (context, c.update_instruction_limit, true)
+                let limit = if callback.composite { c.query_instruction_limit } else { c.update_instruction_limit };
+                (context, limit, true)
             }
             Target::Entry(EntryPoint::InspectMessage) | Target::Inspect { .. } => {
                 (ApiContext::InspectMessage, c.query_instruction_limit, false)

@@ -79,6 +79,9 @@ pub struct CallbackTarget<'a> {
     pub refunded: u128,
     /// Instructions the call context used before.
     pub context_instructions: u64,
+    /// Whether the call was made by a composite query (the callback then
+    /// runs as one: not replicated, with a query's limit).
+    pub composite: bool,
 }
 
 /// The export a message runs.
@@ -113,7 +116,7 @@ pub enum ExecutionError {
     #[error("the canister has no {kind} method {method:?}; its methods are: {}", list(.available))]
     MethodNotFound { method: String, kind: MethodKind, available: Vec<String> },
     /// The method exists but is of another kind.
-    #[error("method {method:?} is a{} {actual} method and cannot be called as a{} {requested}", article(.actual), article(.requested))]
+    #[error("{}", wrong_kind(.method, *.requested, *.actual))]
     WrongKind { method: String, requested: MethodKind, actual: MethodKind },
     /// The canister trapped: a wasm trap (unreachable, out of bounds...).
     #[error("canister trapped: {0}")]
@@ -152,6 +155,9 @@ impl ExecutionError {
     pub fn code(&self) -> ErrorCode {
         match self {
             ExecutionError::NoModule => ErrorCode::CanisterWasmModuleNotFound,
+            ExecutionError::WrongKind { requested: MethodKind::Update, actual: MethodKind::CompositeQuery, .. } => {
+                ErrorCode::CompositeQueryCalledInReplicatedMode
+            }
             ExecutionError::MethodNotFound { .. } | ExecutionError::WrongKind { .. } => {
                 ErrorCode::CanisterMethodNotFound
             }
@@ -186,6 +192,17 @@ impl ExecutionError {
             _ => None,
         }
     }
+}
+
+fn wrong_kind(method: &str, requested: MethodKind, actual: MethodKind) -> String {
+    if requested == MethodKind::Update && actual == MethodKind::CompositeQuery {
+        return format!("Composite query cannot be called in replicated mode (method {method:?})");
+    }
+    format!(
+        "method {method:?} is a{} {actual} method and cannot be called as a{} {requested}",
+        article(&actual),
+        article(&requested)
+    )
 }
 
 fn list(methods: &[String]) -> String {

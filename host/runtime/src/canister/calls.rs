@@ -553,6 +553,7 @@ impl OwnedCall {
                     reject: reject.as_ref().map(|(code, text)| (*code, text.as_str())),
                     refunded: *refunded,
                     context_instructions: *context_instructions,
+                    composite: false,
                 })
             }
         };
