@@ -14,7 +14,14 @@
 //!   another canister's heartbeat loops until its 8-billion-instruction
 //!   limit, every round: in slices of 2 billion (`sliced`), or whole
 //!   (`unsliced`, slice = limit), against the same update on a host with
-//!   no such canister (`idle`, the baseline).
+//!   no such canister (`idle`, the baseline);
+//! - `calls`: an ingress update that answers at once (`direct`, the
+//!   baseline) against one that calls another canister and answers from
+//!   its callback (`one_call`, two more messages in the same round), and
+//!   one that makes 100 calls and answers after the last (`fan_out_100`);
+//!   and the same counter update compiled by Motoko (wasm64, its runtime)
+//!   against the C counter (`motoko_inc` vs `c_inc`). No fsync, so the
+//!   figures are the host's, not the disk's.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -197,9 +204,33 @@ fn beside_a_looping_heartbeat(c: &mut Criterion) {
     g.finish();
 }
 
+fn calls(c: &mut Criterion) {
+    let mut g = c.benchmark_group("runtime/calls");
+    let tmp = tempfile::tempdir().unwrap();
+    let host = Host::open(tmp.path(), config(false)).unwrap();
+    let install = |wasm: &[u8], arg: Vec<u8>| {
+        let id = host.create_canister(OWNER, vec![], None).unwrap();
+        host.install_code(OWNER, id, InstallMode::Install, wasm.to_vec(), arg).unwrap();
+        id
+    };
+    let (a, b) = (install(canisters::CALLS, vec![]), install(canisters::CALLS, vec![]));
+    let callee = b.as_slice().to_vec();
+    g.bench_function("direct", |t| t.iter(|| host.update_call(b, OWNER, "echo", vec![]).unwrap()));
+    let relay = Encode!(&callee, &"echo", &0u32).unwrap();
+    g.bench_function("one_call", |t| t.iter(|| host.update_call(a, OWNER, "relay", relay.clone()).unwrap()));
+    let fan_out = Encode!(&callee, &100u64).unwrap();
+    g.bench_function("fan_out_100", |t| t.iter(|| host.update_call(a, OWNER, "fanout", fan_out.clone()).unwrap()));
+    let c_counter = install(canisters::COUNTER, vec![]);
+    g.bench_function("c_inc", |t| t.iter(|| host.update_call(c_counter, OWNER, "inc", vec![]).unwrap()));
+    let motoko = install(canisters::motoko::COUNTER, Encode!().unwrap());
+    let no_args = Encode!().unwrap();
+    g.bench_function("motoko_inc", |t| t.iter(|| host.update_call(motoko, OWNER, "inc", no_args.clone()).unwrap()));
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(4));
-    targets = round_throughput, live_history, recovery, verify_throughput, beside_a_looping_heartbeat
+    targets = round_throughput, live_history, recovery, verify_throughput, beside_a_looping_heartbeat, calls
 }
 criterion_main!(benches);

@@ -191,8 +191,7 @@ static void async_reject(uint32_t env) {
 }
 
 /* __motoko_async_helper : () -> (nat32); calls itself through
- * ic0.call_simple and replies with call_simple's result (0: queued). A
- * host without inter-canister calls traps in call_simple. */
+ * ic0.call_simple and replies with call_simple's result (0: queued). */
 UPDATE(__motoko_async_helper) {
     static const char method[] = "__motoko_async_helper";
     static const uint8_t no_args[] = {'D', 'I', 'D', 'L', 0, 0};

@@ -44,6 +44,9 @@ pub mod motoko {
     /// Composite queries over other canisters' queries (`total`,
     /// `total_or_error`, `nest`).
     pub const AGGREGATOR: &[u8] = include_bytes!("../wasm/motoko/aggregator.wasm");
+    /// Sends cycles with a call and gets the unaccepted part back (`send`,
+    /// `receive`, `total_received`).
+    pub const WALLET: &[u8] = include_bytes!("../wasm/motoko/wallet.wasm");
     /// The actor class `FACTORY` instantiates (`inc`).
     pub const CHILD: &[u8] = include_bytes!("../wasm/motoko/child.wasm");
 
@@ -56,6 +59,7 @@ pub mod motoko {
         ("factory", FACTORY),
         ("child", CHILD),
         ("aggregator", AGGREGATOR),
+        ("wallet", WALLET),
     ];
 }
 

@@ -317,8 +317,13 @@ fn queries_run_beside_a_long_round_and_never_see_half_of_one() {
         let (host, done) = (host.clone(), done.clone());
         std::thread::spawn(move || {
             for _ in 0..30 {
-                // Both counters move in the same round.
+                // Both counters move in the same round: they are submitted
+                // while the scheduler runs a round of spinning (tens of
+                // milliseconds), so the next round gathers both.
+                let spin = host.submit_update(spinner, USER, "spin", Encode!(&30_000_000u64).unwrap());
+                std::thread::sleep(std::time::Duration::from_millis(3));
                 let (x, y) = (host.submit_update(a, USER, "inc", vec![]), host.submit_update(b, USER, "inc", vec![]));
+                spin.wait().unwrap();
                 x.wait().unwrap();
                 y.wait().unwrap();
             }

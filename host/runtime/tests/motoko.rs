@@ -183,3 +183,18 @@ fn motoko_composite_queries_call_other_canisters_queries_within_the_ics_bounds()
     // rounds.
     assert_eq!(host.height().height, height.height + 2);
 }
+
+#[test]
+fn cycles_sent_with_a_call_are_accepted_in_part_and_the_rest_refunded() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::open(dir.path(), config()).unwrap();
+    let (a, b) = (install(&host, "a", canisters::motoko::WALLET), install(&host, "b", canisters::motoko::WALLET));
+    let send = |amount: u64| host.update_call(a, USER, "send", Encode!(&b.to_text(), &Nat::from(amount)).unwrap());
+    let reply = send(1_000_000).unwrap();
+    let (accepted, refunded) = Decode!(&reply, Nat, Nat).unwrap();
+    assert_eq!((accepted, refunded), (Nat::from(500_000u64), Nat::from(500_000u64)));
+    assert_eq!(nat(&host.query_call(b, USER, "total_received", Encode!().unwrap()).unwrap()), 500_000);
+    // More than the canister holds cannot be attached.
+    let err = host.update_call(a, USER, "send", Encode!(&b.to_text(), &Nat::from(u128::MAX)).unwrap()).unwrap_err();
+    assert!(err.to_string().contains("exceeds the canister's balance"), "{err}");
+}

@@ -224,7 +224,7 @@ imports! {
     call_cycles_add: (i64) -> () in U | RY | RT | T, true;
     call_cycles_add128: (i64, i64) -> () in U | RY | RT | T, true;
     call_perform: () -> (i32) in U | CQ | RY | RT | CRY | CRT | T, true;
-    call_simple: (i32, i32, i32, i32, i32, i32, i32, i32, i32, i32) -> (i32) in U | RY | RT | T, false;
+    call_simple: (i32, i32, i32, i32, i32, i32, i32, i32, i32, i32) -> (i32) in U | RY | RT | T, true;
     stable_size: () -> (i32) in ANY | S, true;
     stable_grow: (i32) -> (i32) in ANY | S, true;
     stable_write: (i32, i32, i32) -> () in ANY | S, true;

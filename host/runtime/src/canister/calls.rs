@@ -49,6 +49,9 @@ pub struct CallContext {
     pub responded: bool,
     /// Instructions its messages have used (`performance_counter(1)`).
     pub instructions: u64,
+    /// Cycles the caller attached that no message has accepted yet: what
+    /// `msg_cycles_available` reports, refunded with the answer.
+    pub cycles: u128,
 }
 
 /// What runs when a call the canister made is answered.
@@ -230,16 +233,27 @@ impl Canister {
         &mut self,
         origin: ContextOrigin,
         caller: Principal,
+        cycles: u128,
         result: &MessageResult,
         time: u64,
         out: &mut Vec<Output>,
     ) {
         let id = self.calls.next_context;
         self.calls.next_context += 1;
-        self.calls
-            .contexts
-            .insert(id, CallContext { origin, caller, responded: false, instructions: result.stats.instructions });
+        let context = CallContext {
+            origin,
+            caller,
+            responded: false,
+            instructions: result.stats.instructions,
+            cycles: cycles.saturating_sub(result.cycles_accepted),
+        };
+        self.calls.contexts.insert(id, context);
         self.after_message(id, result, time, out);
+        // Ids need only be unique among open contexts: one that closed at
+        // once (most messages make no calls) leaves no trace in the state.
+        if !self.calls.contexts.contains_key(&id) && self.calls.next_context == id + 1 {
+            self.calls.next_context = id;
+        }
     }
 
     /// After a message of context `id` ran: register the calls it made,
@@ -255,7 +269,7 @@ impl Canister {
             _ => None,
         };
         if let Some(payload) = response {
-            self.respond(id, Answer::Payload(payload), result.cycles_accepted, out);
+            self.respond(id, Answer::Payload(payload), out);
         }
         let outstanding = self.calls.outstanding(id);
         let Some(context) = self.calls.contexts.get(&id) else { return };
@@ -265,7 +279,7 @@ impl Canister {
                     Err(error) => error.clone(),
                     Ok(_) => ExecutionError::DidNotReply,
                 };
-                self.respond(id, Answer::Error(error), 0, out);
+                self.respond(id, Answer::Error(error), out);
             }
             self.calls.contexts.remove(&id);
             self.finish_stopping(out);
@@ -326,13 +340,15 @@ impl Canister {
         out.push(message);
     }
 
-    /// Answer context `id` (if it was not answered yet).
-    fn respond(&mut self, id: u64, answer: Answer, accepted: u128, out: &mut Vec<Output>) {
+    /// Answer context `id` (if it was not answered yet), refunding the
+    /// cycles nobody accepted.
+    fn respond(&mut self, id: u64, answer: Answer, out: &mut Vec<Output>) {
         let Some(context) = self.calls.contexts.get_mut(&id) else { return };
         if context.responded {
             return;
         }
         context.responded = true;
+        let refund = std::mem::take(&mut context.cycles);
         match context.origin.clone() {
             ContextOrigin::Ingress(origin) => {
                 let outcome = match answer {
@@ -347,11 +363,7 @@ impl Canister {
                     Answer::Payload(payload) => payload,
                     Answer::Error(error) => Payload::Reject(error.code().reject_code() as u32, self.error_text(&error)),
                 };
-                let _ = accepted; // cycles accepted are not refunded; the rest is computed by the caller
-                out.push(Output::Message {
-                    to: caller,
-                    message: InterMessage::Response { callback, payload, refund: 0 },
-                });
+                out.push(Output::Message { to: caller, message: InterMessage::Response { callback, payload, refund } });
             }
             ContextOrigin::System => {}
         }
@@ -389,7 +401,7 @@ impl Canister {
                     refunded: (*refund).min(callback.cycles),
                     context_instructions: context.instructions,
                 };
-                let incoming = Incoming { call_capacity, ..Incoming::default() };
+                let incoming = Incoming { call_capacity, cycles: context.cycles, ..Incoming::default() };
                 Some(OwnedCall { target, arg, caller: context.caller, time, incoming })
             }
         }
@@ -448,7 +460,8 @@ impl Canister {
         match message {
             InterMessage::Request { caller, callback, cycles, .. } => {
                 if result.committed {
-                    self.open_context(ContextOrigin::Canister { caller, callback }, caller, &result, time, out);
+                    let origin = ContextOrigin::Canister { caller, callback };
+                    self.open_context(origin, caller, cycles, &result, time, out);
                 } else {
                     // Never started (no module, no such method) or trapped:
                     // the caller gets the error, and its cycles back.
@@ -466,6 +479,9 @@ impl Canister {
                 self.calls.expired.retain(|e| *e != id);
                 if let Some(context) = self.calls.contexts.get_mut(&callback.context) {
                     context.instructions = context.instructions.saturating_add(result.stats.instructions);
+                    if result.committed {
+                        context.cycles = context.cycles.saturating_sub(result.cycles_accepted);
+                    }
                 }
                 let mut results = vec![result.clone()];
                 if !result.committed

@@ -8,6 +8,9 @@ use std::collections::VecDeque;
 use candid::{CandidType, Deserialize, Principal};
 use ic_management_canister_types::{Change, ChangeDetails, ChangeOrigin, FromCanisterRecord, FromUserRecord};
 
+use checkpoint::hash::tagged_hasher;
+use sha2::Digest;
+
 use super::Canister;
 
 /// Changes kept (the IC's `MAX_CANISTER_HISTORY_CHANGES`).
@@ -20,6 +23,10 @@ pub struct CanisterHistory {
     pub changes: VecDeque<Change>,
     /// Changes ever recorded.
     pub total: u64,
+    /// A hash chained over every change ever recorded (SHA-256 of the
+    /// previous value and the change's Candid encoding): what digests
+    /// cover, computed once per change rather than once per round.
+    pub chain: Vec<u8>,
 }
 
 /// Whether `principal` is a canister's id (the IC's "opaque id" class),
@@ -43,12 +50,12 @@ impl Canister {
         };
         let history = &mut self.history;
         history.total += 1;
-        history.changes.push_back(Change {
-            timestamp_nanos: time,
-            canister_version: self.version,
-            origin,
-            details: Some(details),
-        });
+        let change = Change { timestamp_nanos: time, canister_version: self.version, origin, details: Some(details) };
+        let mut h = tagged_hasher("ch-history");
+        h.update(&history.chain);
+        h.update(candid::encode_one(&change).expect("changes always encode"));
+        history.chain = h.finalize().to_vec();
+        history.changes.push_back(change);
         while history.changes.len() > MAX_HISTORY_CHANGES {
             history.changes.pop_front();
         }

@@ -12,7 +12,7 @@ use page_delta::{PageIndex, PageMap};
 use sha2::{Digest, Sha256};
 
 use super::Outcome;
-use crate::canister::{Backlog, CallState, Canister, CanisterStatus, InterMessage, Origin};
+use crate::canister::{Backlog, CallState, Canister, CanisterStatus, ContextOrigin, InterMessage, Origin, Payload};
 use crate::registry::Registry;
 
 impl Outcome {
@@ -91,7 +91,7 @@ pub(super) fn canister_digest(
     h.update((sent.len() as u64).to_be_bytes());
     for (to, message) in sent {
         put_bytes(&mut h, to.as_slice());
-        put_bytes(&mut h, &candid::encode_one(message).expect("messages always encode"));
+        put_message(&mut h, message);
     }
     let state = record.state();
     for (kind, pages, map) in [(0u8, &dirty.heap, &state.heap), (1, &dirty.stable, &state.stable)] {
@@ -125,23 +125,111 @@ fn status_byte(status: CanisterStatus) -> u8 {
     }
 }
 
-/// Feed a canister's history and chunk store into a digest.
+/// Feed a canister's history (its chained hash) and chunk store into a
+/// digest.
 fn digest_records(h: &mut Sha256, record: &Canister) {
-    put_bytes(h, &candid::encode_one(record.history()).expect("histories always encode"));
+    h.update(record.history().total.to_be_bytes());
+    put_bytes(h, &record.history().chain);
     for hash in record.chunk_store().hashes() {
         h.update(hash);
     }
 }
 
+fn put_u128(h: &mut Sha256, value: u128) {
+    h.update(value.to_be_bytes());
+}
+
+fn put_origin(h: &mut Sha256, origin: &ContextOrigin) {
+    match origin {
+        ContextOrigin::Ingress((height, i)) => {
+            h.update([0]);
+            h.update(height.to_be_bytes());
+            h.update((*i as u64).to_be_bytes());
+        }
+        ContextOrigin::Canister { caller, callback } => {
+            h.update([1]);
+            put_bytes(h, caller.as_slice());
+            h.update(callback.to_be_bytes());
+        }
+        ContextOrigin::System => h.update([2]),
+    }
+}
+
+fn put_closure(h: &mut Sha256, (fun, env): (u64, u64)) {
+    h.update(fun.to_be_bytes());
+    h.update(env.to_be_bytes());
+}
+
+/// Feed a request or response into a digest.
+fn put_message(h: &mut Sha256, message: &InterMessage) {
+    match message {
+        InterMessage::Request { caller, callback, method, arg, cycles, deadline } => {
+            h.update([0]);
+            put_bytes(h, caller.as_slice());
+            h.update(callback.to_be_bytes());
+            put_bytes(h, method.as_bytes());
+            put_bytes(h, arg);
+            put_u128(h, *cycles);
+            h.update(deadline.to_be_bytes());
+        }
+        InterMessage::Response { callback, payload, refund } => {
+            h.update([1]);
+            h.update(callback.to_be_bytes());
+            match payload {
+                Payload::Reply(bytes) => put_tagged(h, 0, bytes),
+                Payload::Reject(code, text) => {
+                    put_tagged(h, 1, &code.to_be_bytes());
+                    put_bytes(h, text.as_bytes());
+                }
+            }
+            put_u128(h, *refund);
+        }
+    }
+}
+
 /// Feed a canister's calls (contexts, callbacks, input queue) into a
-/// digest, as their canonical Candid encoding; nothing when there are none
-/// and never were.
+/// digest, in a fixed, self-delimiting encoding: cheap when there are
+/// none, as for most canisters most of the time.
 fn digest_calls(h: &mut Sha256, calls: &CallState) {
-    if *calls == CallState::default() {
-        h.update([0]);
-    } else {
-        h.update([1]);
-        put_bytes(h, &candid::encode_one(calls).expect("call state always encodes"));
+    h.update(calls.next_context.to_be_bytes());
+    h.update(calls.next_callback.to_be_bytes());
+    h.update((calls.contexts.len() as u64).to_be_bytes());
+    for (id, c) in &calls.contexts {
+        h.update(id.to_be_bytes());
+        put_origin(h, &c.origin);
+        put_bytes(h, c.caller.as_slice());
+        h.update([u8::from(c.responded)]);
+        h.update(c.instructions.to_be_bytes());
+        put_u128(h, c.cycles);
+    }
+    h.update((calls.callbacks.len() as u64).to_be_bytes());
+    for (id, c) in &calls.callbacks {
+        h.update(id.to_be_bytes());
+        h.update(c.context.to_be_bytes());
+        put_bytes(h, c.callee.as_slice());
+        put_closure(h, c.reply);
+        put_closure(h, c.reject);
+        match c.cleanup {
+            Some(cleanup) => {
+                h.update([1]);
+                put_closure(h, cleanup);
+            }
+            None => h.update([0]),
+        }
+        put_u128(h, c.cycles);
+        h.update(c.deadline.to_be_bytes());
+    }
+    h.update((calls.inbox.len() as u64).to_be_bytes());
+    for message in &calls.inbox {
+        put_message(h, message);
+    }
+    h.update((calls.stop_waiters.len() as u64).to_be_bytes());
+    for waiter in &calls.stop_waiters {
+        put_origin(h, waiter);
+    }
+    h.update((calls.expired.len() as u64).to_be_bytes());
+    for id in &calls.expired {
+        h.update(id.to_be_bytes());
     }
 }
 

@@ -397,7 +397,7 @@ fn finish_update(
     }
     work.ran(result);
     let mut outputs = Vec::new();
-    canister.open_context(ContextOrigin::Ingress(origin), sender, result, time, &mut outputs);
+    canister.open_context(ContextOrigin::Ingress(origin), sender, 0, result, time, &mut outputs);
     let answered = outputs.iter().any(|o| matches!(o, Output::Ingress(o, _) if *o == origin));
     work.absorb(outputs, height);
     if !answered && matches!(entry, Entry::Now(_)) {
@@ -412,7 +412,7 @@ fn finish_system(canister: &mut Canister, work: &mut Work, result: &MessageResul
     if result.committed && !result.calls.is_empty() {
         let mut outputs = Vec::new();
         let id = canister.id();
-        canister.open_context(ContextOrigin::System, id, result, time, &mut outputs);
+        canister.open_context(ContextOrigin::System, id, 0, result, time, &mut outputs);
         work.absorb(outputs, height);
     }
 }

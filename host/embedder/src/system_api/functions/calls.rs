@@ -38,50 +38,23 @@ pub(super) fn define<A: Addr>(l: &mut Linker<HostState>) -> wasmtime::Result<()>
               reject_env: A|
               -> R<()> {
             allow(&c, api)?;
-            let (callee_size, name_size) = (callee_size.get(), name_size.get());
-            if callee_size > MAX_PRINCIPAL_BYTES as u64 {
-                return trap(format!(
-                    "ic0.call_new: a callee of {callee_size} bytes is not a principal (at most {MAX_PRINCIPAL_BYTES})"
-                ));
-            }
-            if name_size > MAX_METHOD_NAME_BYTES as u64 {
-                return trap(format!(
-                    "ic0.call_new: a method name of {name_size} bytes exceeds the maximum of {MAX_METHOD_NAME_BYTES}"
-                ));
-            }
-            charge(&mut c, cost::COPY + callee_size + name_size)?;
-            let callee = read_heap(&c, api.name, callee_src.get(), callee_size)?;
-            let Ok(method) = String::from_utf8(read_heap(&c, api.name, name_src.get(), name_size)?) else {
-                return trap("ic0.call_new: the method name is not valid UTF-8");
-            };
-            // A call started but not performed is discarded (the spec).
-            c.data_mut().message.building = Some(OutgoingCall {
-                callee,
-                method,
-                arg: Vec::new(),
-                cycles: 0,
-                reply: Closure { fun: reply_fun.get(), env: reply_env.get() },
-                reject: Closure { fun: reject_fun.get(), env: reject_env.get() },
-                cleanup: None,
-                timeout_seconds: None,
-            });
-            Ok(())
+            let reply = Closure { fun: reply_fun.get(), env: reply_env.get() };
+            let reject = Closure { fun: reject_fun.get(), env: reject_env.get() };
+            start_call(
+                &mut c,
+                api.name,
+                (callee_src.get(), callee_size.get()),
+                (name_src.get(), name_size.get()),
+                reply,
+                reject,
+            )
         },
     )?;
+    define_call_simple(l)?;
     let api = entry("call_data_append");
     l.func_wrap("ic0", api.name, move |mut c: Ctx<'_>, src: A, size: A| -> R<()> {
         allow(&c, api)?;
-        let (src, size) = (src.get(), size.get());
-        let so_far = building(&mut c, api.name)?.arg.len() as u64;
-        if so_far.saturating_add(size) > MAX_CALL_PAYLOAD as u64 {
-            return trap(format!(
-                "ic0.call_data_append: the argument would exceed the maximum of {MAX_CALL_PAYLOAD} bytes"
-            ));
-        }
-        charge(&mut c, cost::COPY + size)?;
-        let bytes = read_heap(&c, api.name, src, size)?;
-        building(&mut c, api.name)?.arg.extend_from_slice(&bytes);
-        Ok(())
+        append_arg(&mut c, api.name, src.get(), size.get())
     })?;
     let api = entry("call_on_cleanup");
     l.func_wrap("ic0", api.name, move |mut c: Ctx<'_>, fun: A, env: A| -> R<()> {
@@ -116,22 +89,108 @@ pub(super) fn define<A: Addr>(l: &mut Linker<HostState>) -> wasmtime::Result<()>
     let api = entry("call_perform");
     l.func_wrap("ic0", api.name, move |mut c: Ctx<'_>| -> R<u32> {
         allow(&c, api)?;
-        let call = building(&mut c, api.name)?;
-        let size = call.size_bytes();
-        let message = &mut c.data_mut().message;
-        let call = message.building.take().expect("checked above");
-        // Like a full output queue on the IC: the call is not made, its
-        // cycles stay with the canister, and the canister may retry later.
-        if message.calls.len() >= message.call_capacity
-            || message.call_bytes.saturating_add(size) > crate::system_api::MAX_CALL_BYTES_PER_MESSAGE
-        {
-            message.cycles_sent -= call.cycles;
-            return Ok(RejectCode::SysTransient as u32);
-        }
-        message.call_bytes += size;
-        message.calls.push(call);
-        Ok(0)
+        perform(&mut c, api.name)
     })?;
+    Ok(())
+}
+
+/// `call_new`: start building a call (discarding one started but not
+/// performed, as the spec says).
+fn start_call(
+    c: &mut Ctx<'_>,
+    name: &str,
+    (callee_src, callee_size): (u64, u64),
+    (name_src, name_size): (u64, u64),
+    reply: Closure,
+    reject: Closure,
+) -> R<()> {
+    if callee_size > MAX_PRINCIPAL_BYTES as u64 {
+        return trap(format!(
+            "ic0.{name}: a callee of {callee_size} bytes is not a principal (at most {MAX_PRINCIPAL_BYTES})"
+        ));
+    }
+    if name_size > MAX_METHOD_NAME_BYTES as u64 {
+        return trap(format!(
+            "ic0.{name}: a method name of {name_size} bytes exceeds the maximum of {MAX_METHOD_NAME_BYTES}"
+        ));
+    }
+    charge(c, cost::COPY + callee_size + name_size)?;
+    let callee = read_heap(c, name, callee_src, callee_size)?;
+    let Ok(method) = String::from_utf8(read_heap(c, name, name_src, name_size)?) else {
+        return trap(format!("ic0.{name}: the method name is not valid UTF-8"));
+    };
+    c.data_mut().message.building = Some(OutgoingCall {
+        callee,
+        method,
+        arg: Vec::new(),
+        cycles: 0,
+        reply,
+        reject,
+        cleanup: None,
+        timeout_seconds: None,
+    });
+    Ok(())
+}
+
+/// Append `size` bytes at `src` to the argument of the call being built.
+fn append_arg(c: &mut Ctx<'_>, name: &str, src: u64, size: u64) -> R<()> {
+    let so_far = building(c, name)?.arg.len() as u64;
+    if so_far.saturating_add(size) > MAX_CALL_PAYLOAD as u64 {
+        return trap(format!("ic0.{name}: the argument would exceed the maximum of {MAX_CALL_PAYLOAD} bytes"));
+    }
+    charge(c, cost::COPY + size)?;
+    let bytes = read_heap(c, name, src, size)?;
+    building(c, name)?.arg.extend_from_slice(&bytes);
+    Ok(())
+}
+
+/// Hand the call being built to the host: 0, or the reject code of a call
+/// that could not be made (like a full output queue on the IC: the call is
+/// not made, its cycles stay with the canister, and it may retry later).
+fn perform(c: &mut Ctx<'_>, name: &str) -> R<u32> {
+    let size = building(c, name)?.size_bytes();
+    let message = &mut c.data_mut().message;
+    let call = message.building.take().expect("checked above");
+    if message.calls.len() >= message.call_capacity
+        || message.call_bytes.saturating_add(size) > crate::system_api::MAX_CALL_BYTES_PER_MESSAGE
+    {
+        message.cycles_sent -= call.cycles;
+        return Ok(RejectCode::SysTransient as u32);
+    }
+    message.call_bytes += size;
+    message.calls.push(call);
+    Ok(0)
+}
+
+/// The legacy `call_simple`: `call_new`, `call_data_append` and
+/// `call_perform` in one (32-bit modules only, as the spec had it).
+fn define_call_simple(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    let api = entry("call_simple");
+    #[allow(clippy::too_many_arguments)] // the spec's signature
+    l.func_wrap(
+        "ic0",
+        api.name,
+        move |mut c: Ctx<'_>,
+              callee_src: u32,
+              callee_size: u32,
+              name_src: u32,
+              name_size: u32,
+              reply_fun: u32,
+              reply_env: u32,
+              reject_fun: u32,
+              reject_env: u32,
+              data_src: u32,
+              data_size: u32|
+              -> R<u32> {
+            allow(&c, api)?;
+            let reply = Closure { fun: reply_fun.into(), env: reply_env.into() };
+            let reject = Closure { fun: reject_fun.into(), env: reject_env.into() };
+            let callee = (callee_src.into(), callee_size.into());
+            start_call(&mut c, api.name, callee, (name_src.into(), name_size.into()), reply, reject)?;
+            append_arg(&mut c, api.name, data_src.into(), data_size.into())?;
+            perform(&mut c, api.name)
+        },
+    )?;
     Ok(())
 }
 
