@@ -62,6 +62,12 @@ fn calls_get_the_ics_reject_codes() {
     let host = Host::open(dir.path(), config(1)).unwrap();
     let (a, b) = (calls_canister(&host), calls_canister(&host));
     assert_eq!(relay(&host, a, b, "echo", 0), (0, "DIDL\0\0".into()));
+    // A query method called by a canister runs as a replicated query.
+    let (code, text) = relay(&host, a, b, "stats", 0);
+    assert_eq!(code, 0, "{text}");
+    // ...and so does one called as an update by a user.
+    let reply = host.update_call(b, USER, "stats", Encode!().unwrap()).unwrap();
+    assert_eq!(Decode!(&reply, u64, u64, u64).unwrap(), (1, 0, 0));
     let (code, text) = relay(&host, a, b, "reject_me", 0);
     assert_eq!((code, text.as_str()), (4, "rejected on purpose"), "CANISTER_REJECT");
     let (code, text) = relay(&host, a, b, "boom", 0);
@@ -222,4 +228,28 @@ fn a_canisters_stop_canister_is_answered_once_the_target_stopped() {
     assert!(pending.is_ready(), "the stop was answered before the call it waited for");
     assert_eq!(Decode!(&pending.wait().unwrap(), u32, Vec<u8>).unwrap().0, 0);
     assert_eq!(host.canister_info(a).unwrap().status, CanisterStatus::Stopped);
+}
+
+#[test]
+fn uninstalling_rejects_open_calls_and_drops_their_late_responses() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::open(dir.path(), small_slices(2, 1_000)).unwrap();
+    let (a, b) = (calls_canister(&host), calls_canister(&host));
+    let pending = host.submit_update(a, USER, "relay", Encode!(&b.as_slice().to_vec(), &"spin", &0u32).unwrap());
+    host.uninstall(OWNER, a).unwrap();
+    match pending.wait() {
+        Err(CallError::Rejected(text)) => assert_eq!(text, "Canister has been uninstalled."),
+        other => panic!("{other:?}"),
+    }
+    let info = host.canister_info(a).unwrap();
+    assert_eq!((info.calls_open, info.calls_outstanding), (0, 0));
+    // b's answer comes later, finds no callback, and is dropped; b stays
+    // healthy and a takes new code.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while host.canister_info(b).unwrap().calls_open > 0 {
+        assert!(Instant::now() < deadline, "b never finished its spin");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    host.install_code(OWNER, a, InstallMode::Install, canisters::CALLS.to_vec(), vec![]).unwrap();
+    assert_eq!(relay(&host, a, b, "echo", 0).0, 0);
 }

@@ -128,8 +128,12 @@ impl Executor {
     fn export(module: &CanisterModule, target: Target<'_>) -> Result<String, ExecutionError> {
         match target {
             Target::Method { name, kind } => match module.info.methods.get(name) {
+                // A query may be called as an update (a replicated query),
+                // and a composite query as a plain query.
                 Some(actual)
-                    if *actual == kind || (kind == MethodKind::Query && *actual == MethodKind::CompositeQuery) =>
+                    if *actual == kind
+                        || (kind == MethodKind::Query && *actual == MethodKind::CompositeQuery)
+                        || (kind == MethodKind::Update && *actual == MethodKind::Query) =>
                 {
                     Ok(format!("{}{name}", actual.export_prefix()))
                 }
@@ -209,6 +213,12 @@ impl Executor {
             // Queries and inspect_message never change state.
             return self.run_detached(&canister.state, call);
         }
+        if let Target::Method { name, kind: MethodKind::Update } = call.target
+            && module.info.methods.get(name) == Some(&MethodKind::Query)
+        {
+            // A replicated query: it answers, and what it changed is dropped.
+            return self.run_replicated_query(&canister.state, call);
+        }
         let mut live = match canister.live.take().filter(|_| keep) {
             Some(live) => live,
             None => match LiveInstance::new(&self.engine, &self.config, &module, &canister.state, true) {
@@ -271,10 +281,22 @@ impl Executor {
         self.run_detached(state, Call { target, ..call })
     }
 
+    /// Run a query method called as an update on a fresh instance over
+    /// `state`, keeping nothing.
+    fn run_replicated_query(&self, state: &CanisterState, call: Call<'_>) -> MessageResult {
+        let limit = self.config.update_instruction_limit;
+        self.run_detached_in(state, call, ApiContext::ReplicatedQuery, limit)
+    }
+
     /// Run `call` on a fresh instance over `state`, keeping nothing.
     fn run_detached(&self, state: &CanisterState, call: Call<'_>) -> MessageResult {
-        let started = std::time::Instant::now();
         let (context, limit, _) = self.context_and_limit(call.target);
+        self.run_detached_in(state, call, context, limit)
+    }
+
+    /// `run_detached` in `context`, with `limit` instructions.
+    fn run_detached_in(&self, state: &CanisterState, call: Call<'_>, context: ApiContext, limit: u64) -> MessageResult {
+        let started = std::time::Instant::now();
         let Some(module) = state.module.clone() else { return MessageResult::failed(ExecutionError::NoModule) };
         let export = match Self::resolve(&module, call.target) {
             Ok(export) => export,

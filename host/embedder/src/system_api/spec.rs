@@ -17,6 +17,9 @@ pub enum ApiContext {
     Update,
     /// A query method, not replicated (spec: NRQ).
     Query,
+    /// A query method called as an update, by a user or another canister
+    /// (spec: RQ): replicated, but its changes are discarded.
+    ReplicatedQuery,
     /// A composite query method (spec: CQ).
     CompositeQuery,
     /// `canister_inspect_message` (spec: F).
@@ -43,7 +46,7 @@ impl ApiContext {
             ApiContext::Init => I,
             ApiContext::PreUpgrade => G,
             ApiContext::Update => U,
-            ApiContext::Query => Q,
+            ApiContext::Query | ApiContext::ReplicatedQuery => Q,
             ApiContext::InspectMessage => F,
             ApiContext::SystemTask => T,
             ApiContext::Start => S,
@@ -65,6 +68,7 @@ impl ApiContext {
             ApiContext::PreUpgrade => "canister_pre_upgrade",
             ApiContext::Update => "an update method",
             ApiContext::Query => "a query method",
+            ApiContext::ReplicatedQuery => "a query method called as an update",
             ApiContext::CompositeQuery => "a composite query method",
             ApiContext::InspectMessage => "canister_inspect_message",
             ApiContext::SystemTask => "a heartbeat or global timer",

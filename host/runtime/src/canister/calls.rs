@@ -459,7 +459,8 @@ impl Canister {
     ) -> Vec<MessageResult> {
         match message {
             InterMessage::Request { caller, callback, cycles, .. } => {
-                if result.committed {
+                // A replicated query answers without committing anything.
+                if result.committed || result.outcome.is_ok() {
                     let origin = ContextOrigin::Canister { caller, callback };
                     self.open_context(origin, caller, cycles, &result, time, out);
                 } else {
@@ -512,6 +513,36 @@ impl Canister {
     /// form: `IC0503: Error from Canister <id>: ...`.
     fn error_text(&self, error: &ExecutionError) -> String {
         format!("{}: Error from Canister {}: {error}", error.code(), self.id)
+    }
+
+    /// Reject every open call context and forget every callback, as an
+    /// uninstall (or reinstall) does on the IC: the new code could not
+    /// answer them, and the old callbacks' table entries mean nothing to
+    /// it. Responses that arrive later find no callback and are dropped.
+    pub(crate) fn abandon_calls(&mut self) {
+        let contexts = std::mem::take(&mut self.calls.contexts);
+        self.calls.callbacks.clear();
+        self.calls.expired.clear();
+        let text = "Canister has been uninstalled.".to_string();
+        let mut out = Vec::new();
+        for (_, context) in contexts.into_iter().filter(|(_, c)| !c.responded) {
+            match context.origin {
+                ContextOrigin::Ingress(origin) => out.push(Output::Ingress(origin, Outcome::Reject(text.clone()))),
+                ContextOrigin::Canister { caller, callback } => {
+                    let payload = Payload::Reject(RejectCode::CanisterReject as u32, text.clone());
+                    let response = InterMessage::Response { callback, payload, refund: context.cycles };
+                    out.push(Output::Message { to: caller, message: response });
+                }
+                ContextOrigin::System => {}
+            }
+        }
+        self.finish_stopping(&mut out);
+        self.outbox.extend(out);
+    }
+
+    /// Take the answers produced outside messages, to deliver them.
+    pub(crate) fn take_outbox(&mut self) -> Vec<Output> {
+        std::mem::take(&mut self.outbox)
     }
 
     /// Stop waiting callers once the last context closed: the canister is

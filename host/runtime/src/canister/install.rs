@@ -191,6 +191,9 @@ impl Canister {
             self.canister_log.record(time, result);
         }
         self.exec = outcome?;
+        if matches!(mode, InstallMode::Reinstall) {
+            self.abandon_calls();
+        }
         self.version += 1;
         self.refresh_env(exec);
         Ok(())
@@ -200,6 +203,7 @@ impl Canister {
     pub fn uninstall(&mut self, exec: &Executor, sender: &Principal) -> Result<(), CanisterError> {
         self.check_controller(sender)?;
         self.exec = Executable::default();
+        self.abandon_calls();
         self.version += 1;
         self.refresh_env(exec);
         Ok(())

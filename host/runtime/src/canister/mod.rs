@@ -117,6 +117,9 @@ pub struct Canister {
     history: CanisterHistory,
     /// Uploaded pieces of a module.
     chunks: ChunkStore,
+    /// Answers produced outside a message (open calls rejected by an
+    /// uninstall), for the round to deliver: always empty between rounds.
+    outbox: Vec<Output>,
 }
 
 impl Canister {
@@ -137,6 +140,7 @@ impl Canister {
             calls: CallState::default(),
             history: CanisterHistory::default(),
             chunks: ChunkStore::default(),
+            outbox: Vec::new(),
         }
     }
 
@@ -157,6 +161,7 @@ impl Canister {
             calls: parts.calls,
             history: parts.history,
             chunks: parts.chunks,
+            outbox: Vec::new(),
         };
         canister.refresh_env(exec);
         canister
@@ -181,6 +186,7 @@ impl Canister {
             calls: self.calls.clone(),
             history: self.history.clone(),
             chunks: self.chunks.clone(),
+            outbox: Vec::new(),
         }
     }
 

@@ -589,6 +589,7 @@ pub(super) fn run_task(
             }
         }
     }
+    work.absorb(canister.take_outbox(), height);
     // Messages from other canisters, in arrival order, within the budget.
     while work.host_failure.is_none() && !canister.has_long() && used < slice && canister.has_inbox() {
         let mut outputs = Vec::new();

@@ -146,9 +146,30 @@ impl Management {
         }
     }
 
-    /// Answer `method(arg)` for `caller`.
+    /// Answer `method(arg)` for `caller`; what else it produced (stops a
+    /// start cancelled, calls an uninstall rejected) is left in `outputs`.
     #[allow(clippy::too_many_arguments)] // one request, and where it runs
     pub(super) fn call(
+        &mut self,
+        executor: Option<&Arc<Executor>>,
+        registry: &mut Registry,
+        caller: Caller,
+        method: &str,
+        arg: &[u8],
+        time: u64,
+        touched: &mut BTreeSet<Principal>,
+    ) -> Result<Answer, Rejected> {
+        let answer = self.answer(executor, registry, caller, method, arg, time, touched);
+        for id in touched.iter() {
+            if let Ok(canister) = registry.get_mut(id) {
+                self.outputs.extend(canister.take_outbox());
+            }
+        }
+        answer
+    }
+
+    #[allow(clippy::too_many_arguments)] // one request, and where it runs
+    fn answer(
         &mut self,
         executor: Option<&Arc<Executor>>,
         registry: &mut Registry,
