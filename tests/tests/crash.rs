@@ -3,11 +3,11 @@
 //! is present, and the recovered state equals a clean replay of the log.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use candid::{Decode, Encode};
 use canister_host::{Host, HostConfig, Principal, VerifyOptions, verify};
+use e2e::{KillSchedule, run_then_kill};
 
 const KILLS: usize = 50;
 
@@ -28,27 +28,12 @@ fn kill_9_at_random_moments_loses_no_acknowledged_update() {
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
     let acks = tmp.path().join("acks");
-    let mut seed: u64 = 0x00c0_ffee;
+    let mut schedule = KillSchedule::new(0x00c0_ffee, 60, 400);
     let mut checked = 0;
     for round in 0..KILLS {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_host-torture"))
-            .args([&state, &acks])
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        let delay = Duration::from_millis(60 + (seed >> 33) % 400);
-        let start = Instant::now();
-        while start.elapsed() < delay {
-            if let Some(status) = child.try_wait().unwrap() {
-                let mut err = String::new();
-                std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
-                panic!("round {round}: the child exited on its own ({status}): {err}");
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
+        let mut driver = Command::new(env!("CARGO_BIN_EXE_host-torture"));
+        driver.args([&state, &acks]);
+        run_then_kill(driver, schedule.next_delay(), round);
 
         let host = Host::open(&state, HostConfig { workers: 2, ..HostConfig::default() })
             .unwrap_or_else(|e| panic!("round {round}: recovery failed: {e}"));
