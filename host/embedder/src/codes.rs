@@ -27,6 +27,8 @@ pub enum RejectCode {
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u32)]
 pub enum ErrorCode {
+    /// A stop did not complete in time.
+    StopCanisterRequestTimeout = 206,
     /// No canister has this id.
     CanisterNotFound = 301,
     /// The canister has no snapshot with this id.

@@ -253,3 +253,24 @@ fn uninstalling_rejects_open_calls_and_drops_their_late_responses() {
     host.install_code(OWNER, a, InstallMode::Install, canisters::CALLS.to_vec(), vec![]).unwrap();
     assert_eq!(relay(&host, a, b, "echo", 0).0, 0);
 }
+
+#[test]
+fn a_stop_that_waits_five_minutes_times_out_and_the_canister_stays_stopping() {
+    let dir = tempfile::tempdir().unwrap();
+    // A minute of host time per round: `spin` takes far longer than five.
+    let host = Host::open(dir.path(), small_slices(2, 60_000_000_000)).unwrap();
+    let (a, b) = (calls_canister(&host), calls_canister(&host));
+    let pending = host.submit_update(a, USER, "relay", Encode!(&b.as_slice().to_vec(), &"spin", &0u32).unwrap());
+    match host.stop(OWNER, a) {
+        Err(HostError::Rejected { code, message }) => {
+            assert_eq!(code, ErrorCode::StopCanisterRequestTimeout, "{message}");
+            assert!(message.contains("timed out"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!pending.is_ready(), "the stop timed out only after the call was answered");
+    assert_eq!(host.canister_info(a).unwrap().status, CanisterStatus::Stopping);
+    // Once the call is answered, the canister stops.
+    assert_eq!(Decode!(&pending.wait().unwrap(), u32, Vec<u8>).unwrap().0, 0);
+    assert_eq!(host.canister_info(a).unwrap().status, CanisterStatus::Stopped);
+}

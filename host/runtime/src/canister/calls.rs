@@ -136,8 +136,9 @@ pub struct CallState {
     pub next_callback: u64,
     /// Requests and responses from other canisters, in arrival order.
     pub inbox: VecDeque<InterMessage>,
-    /// Stop requests waiting for the contexts to close.
-    pub stop_waiters: Vec<ContextOrigin>,
+    /// Stop requests waiting for the contexts to close, each with the time
+    /// after which it is answered with a timeout instead.
+    pub stop_waiters: Vec<(ContextOrigin, u64)>,
     /// Callbacks whose timeout has been queued (their deadline passed).
     pub expired: Vec<u64>,
 }
@@ -167,6 +168,10 @@ pub enum Output {
     /// The answer to an ingress message.
     Ingress(Origin, Outcome),
 }
+
+/// How long a stop request waits for the canister's call contexts to
+/// close before it is answered with a timeout (the IC's 5 minutes).
+pub const STOP_TIMEOUT_NANOS: u64 = 5 * 60 * 1_000_000_000;
 
 /// The most callbacks a canister may have outstanding: further calls fail
 /// in `call_perform` as if its queues were full.
@@ -200,12 +205,25 @@ impl Canister {
     }
 
     /// Whether a best-effort call has passed its deadline without its
-    /// timeout being queued yet.
+    /// timeout being queued yet, or a stop request has waited too long.
     pub(crate) fn has_expired_call(&self, time: u64) -> bool {
         self.calls
             .callbacks
             .iter()
             .any(|(id, c)| c.deadline != 0 && c.deadline < time && !self.calls.expired.contains(id))
+            || self.calls.stop_waiters.iter().any(|(_, deadline)| *deadline < time)
+    }
+
+    /// Answer the stop requests that waited longer than
+    /// [`STOP_TIMEOUT_NANOS`] with a timeout (the canister stays stopping),
+    /// as the IC does.
+    pub(crate) fn expire_stops(&mut self, time: u64) {
+        let (expired, waiting): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.calls.stop_waiters).into_iter().partition(|(_, deadline)| *deadline < time);
+        self.calls.stop_waiters = waiting;
+        let error = || Err(CanisterError::StopTimedOut { canister: self.id });
+        let answers: Vec<Output> = expired.into_iter().filter_map(|(waiter, _)| answer_stop(waiter, error())).collect();
+        self.outbox.extend(answers);
     }
 
     /// Time out the best-effort calls whose deadline has passed: their
@@ -550,7 +568,7 @@ impl Canister {
     fn finish_stopping(&mut self, out: &mut Vec<Output>) {
         if self.status == CanisterStatus::Stopping && self.calls.contexts.is_empty() {
             self.set_status(CanisterStatus::Stopped);
-            for waiter in std::mem::take(&mut self.calls.stop_waiters) {
+            for (waiter, _) in std::mem::take(&mut self.calls.stop_waiters) {
                 out.extend(answer_stop(waiter, Ok(())));
             }
         }

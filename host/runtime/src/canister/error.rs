@@ -42,6 +42,12 @@ pub enum CanisterError {
     /// The canister is stopping: it takes no new messages.
     #[error("canister {canister} is stopping; it takes no new messages until it is started again")]
     Stopping { canister: Principal },
+    /// A stop waited too long for the canister's calls to finish.
+    #[error(
+        "stopping canister {canister} timed out: its calls did not finish within 5 minutes; it is still stopping \
+         (start it again, or wait and retry the stop)"
+    )]
+    StopTimedOut { canister: Principal },
     /// A stop was cancelled by a start before it completed.
     #[error("the stop of canister {canister} was cancelled: it was started again before its calls completed")]
     StopCancelled { canister: Principal },
@@ -83,6 +89,7 @@ impl CanisterError {
             CanisterError::UpgradeOption { .. } => ErrorCode::CanisterContractViolation,
             CanisterError::Stopping { .. } => ErrorCode::CanisterStopping,
             CanisterError::StopCancelled { .. } => ErrorCode::CanisterStoppingCancelled,
+            CanisterError::StopTimedOut { .. } => ErrorCode::StopCanisterRequestTimeout,
             CanisterError::InspectRejected { .. } | CanisterError::TooManySnapshots { .. } => {
                 ErrorCode::CanisterRejectedMessage
             }

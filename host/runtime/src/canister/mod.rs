@@ -32,6 +32,7 @@ pub use backlog::{Backlog, LongCall, LongMessage, Origin};
 pub(crate) use backlog::{LongRun, Step};
 pub use calls::{
     CallContext, CallState, Callback, ContextOrigin, InterMessage, MAX_OUTSTANDING_CALLS, Output, Payload,
+    STOP_TIMEOUT_NANOS,
 };
 pub(crate) use canister_log::CanisterLog;
 pub use canister_log::{CanisterLogRecord, MAX_CANISTER_LOG_BYTES, MAX_CANISTER_LOG_RECORDS};
@@ -320,9 +321,9 @@ impl Canister {
         Ok(self.status == CanisterStatus::Stopped)
     }
 
-    /// Wait for a stop (asked by `waiter`) to complete.
-    pub(crate) fn wait_for_stop(&mut self, waiter: ContextOrigin) {
-        self.calls.stop_waiters.push(waiter);
+    /// Wait for a stop (asked by `waiter` at `time`) to complete.
+    pub(crate) fn wait_for_stop(&mut self, waiter: ContextOrigin, time: u64) {
+        self.calls.stop_waiters.push((waiter, time.saturating_add(calls::STOP_TIMEOUT_NANOS)));
     }
 
     /// Start the canister (a controller must ask). A stop still waiting
@@ -331,7 +332,7 @@ impl Canister {
         self.check_controller(sender)?;
         let cancelled = std::mem::take(&mut self.calls.stop_waiters);
         let error = || Err(CanisterError::StopCancelled { canister: self.id });
-        let outputs = cancelled.into_iter().filter_map(|waiter| calls::answer_stop(waiter, error())).collect();
+        let outputs = cancelled.into_iter().filter_map(|(waiter, _)| calls::answer_stop(waiter, error())).collect();
         self.status = CanisterStatus::Running;
         self.refresh_env(exec);
         Ok(outputs)

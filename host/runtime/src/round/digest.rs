@@ -224,8 +224,9 @@ fn digest_calls(h: &mut Sha256, calls: &CallState) {
         put_message(h, message);
     }
     h.update((calls.stop_waiters.len() as u64).to_be_bytes());
-    for waiter in &calls.stop_waiters {
+    for (waiter, deadline) in &calls.stop_waiters {
         put_origin(h, waiter);
+        h.update(deadline.to_be_bytes());
     }
     h.update((calls.expired.len() as u64).to_be_bytes());
     for id in &calls.expired {

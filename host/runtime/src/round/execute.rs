@@ -443,6 +443,7 @@ pub(super) fn run_task(
     let mut used = 0u64;
     if first {
         canister.expire_calls(time);
+        canister.expire_stops(time);
         match canister.step_long(exec, slice) {
             Ok(Step::Running) => {}
             Ok(Step::Done(origin, result, call)) => {
@@ -539,7 +540,7 @@ pub(super) fn run_task(
                 Ok(true) => work.settle(entry, Ok(Outcome::Done)),
                 // Stopping: answered once its call contexts close.
                 Ok(false) => {
-                    canister.wait_for_stop(ContextOrigin::Ingress(origin));
+                    canister.wait_for_stop(ContextOrigin::Ingress(origin), time);
                     if let Entry::Now(_) = entry {
                         work.entries.push((entry, None));
                     }

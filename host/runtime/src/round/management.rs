@@ -391,7 +391,7 @@ impl Management {
             "stop_canister" => {
                 if !canister.stop(executor, &from).map_err(refused)? {
                     // Stopping: answered when its call contexts close.
-                    canister.wait_for_stop(caller.waiter());
+                    canister.wait_for_stop(caller.waiter(), time);
                     return Ok(Answer::Later);
                 }
             }
