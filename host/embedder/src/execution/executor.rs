@@ -213,10 +213,9 @@ impl Executor {
             // Queries and inspect_message never change state.
             return self.run_detached(&canister.state, call);
         }
-        if let Target::Method { name, kind: MethodKind::Update } = call.target
-            && module.info.methods.get(name) == Some(&MethodKind::Query)
-        {
-            // A replicated query: it answers, and what it changed is dropped.
+        // An update call resolved to a query method is a replicated query:
+        // it answers, and what it changed is dropped.
+        if matches!(&export, Invoke::Export(name) if name.starts_with(MethodKind::Query.export_prefix())) {
             return self.run_replicated_query(&canister.state, call);
         }
         let mut live = match canister.live.take().filter(|_| keep) {

@@ -69,7 +69,8 @@ pub struct Callback {
     pub cleanup: Option<(u64, u64)>,
     /// Cycles attached to the call.
     pub cycles: u128,
-    /// For a best-effort call: when it times out (nanoseconds).
+    /// For a best-effort call: when it times out (nanoseconds); 0 for a
+    /// guaranteed response, and once its timeout has been queued.
     pub deadline: u64,
 }
 
@@ -139,8 +140,6 @@ pub struct CallState {
     /// Stop requests waiting for the contexts to close, each with the time
     /// after which it is answered with a timeout instead.
     pub stop_waiters: Vec<(ContextOrigin, u64)>,
-    /// Callbacks whose timeout has been queued (their deadline passed).
-    pub expired: Vec<u64>,
 }
 
 impl CallState {
@@ -204,13 +203,16 @@ impl Canister {
         MAX_OUTSTANDING_CALLS.saturating_sub(self.calls.callbacks.len()).min(DEFAULT_CALL_CAPACITY)
     }
 
+    /// The best-effort calls whose deadline has passed and whose timeout is
+    /// not queued yet.
+    fn due_callbacks(&self, time: u64) -> impl Iterator<Item = u64> + '_ {
+        self.calls.callbacks.iter().filter(move |(_, c)| c.deadline != 0 && c.deadline < time).map(|(id, _)| *id)
+    }
+
     /// Whether a best-effort call has passed its deadline without its
     /// timeout being queued yet, or a stop request has waited too long.
     pub(crate) fn has_expired_call(&self, time: u64) -> bool {
-        self.calls
-            .callbacks
-            .iter()
-            .any(|(id, c)| c.deadline != 0 && c.deadline < time && !self.calls.expired.contains(id))
+        self.due_callbacks(time).next().is_some()
             || self.calls.stop_waiters.iter().any(|(_, deadline)| *deadline < time)
     }
 
@@ -230,15 +232,11 @@ impl Canister {
     /// callbacks get a `SYS_UNKNOWN` reject (queued like any response), and
     /// a real response that comes later finds no callback and is dropped.
     pub(crate) fn expire_calls(&mut self, time: u64) {
-        let expired: Vec<u64> = self
-            .calls
-            .callbacks
-            .iter()
-            .filter(|(id, c)| c.deadline != 0 && c.deadline < time && !self.calls.expired.contains(id))
-            .map(|(id, _)| *id)
-            .collect();
-        for callback in expired {
-            self.calls.expired.push(callback);
+        let due: Vec<u64> = self.due_callbacks(time).collect();
+        for callback in due {
+            if let Some(c) = self.calls.callbacks.get_mut(&callback) {
+                c.deadline = 0; // its timeout is queued: it is due no more
+            }
             let payload = Payload::Reject(RejectCode::SysUnknown as u32, "Call deadline has expired.".into());
             self.calls.inbox.push_back(InterMessage::Response { callback, payload, refund: 0 });
         }
@@ -379,7 +377,7 @@ impl Canister {
             ContextOrigin::Canister { caller, callback } => {
                 let payload = match answer {
                     Answer::Payload(payload) => payload,
-                    Answer::Error(error) => Payload::Reject(error.code().reject_code() as u32, self.error_text(&error)),
+                    Answer::Error(error) => self.error_payload(&error),
                 };
                 out.push(Output::Message { to: caller, message: InterMessage::Response { callback, payload, refund } });
             }
@@ -485,7 +483,7 @@ impl Canister {
                     // Never started (no module, no such method) or trapped:
                     // the caller gets the error, and its cycles back.
                     let error = result.outcome.clone().err().unwrap_or(ExecutionError::DidNotReply);
-                    let payload = Payload::Reject(error.code().reject_code() as u32, self.error_text(&error));
+                    let payload = self.error_payload(&error);
                     out.push(Output::Message {
                         to: caller,
                         message: InterMessage::Response { callback, payload, refund: cycles },
@@ -495,7 +493,6 @@ impl Canister {
             }
             InterMessage::Response { callback: id, .. } => {
                 let Some(callback) = self.calls.callbacks.remove(&id) else { return vec![result] };
-                self.calls.expired.retain(|e| *e != id);
                 if let Some(context) = self.calls.contexts.get_mut(&callback.context) {
                     context.instructions = context.instructions.saturating_add(result.stats.instructions);
                     if result.committed {
@@ -527,10 +524,11 @@ impl Canister {
         }
     }
 
-    /// How a calling canister reads this canister's failure, in the IC's
-    /// form: `IC0503: Error from Canister <id>: ...`.
-    fn error_text(&self, error: &ExecutionError) -> String {
-        format!("{}: Error from Canister {}: {error}", error.code(), self.id)
+    /// How a calling canister reads this canister's failure: the reject
+    /// code, and the IC's text `IC0503: Error from Canister <id>: ...`.
+    fn error_payload(&self, error: &ExecutionError) -> Payload {
+        let code = error.code();
+        Payload::Reject(code.reject_code() as u32, format!("{code}: Error from Canister {}: {error}", self.id))
     }
 
     /// Reject every open call context and forget every callback, as an
@@ -540,7 +538,6 @@ impl Canister {
     pub(crate) fn abandon_calls(&mut self) {
         let contexts = std::mem::take(&mut self.calls.contexts);
         self.calls.callbacks.clear();
-        self.calls.expired.clear();
         let text = "Canister has been uninstalled.".to_string();
         let mut out = Vec::new();
         for (_, context) in contexts.into_iter().filter(|(_, c)| !c.responded) {

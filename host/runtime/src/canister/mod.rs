@@ -326,16 +326,16 @@ impl Canister {
         self.calls.stop_waiters.push((waiter, time.saturating_add(calls::STOP_TIMEOUT_NANOS)));
     }
 
-    /// Start the canister (a controller must ask). A stop still waiting
-    /// is answered: the canister runs again.
-    pub fn start(&mut self, exec: &Executor, sender: &Principal) -> Result<Vec<Output>, CanisterError> {
+    /// Start the canister (a controller must ask). Stops still waiting are
+    /// answered as cancelled (through the outbox): the canister runs again.
+    pub fn start(&mut self, exec: &Executor, sender: &Principal) -> Result<(), CanisterError> {
         self.check_controller(sender)?;
         let cancelled = std::mem::take(&mut self.calls.stop_waiters);
         let error = || Err(CanisterError::StopCancelled { canister: self.id });
-        let outputs = cancelled.into_iter().filter_map(|(waiter, _)| calls::answer_stop(waiter, error())).collect();
+        self.outbox.extend(cancelled.into_iter().filter_map(|(waiter, _)| calls::answer_stop(waiter, error())));
         self.status = CanisterStatus::Running;
         self.refresh_env(exec);
-        Ok(outputs)
+        Ok(())
     }
 
     /// Set the status without the executor (the env is rebuilt from the

@@ -228,10 +228,6 @@ fn digest_calls(h: &mut Sha256, calls: &CallState) {
         put_origin(h, waiter);
         h.update(deadline.to_be_bytes());
     }
-    h.update((calls.expired.len() as u64).to_be_bytes());
-    for id in &calls.expired {
-        h.update(id.to_be_bytes());
-    }
 }
 
 #[derive(Default)]

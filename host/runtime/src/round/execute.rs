@@ -64,11 +64,20 @@ struct Undo {
     next_index: u64,
     created: Vec<Principal>,
     deleted: Vec<Canister>,
-    /// O(1) forks of the canisters phase 2 runs.
+    /// O(1) forks of the canisters the round changes, taken before their
+    /// first change, and their ids.
     forks: Vec<Canister>,
+    forked: BTreeSet<Principal>,
 }
 
 impl Undo {
+    /// Keep a fork of `canister` unless one was taken earlier in the round.
+    fn fork(&mut self, canister: &Canister) {
+        if self.forked.insert(canister.id()) {
+            self.forks.push(canister.fork());
+        }
+    }
+
     fn apply(self, registry: &mut Registry) {
         for id in self.created {
             registry.take(&id);
@@ -99,16 +108,12 @@ impl WorkerPool {
         let mut outcomes: Vec<Option<Outcome>> = vec![None; ops.len()];
         let mut touched = BTreeSet::new();
         let mut undo = Undo { next_index: registry.next_index(), ..Undo::default() };
-        let mut forked = BTreeSet::new();
         let mut late = Vec::new();
         let mut management = Management::new(height);
         // A management call may change any canister: fork them all first,
         // so a round that is not applied can be put back.
         if ops.iter().any(|op| matches!(op.as_ref(), Operation::Management { .. })) {
-            for canister in registry.iter() {
-                forked.insert(canister.id());
-                undo.forks.push(canister.fork());
-            }
+            registry.iter().for_each(|canister| undo.fork(canister));
         }
         // Phase 1: the set of canisters, in arrival order.
         for (i, op) in ops.iter().enumerate() {
@@ -133,13 +138,13 @@ impl WorkerPool {
                 }
                 Operation::Management { sender, method, arg } => {
                     let caller = Caller::User { sender: *sender, origin: (height, i) };
-                    let answer = management.call(self.executor(), registry, caller, method, arg, time, &mut touched);
+                    let (answer, outputs) =
+                        management.call(self.executor(), registry, caller, method, arg, time, &mut touched);
                     outcomes[i] = match answer {
                         Ok(Answer::Now(bytes)) => Some(Outcome::Reply(bytes)),
                         Ok(Answer::Later) => None,
                         Err((code, message)) => Some(Outcome::Error { code, message }),
                     };
-                    let outputs = std::mem::take(&mut management.outputs);
                     route(registry, outputs, height, &mut outcomes, &mut late);
                 }
                 Operation::DeleteCanister { sender, canister } => {
@@ -174,9 +179,7 @@ impl WorkerPool {
             for (id, group) in std::mem::take(&mut groups) {
                 match registry.take(&id) {
                     Some(canister) => {
-                        if forked.insert(id) {
-                            undo.forks.push(canister.fork());
-                        }
+                        undo.fork(&canister);
                         tasks.push(Task { canister, ops: group, first });
                     }
                     None => {
@@ -218,13 +221,8 @@ impl WorkerPool {
                 for (i, outcome) in done.outcomes {
                     outcomes[i] = Some(outcome);
                 }
-                for (origin, outcome) in done.late {
-                    if origin.0 == height {
-                        outcomes[origin.1] = Some(outcome);
-                    } else {
-                        late.push((origin, outcome));
-                    }
-                }
+                // Answers to this round's operations are in `outcomes`.
+                late.extend(done.late);
                 touched.insert(done.canister.id());
                 canister_digests.push((done.canister.id(), done.digest));
                 messages += done.messages;
@@ -241,11 +239,8 @@ impl WorkerPool {
                 sent.iter().flat_map(|(from, m)| m.iter().flat_map(move |(to, _)| [*to, *from])).collect()
             };
             for id in receivers {
-                if !forked.contains(&id)
-                    && let Ok(canister) = registry.get(&id)
-                {
-                    forked.insert(id);
-                    undo.forks.push(canister.fork());
+                if let Ok(canister) = registry.get(&id) {
+                    undo.fork(canister);
                 }
             }
             // Deliver in canister order, each canister's messages in the
@@ -256,7 +251,7 @@ impl WorkerPool {
                         // Responses to the management canister are dropped.
                         let InterMessage::Request { callback, method, arg, cycles, .. } = message else { continue };
                         let caller = Caller::Canister { id: from, callback };
-                        let answer =
+                        let (answer, outputs) =
                             management.call(self.executor(), registry, caller, &method, &arg, time, &mut touched);
                         // This host keeps no cycles: what was attached goes back.
                         let payload = match answer {
@@ -267,7 +262,6 @@ impl WorkerPool {
                         if let Some(payload) = payload {
                             deliver(registry, from, InterMessage::Response { callback, payload, refund: cycles });
                         }
-                        let outputs = std::mem::take(&mut management.outputs);
                         route(registry, outputs, height, &mut outcomes, &mut late);
                     } else {
                         deliver_or_reject(registry, from, to, message);
@@ -547,13 +541,7 @@ pub(super) fn run_task(
                 }
                 Err(e) => work.settle(entry, Err(e)),
             },
-            Operation::Start { sender, .. } => match canister.start(exec, sender) {
-                Ok(cancelled) => {
-                    work.absorb(cancelled, height);
-                    work.settle(entry, Ok(Outcome::Done));
-                }
-                Err(e) => work.settle(entry, Err(e)),
-            },
+            Operation::Start { sender, .. } => work.settle(entry, done(canister.start(exec, sender))),
             Operation::SetControllers { sender, controllers, .. } => {
                 let result = canister.set_controllers(exec, sender, controllers.clone());
                 if result.is_ok() {

@@ -130,13 +130,11 @@ pub(super) struct Management {
     height: u64,
     random_draws: u64,
     created: Vec<Principal>,
-    /// Answers to others that calls produced (stops a start cancelled).
-    pub(super) outputs: Vec<Output>,
 }
 
 impl Management {
     pub(super) fn new(height: u64) -> Management {
-        Management { height, random_draws: 0, created: Vec::new(), outputs: Vec::new() }
+        Management { height, random_draws: 0, created: Vec::new() }
     }
 
     /// Remove what this round's calls created (the round is not applied).
@@ -146,8 +144,9 @@ impl Management {
         }
     }
 
-    /// Answer `method(arg)` for `caller`; what else it produced (stops a
-    /// start cancelled, calls an uninstall rejected) is left in `outputs`.
+    /// Answer `method(arg)` for `caller`, adding the canisters it changed
+    /// to `touched`. Also returns what else it produced for others (stops a
+    /// start cancelled, calls an uninstall rejected), to deliver.
     #[allow(clippy::too_many_arguments)] // one request, and where it runs
     pub(super) fn call(
         &mut self,
@@ -158,14 +157,17 @@ impl Management {
         arg: &[u8],
         time: u64,
         touched: &mut BTreeSet<Principal>,
-    ) -> Result<Answer, Rejected> {
-        let answer = self.answer(executor, registry, caller, method, arg, time, touched);
-        for id in touched.iter() {
+    ) -> (Result<Answer, Rejected>, Vec<Output>) {
+        let mut changed = BTreeSet::new();
+        let answer = self.answer(executor, registry, caller, method, arg, time, &mut changed);
+        let mut outputs = Vec::new();
+        for id in &changed {
             if let Ok(canister) = registry.get_mut(id) {
-                self.outputs.extend(canister.take_outbox());
+                outputs.extend(canister.take_outbox());
             }
         }
-        answer
+        touched.extend(changed);
+        (answer, outputs)
     }
 
     #[allow(clippy::too_many_arguments)] // one request, and where it runs
@@ -384,9 +386,8 @@ impl Management {
                 canister.record_change(time, from, ChangeDetails::CodeUninstall);
             }
             "start_canister" => {
-                // The stops it cancels are answered with the round.
-                let cancelled = canister.start(executor, &from).map_err(refused)?;
-                self.outputs.extend(cancelled);
+                // The stops it cancels are answered through the outbox.
+                canister.start(executor, &from).map_err(refused)?;
             }
             "stop_canister" => {
                 if !canister.stop(executor, &from).map_err(refused)? {
