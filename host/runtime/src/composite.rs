@@ -192,9 +192,7 @@ impl Answer {
         match self {
             Answer::Reply(bytes) => Payload::Reply(bytes),
             Answer::Reject(text) => Payload::Reject(RejectCode::CanisterReject as u32, text),
-            Answer::Failed(code, text) => {
-                Payload::Reject(code.reject_code() as u32, format!("{code}: Error from Canister {canister}: {text}"))
-            }
+            Answer::Failed(code, text) => Payload::failure(canister, code, &text),
         }
     }
 }

@@ -112,6 +112,15 @@ pub enum InterMessage {
     },
 }
 
+impl Payload {
+    /// The reject a calling canister reads when `canister` failed: the
+    /// code's reject code, and the IC's text `IC0503: Error from Canister
+    /// <id>: ...`.
+    pub fn failure(canister: Principal, code: ErrorCode, text: &str) -> Payload {
+        Payload::Reject(code.reject_code() as u32, format!("{code}: Error from Canister {canister}: {text}"))
+    }
+}
+
 impl InterMessage {
     /// Roughly what it holds in memory.
     pub fn size_bytes(&self) -> usize {
@@ -527,8 +536,7 @@ impl Canister {
     /// How a calling canister reads this canister's failure: the reject
     /// code, and the IC's text `IC0503: Error from Canister <id>: ...`.
     fn error_payload(&self, error: &ExecutionError) -> Payload {
-        let code = error.code();
-        Payload::Reject(code.reject_code() as u32, format!("{code}: Error from Canister {}: {error}", self.id))
+        Payload::failure(self.id, error.code(), &error.to_string())
     }
 
     /// Reject every open call context and forget every callback, as an
