@@ -46,6 +46,28 @@ memory_flags() {
     $WASM_LD --version | head -n 1
 } >"$out/TOOLCHAIN"
 
+# Append <name>.did as the `icp:public candid:service` custom section, as
+# the IC's toolchains do, so tools find the interface in the module.
+# (wasm-ld's --strip-all drops custom sections, and its --keep-section
+# does not take names with spaces.)
+add_candid() {
+    python3 - "$1" "$2" <<'PY'
+import sys
+def leb(n):
+    out = bytearray()
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+name = b"icp:public candid:service"
+did = open(sys.argv[1], "rb").read()
+body = leb(len(name)) + name + did
+with open(sys.argv[2], "ab") as wasm:
+    wasm.write(b"\x00" + leb(len(body)) + body)
+PY
+}
+
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT INT TERM
 
@@ -60,6 +82,17 @@ for src in *.c; do
     # shellcheck disable=SC2046 # word splitting of the flags is intended
     $WASM_LD $LDFLAGS $(memory_flags "$name") "$tmp/$name.o" "$tmp/runtime.o" "$tmp/candid.o" -o "$tmp/$name.wasm"
     chmod 644 "$tmp/$name.wasm" # wasm-ld marks its output executable
+    if [ -f "$name.did" ]; then add_candid "$name.did" "$tmp/$name.wasm"; fi
     mv "$tmp/$name.wasm" "$out/$name.wasm"
     echo "built $out/$name.wasm ($(wc -c <"$out/$name.wasm") bytes)"
 done
+
+# ledger_fee: the ledger with a transfer fee, a modified module for replay
+# verification to catch (see ledger.c).
+$CC $CFLAGS -DLEDGER_FEE -c ledger.c -o "$tmp/ledger_fee.o"
+# shellcheck disable=SC2046
+$WASM_LD $LDFLAGS $(memory_flags ledger) "$tmp/ledger_fee.o" "$tmp/runtime.o" "$tmp/candid.o" -o "$tmp/ledger_fee.wasm"
+chmod 644 "$tmp/ledger_fee.wasm"
+add_candid ledger.did "$tmp/ledger_fee.wasm"
+mv "$tmp/ledger_fee.wasm" "$out/ledger_fee.wasm"
+echo "built $out/ledger_fee.wasm ($(wc -c <"$out/ledger_fee.wasm") bytes)"

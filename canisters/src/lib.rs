@@ -13,8 +13,12 @@ pub const COUNTER: &[u8] = include_bytes!("../wasm/counter.wasm");
 pub const MEMORY_STRESS: &[u8] = include_bytes!("../wasm/memory_stress.wasm");
 /// A hash-map key-value store.
 pub const KV: &[u8] = include_bytes!("../wasm/kv.wasm");
-/// Accounts and transfers: the micropayments workload.
+/// Accounts and transfers: the micropayments workload. Its interface is
+/// in its `candid:service` metadata (from `c/ledger.did`).
 pub const LEDGER: &[u8] = include_bytes!("../wasm/ledger.wasm");
+/// The ledger with a transfer fee: a modified module for replay
+/// verification to catch.
+pub const LEDGER_FEE: &[u8] = include_bytes!("../wasm/ledger_fee.wasm");
 
 /// Calls between canisters through the System API: fan-out, relays of
 /// every reject code, call chains, traps in callbacks and cleanup.
@@ -69,6 +73,7 @@ pub const ALL: &[(&str, &[u8])] = &[
     ("memory_stress", MEMORY_STRESS),
     ("kv", KV),
     ("ledger", LEDGER),
+    ("ledger_fee", LEDGER_FEE),
     ("sysapi", SYSAPI),
     ("motoko_style", MOTOKO_STYLE),
     ("calls", CALLS),

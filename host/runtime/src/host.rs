@@ -11,30 +11,26 @@ use std::thread::JoinHandle;
 use candid::Principal;
 use checkpoint::{Hash, StateDir};
 use crossbeam_channel::{Receiver, Sender};
-use embedder::{Call, Engine, EntryPoint, Executor, MethodKind};
+use embedder::{Engine, EntryPoint, Executor};
 
 use crate::admission::Admission;
 use crate::canister::{self, CanisterError, CanisterLogRecord, CanisterStatus, InstallMode};
-use crate::composite::{Answer, CompositeQuery};
 use crate::config::HostConfig;
 use crate::error::{CallError, HostError};
+use crate::query::{self, refused};
 use crate::query_pool::{QueryPool, WASM_THREAD_STACK, on_wasm_stack};
 use crate::recovery::{RecoveryReport, recover};
 use crate::round::{self, Operation, Outcome};
 use crate::scheduler::{Command, Reply, Scheduler, Shared};
 use crate::view::{CanisterInfo, CommittedView, LastRound};
 
-fn call_result(reply: Reply) -> Result<Vec<u8>, CallError> {
+pub(crate) fn call_result(reply: Reply) -> Result<Vec<u8>, CallError> {
     match reply.map_err(CallError::NotApplied)? {
         Outcome::Reply(bytes) => Ok(bytes),
         Outcome::Reject(message) => Err(CallError::Rejected(message)),
         Outcome::Error { code, message } => Err(CallError::Failed { code, message }),
         other => Err(CallError::Unavailable(format!("unexpected outcome {other:?} (a bug)"))),
     }
-}
-
-fn refused(error: &CanisterError) -> CallError {
-    CallError::Failed { code: error.code(), message: error.to_string() }
 }
 
 /// A submitted update, to wait for.
@@ -66,6 +62,10 @@ pub struct HostCounters {
     pub rounds: u64,
     /// Update messages executed.
     pub messages: u64,
+    /// Pages written, counted once per canister and round.
+    pub dirty_pages: u64,
+    /// Checkpoints written.
+    pub checkpoints: u64,
 }
 
 /// A running host.
@@ -96,6 +96,8 @@ impl Host {
             failure: Mutex::new(None),
             rounds: AtomicU64::new(0),
             messages: AtomicU64::new(0),
+            dirty_pages: AtomicU64::new(0),
+            checkpoints: AtomicU64::new(0),
         });
         let (tx, rx) = crossbeam_channel::unbounded();
         let scheduler = Scheduler::new(config, dir, recovered, shared.clone());
@@ -304,43 +306,8 @@ impl Host {
         method: &str,
         arg: Vec<u8>,
     ) -> Result<Vec<u8>, CallError> {
-        let view = self.view();
-        let info = view.canisters.get(&canister).ok_or_else(|| refused(&CanisterError::NotFound(canister)))?;
-        if info.status == CanisterStatus::Stopped {
-            return Err(refused(&CanisterError::Stopped { canister }));
-        }
-        let composite = info.state.module.as_ref().and_then(|m| m.info.methods.get(method)).copied()
-            == Some(MethodKind::CompositeQuery);
-        if composite {
-            let (executor, method, time) = (self.shared.executor.clone(), method.to_string(), view.round.time);
-            let view = view.clone();
-            let answer = self
-                .shared
-                .queries
-                .run(move || CompositeQuery::new(&executor, &view, time).call(canister, sender, &method, &arg, 0))
-                .map_err(CallError::Unavailable)?;
-            return match answer {
-                Ok(Answer::Reply(bytes)) => Ok(bytes),
-                Ok(Answer::Reject(text)) => Err(CallError::Rejected(text)),
-                Ok(Answer::Failed(code, message)) => Err(CallError::Failed { code, message }),
-                Err(failure) => Err(CallError::Failed { code: failure.code, message: failure.message }),
-            };
-        }
-        let (executor, state, method, time) =
-            (self.shared.executor.clone(), info.state.clone(), method.to_string(), view.round.time);
-        let result = self
-            .shared
-            .queries
-            .run(move || {
-                executor.query(&state, Call::method(&method, MethodKind::Query, &arg, sender.as_slice(), time))
-            })
-            .map_err(CallError::Unavailable)?;
-        match result.outcome {
-            // A query's host failure is the host's to report, but not a
-            // round's: nothing is applied either way.
-            Err(e) if e.is_host_failure() => Err(CallError::Unavailable(e.to_string())),
-            _ => call_result(Ok(Outcome::from(&result))),
-        }
+        let job = query::prepare(&self.shared.executor, &self.view(), canister, sender, method, arg)?;
+        self.shared.queries.run(job).map_err(CallError::Unavailable)?
     }
 
     fn view(&self) -> Arc<CommittedView> {
@@ -377,6 +344,8 @@ impl Host {
         HostCounters {
             rounds: self.shared.rounds.load(Ordering::Relaxed),
             messages: self.shared.messages.load(Ordering::Relaxed),
+            dirty_pages: self.shared.dirty_pages.load(Ordering::Relaxed),
+            checkpoints: self.shared.checkpoints.load(Ordering::Relaxed),
         }
     }
 

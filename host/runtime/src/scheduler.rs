@@ -41,6 +41,10 @@ pub(crate) struct Shared {
     pub(crate) rounds: AtomicU64,
     /// Update messages executed since open.
     pub(crate) messages: AtomicU64,
+    /// Pages rounds wrote since open.
+    pub(crate) dirty_pages: AtomicU64,
+    /// Checkpoints written since open.
+    pub(crate) checkpoints: AtomicU64,
 }
 
 impl Shared {
@@ -285,6 +289,7 @@ impl Scheduler {
         self.round = LastRound { height, time };
         self.shared.rounds.fetch_add(1, Ordering::Relaxed);
         self.shared.messages.fetch_add(result.messages as u64, Ordering::Relaxed);
+        self.shared.dirty_pages.fetch_add(result.dirty_pages as u64, Ordering::Relaxed);
         self.publish(result.touched.iter().copied());
         for (i, (reply, outcome)) in replies.into_iter().zip(result.outcomes).enumerate() {
             match outcome {
@@ -320,19 +325,22 @@ impl Scheduler {
 
     fn checkpoint(&mut self) -> Result<u64, HostError> {
         let height = self.round.height;
-        if height == self.checkpointed && self.dir.heights()?.last() == Some(&height) {
-            return Ok(height);
+        // With nothing new since the last checkpoint there is nothing to
+        // write, but the pruning below still applies (a lowered
+        // `keep_checkpoints` takes effect at once).
+        if height != self.checkpointed || self.dir.heights()?.last() != Some(&height) {
+            let meta = HostMeta::new(height, self.round.time, self.registry.next_index());
+            let (checkpoint, modules) = persist::save(&self.dir, &self.registry, &meta, &self.modules)?;
+            persist::remap(&mut self.registry, &checkpoint)?;
+            self.modules = modules;
+            self.checkpointed = height;
+            self.shared.checkpoints.fetch_add(1, Ordering::Relaxed);
+            self.publish_all();
         }
-        let meta = HostMeta::new(height, self.round.time, self.registry.next_index());
-        let (checkpoint, modules) = persist::save(&self.dir, &self.registry, &meta, &self.modules)?;
-        persist::remap(&mut self.registry, &checkpoint)?;
-        self.modules = modules;
-        self.checkpointed = height;
         self.dir.prune(self.config.keep_checkpoints.max(1))?;
         if let Some(&oldest) = self.dir.heights()?.first() {
             self.wal.prune_through(oldest)?;
         }
-        self.publish_all();
         Ok(height)
     }
 }

@@ -16,8 +16,10 @@ use embedder::{Engine, ExecutionConfig, Executor};
 use crate::error::HostError;
 use crate::persist::{self, LoadedState};
 use crate::query_pool::WASM_THREAD_STACK;
+use crate::registry::Registry;
 use crate::replay::{Divergence, replay};
 use crate::round::{ModuleOverrides, WorkerPool, state_digest};
+use crate::view::LastRound;
 use crate::wal::Wal;
 
 /// What to verify, and how.
@@ -25,6 +27,8 @@ use crate::wal::Wal;
 pub struct VerifyOptions {
     /// Checkpoint to start from (default: the oldest one kept).
     pub from_height: Option<u64>,
+    /// Last round to replay (default: the log's last).
+    pub to_height: Option<u64>,
     /// Worker threads (0 means 1).
     pub workers: usize,
     /// How messages execute (limits must match the recorded history's).
@@ -112,6 +116,26 @@ fn verify_here(
     options: VerifyOptions,
     progress: &mut dyn FnMut(&VerifyProgress),
 ) -> Result<VerifyReport, HostError> {
+    replay_here(path, &options, progress).map(|replayed| replayed.report)
+}
+
+/// The state a read-only replay reached.
+pub(crate) struct ReplayedState {
+    pub(crate) report: VerifyReport,
+    pub(crate) registry: Registry,
+    pub(crate) executor: Arc<Executor>,
+    /// The last round replayed (or the checkpoint's, if none was).
+    pub(crate) round: LastRound,
+}
+
+/// Load checkpoint `options.from_height` (default: the oldest) of the state
+/// directory at `path`, without its lock, and replay the log after it in
+/// memory, up to `options.to_height`, stopping at the first divergence.
+pub(crate) fn replay_here(
+    path: &Path,
+    options: &VerifyOptions,
+    progress: &mut dyn FnMut(&VerifyProgress),
+) -> Result<ReplayedState, HostError> {
     let started = Instant::now();
     let dir = StateDir::open_read_only(path)?;
     let heights = dir.heights()?;
@@ -119,20 +143,30 @@ fn verify_here(
         Some(h) if heights.contains(&h) => h,
         Some(h) => {
             return Err(HostError::Operation(format!(
-                "there is no checkpoint {h} to verify from; available: {}",
+                "there is no checkpoint {h} to start from; available: {}",
                 heights.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
             )));
         }
-        None => *heights.first().ok_or_else(|| HostError::Operation("there is no checkpoint to verify from".into()))?,
+        None => *heights.first().ok_or_else(|| HostError::Operation("there is no checkpoint to start from".into()))?,
     };
     let checkpoint = dir.load(from, Verification::Full)?;
     let engine = Arc::new(Engine::new()?);
     let executor = Arc::new(Executor::new(engine, options.execution.clone()));
     let overrides = Arc::new(options.replace_modules.clone());
-    let LoadedState { mut registry, .. } = persist::load(&checkpoint, &executor, &overrides)?;
+    let LoadedState { mut registry, meta, .. } = persist::load(&checkpoint, &executor, &overrides)?;
     let (wal, found) = Wal::open_read_only_with(dir.fs().clone(), &dir.wal_dir())?;
-    let pool = WorkerPool::new(options.workers, executor, overrides);
-    let last_height = found.records.last().map_or(from, |r| r.height.max(from));
+    let to = options.to_height.unwrap_or(u64::MAX);
+    let records: Vec<_> = found.records.into_iter().filter(|r| r.height <= to).collect();
+    let last_height = records.last().map_or(from, |r| r.height.max(from));
+    if let Some(to) = options.to_height
+        && to > last_height
+    {
+        return Err(HostError::Operation(format!(
+            "round {to} is not in the history: the log ends at round {last_height}"
+        )));
+    }
+    let pool = WorkerPool::new(options.workers, executor.clone(), overrides);
+    let mut round = LastRound { height: from, time: meta.time };
     let mut report = VerifyReport {
         from_height: from,
         to_height: from,
@@ -142,13 +176,14 @@ fn verify_here(
         divergence: None,
         final_state: [0; 32],
     };
-    report.divergence = replay(&pool, &mut registry, &wal, &found.records, from, |round| {
+    report.divergence = replay(&pool, &mut registry, &wal, &records, from, |replayed| {
         report.rounds += 1;
-        report.messages += round.messages as u64;
-        report.to_height = round.height;
+        report.messages += replayed.messages as u64;
+        report.to_height = replayed.height;
+        round = LastRound { height: replayed.height, time: replayed.time };
         if options.progress_every > 0 && report.rounds.is_multiple_of(options.progress_every) {
             progress(&VerifyProgress {
-                height: round.height,
+                height: replayed.height,
                 last_height,
                 rounds: report.rounds,
                 messages: report.messages,
@@ -158,5 +193,5 @@ fn verify_here(
     })?;
     report.final_state = state_digest(&registry);
     report.elapsed = started.elapsed();
-    Ok(report)
+    Ok(ReplayedState { report, registry, executor, round })
 }

@@ -237,6 +237,11 @@ pub(super) struct DirtySet {
 }
 
 impl DirtySet {
+    /// Distinct pages written, heap and stable.
+    pub(super) fn len(&self) -> usize {
+        self.heap.len() + self.stable.len()
+    }
+
     pub(super) fn add(&mut self, result: &MessageResult) {
         self.heap.extend(result.dirty.heap.iter().map(|p| p.0));
         self.stable.extend(result.dirty.stable.iter().map(|p| p.0));

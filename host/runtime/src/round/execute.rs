@@ -39,6 +39,8 @@ pub struct RoundResult {
     pub touched: BTreeSet<Principal>,
     /// Update messages executed.
     pub messages: usize,
+    /// Distinct pages written, summed over canisters.
+    pub dirty_pages: usize,
 }
 
 /// A round that was not applied: the host failed (or hit a bug) while
@@ -172,7 +174,7 @@ impl WorkerPool {
             groups.entry(canister.id()).or_default();
         }
         let mut canister_digests = Vec::new();
-        let mut messages = 0;
+        let (mut messages, mut dirty_pages) = (0, 0);
         for iteration in 0..MAX_ITERATIONS {
             let first = iteration == 0;
             let mut tasks = Vec::with_capacity(groups.len());
@@ -226,6 +228,7 @@ impl WorkerPool {
                 touched.insert(done.canister.id());
                 canister_digests.push((done.canister.id(), done.digest));
                 messages += done.messages;
+                dirty_pages += done.dirty_pages;
                 sent.push((done.canister.id(), done.sent));
                 registry.put(done.canister);
             }
@@ -274,7 +277,7 @@ impl WorkerPool {
         }
         late.sort_by_key(|(origin, _)| *origin);
         let digest = round_digest(height, time, &outcomes, &canister_digests);
-        Ok(RoundResult { outcomes, late, digest, canister_digests, touched, messages })
+        Ok(RoundResult { outcomes, late, digest, canister_digests, touched, messages, dirty_pages })
     }
 }
 
@@ -605,6 +608,7 @@ pub(super) fn run_task(
         digest,
         sent: work.sent,
         messages: work.messages,
+        dirty_pages: work.dirty.len(),
         host_failure: work.host_failure,
     }
 }

@@ -22,6 +22,7 @@ fn done(task: Task) -> TaskDone {
         digest: [0; 32],
         sent: vec![],
         messages: 0,
+        dirty_pages: 0,
         host_failure: None,
     }
 }

@@ -1,0 +1,373 @@
+//! The command line, as clap parses it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Run Internet Computer canisters locally, with orthogonal persistence:
+/// every canister's heap survives every message, restart and crash.
+#[derive(Debug, Parser)]
+#[command(name = "canister-host", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// Options every command takes.
+    #[command(flatten)]
+    pub global: Global,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// The state directory, created on first use [default: ./.canister-host;
+    /// for `demo`, a temporary directory].
+    #[arg(long, global = true, env = "CANISTER_HOST_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// The principal to act as (default: the anonymous principal, 2vxsx-fae).
+    #[arg(long, global = true, default_value = "2vxsx-fae")]
+    pub sender: String,
+    /// Print machine-readable JSON on stdout instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// No progress bars, warnings or informational messages.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    /// Log more (-v: debug, -vv: trace); `RUST_LOG` overrides.
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create an empty canister and print its id.
+    Create(Create),
+    /// Install, reinstall or upgrade a canister's code.
+    Install(Install),
+    /// Call a canister's method (an update, or a query if the method is one).
+    Call(Call),
+    /// Run a query, on the current state or on any kept past round.
+    Query(Query),
+    /// Show a canister's status (or every canister's).
+    Status(Status),
+    /// Show the state directory: height, canisters, checkpoints, log size.
+    Info,
+    /// Print a canister's log (its `debug_print` output and traps).
+    Logs(Logs),
+    /// Stop a canister: it takes no more messages.
+    Stop(Target),
+    /// Start a stopped canister.
+    Start(Target),
+    /// Delete a stopped canister and its snapshots.
+    Delete(Target),
+    /// Remove a canister's code and state, keeping the canister.
+    Uninstall(Target),
+    /// List or change a canister's controllers.
+    #[command(subcommand)]
+    Controllers(Controllers),
+    /// Take, list, load and delete canister snapshots.
+    #[command(subcommand)]
+    Snapshot(Snapshot),
+    /// Take, list, inspect, verify and prune checkpoints.
+    Checkpoint(CheckpointArgs),
+    /// Replay the logged history and check every recorded digest.
+    Verify(Verify),
+    /// Run the micropayments demo: load, a crash, recovery, verification.
+    Demo(Demo),
+    /// The demo's load generator, run by `demo` as a child process.
+    #[command(hide = true)]
+    DemoLoad(crate::demo::load::LoadArgs),
+}
+
+/// A canister, by id or name.
+#[derive(Debug, Args)]
+pub struct Target {
+    /// The canister's id or name.
+    pub canister: String,
+}
+
+/// `create`.
+#[derive(Debug, Args)]
+pub struct Create {
+    /// A unique name to refer to the canister by.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// A controller (repeat for several; default: the sender).
+    #[arg(long = "controller")]
+    pub controllers: Vec<String>,
+}
+
+/// How an install treats the canister.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// `install` if the canister is empty, `upgrade` otherwise.
+    Auto,
+    /// The canister must be empty.
+    Install,
+    /// Wipe the canister's state, then install.
+    Reinstall,
+    /// Keep stable memory (and the heap with `keep`), run the upgrade hooks.
+    Upgrade,
+}
+
+/// How a Candid argument is written.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ArgType {
+    /// Candid text, such as `(42 : nat64, "hi")`.
+    Idl,
+    /// Hex of the raw argument bytes.
+    Raw,
+}
+
+/// What happens to the heap on upgrade.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Persistence {
+    /// Keep the heap (required for enhanced orthogonal persistence).
+    Keep,
+    /// Start from a fresh heap.
+    Replace,
+}
+
+/// An argument, given inline or in a file.
+#[derive(Debug, Args)]
+pub struct Argument {
+    /// Read the argument from a file (`-` for stdin).
+    #[arg(long, value_name = "FILE")]
+    pub argument_file: Option<PathBuf>,
+}
+
+/// `install`.
+#[derive(Debug, Args)]
+pub struct Install {
+    /// The canister's id or name.
+    pub canister: String,
+    /// The module (`.wasm`, or gzipped `.wasm.gz`).
+    #[arg(long, value_name = "FILE")]
+    pub wasm: PathBuf,
+    /// How to install.
+    #[arg(long, value_enum, default_value_t = Mode::Auto)]
+    pub mode: Mode,
+    /// The init or upgrade argument.
+    #[arg(long, conflicts_with = "argument_file", allow_hyphen_values = true)]
+    pub argument: Option<String>,
+    /// How the argument is written.
+    #[arg(long, value_enum, default_value_t = ArgType::Idl)]
+    pub argument_type: ArgType,
+    /// The argument in a file.
+    #[command(flatten)]
+    pub file: Argument,
+    /// On upgrade: keep or replace the heap.
+    #[arg(long, value_enum)]
+    pub wasm_memory_persistence: Option<Persistence>,
+    /// On upgrade: do not run `canister_pre_upgrade`.
+    #[arg(long)]
+    pub skip_pre_upgrade: bool,
+    /// The canister's Candid interface (default: the module's
+    /// `candid:service` metadata).
+    #[arg(long, value_name = "FILE")]
+    pub candid: Option<PathBuf>,
+}
+
+/// How a reply is printed.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Candid text, laid out for reading.
+    Pp,
+    /// Candid text on one line.
+    Idl,
+    /// Hex of the raw reply bytes.
+    Raw,
+    /// JSON (as `idl2json` maps Candid).
+    Json,
+}
+
+/// What `call` and `query` share.
+#[derive(Debug, Args)]
+pub struct Message {
+    /// The canister's id or name.
+    pub canister: String,
+    /// The method.
+    pub method: String,
+    /// The argument (default: none, `()`).
+    #[arg(allow_hyphen_values = true)]
+    pub argument: Option<String>,
+    /// How the argument is written.
+    #[arg(long = "type", value_enum, default_value_t = ArgType::Idl)]
+    pub arg_type: ArgType,
+    /// The argument in a file.
+    #[command(flatten)]
+    pub file: Argument,
+    /// How to print the reply.
+    #[arg(long, value_enum, default_value_t = Output::Pp)]
+    pub output: Output,
+    /// The canister's Candid interface (default: the module's
+    /// `candid:service` metadata).
+    #[arg(long, value_name = "FILE")]
+    pub candid: Option<PathBuf>,
+}
+
+/// `call`.
+#[derive(Debug, Args)]
+pub struct Call {
+    /// The message.
+    #[command(flatten)]
+    pub message: Message,
+    /// Send it as a query (no state change).
+    #[arg(long, conflicts_with = "update")]
+    pub query: bool,
+    /// Send it as an update (durable before the reply).
+    #[arg(long)]
+    pub update: bool,
+}
+
+/// `query`.
+#[derive(Debug, Args)]
+pub struct Query {
+    /// The message.
+    #[command(flatten)]
+    pub message: Message,
+    /// Run it on the state as of this past round (read-only, no lock).
+    #[arg(long, value_name = "HEIGHT")]
+    pub at_height: Option<u64>,
+}
+
+/// `status`.
+#[derive(Debug, Args)]
+pub struct Status {
+    /// The canister's id or name.
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub canister: Option<String>,
+    /// Every canister.
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// `logs`.
+#[derive(Debug, Args)]
+pub struct Logs {
+    /// The canister's id or name.
+    pub canister: String,
+    /// Keep running the host and print new records as they come (Ctrl-C
+    /// stops).
+    #[arg(long)]
+    pub follow: bool,
+}
+
+/// `controllers`.
+#[derive(Debug, Subcommand)]
+pub enum Controllers {
+    /// List a canister's controllers.
+    List(Target),
+    /// Add controllers.
+    Add(ControllerChange),
+    /// Remove controllers.
+    Remove(ControllerChange),
+}
+
+/// `controllers add|remove`.
+#[derive(Debug, Args)]
+pub struct ControllerChange {
+    /// The canister's id or name.
+    pub canister: String,
+    /// The principals to add or remove.
+    #[arg(required = true)]
+    pub principals: Vec<String>,
+}
+
+/// `snapshot`.
+#[derive(Debug, Subcommand)]
+pub enum Snapshot {
+    /// Snapshot a stopped canister (replacing snapshot ID if given).
+    Create(SnapshotTarget),
+    /// List a canister's snapshots.
+    List(Target),
+    /// Restore a stopped canister from a snapshot.
+    Load(SnapshotId),
+    /// Delete a snapshot.
+    Delete(SnapshotId),
+}
+
+/// A canister and perhaps one of its snapshots.
+#[derive(Debug, Args)]
+pub struct SnapshotTarget {
+    /// The canister's id or name.
+    pub canister: String,
+    /// The snapshot to replace.
+    pub id: Option<u64>,
+}
+
+/// A canister and one of its snapshots.
+#[derive(Debug, Args)]
+pub struct SnapshotId {
+    /// The canister's id or name.
+    pub canister: String,
+    /// The snapshot.
+    pub id: u64,
+}
+
+/// `checkpoint`.
+#[derive(Debug, Args)]
+pub struct CheckpointArgs {
+    /// What to do (default: create).
+    #[command(subcommand)]
+    pub action: Option<CheckpointAction>,
+}
+
+/// `checkpoint` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CheckpointAction {
+    /// Take a checkpoint now.
+    Create,
+    /// List the kept checkpoints (read-only, no lock).
+    List,
+    /// Show a checkpoint's manifest (read-only, no lock).
+    Show {
+        /// The checkpoint's height.
+        height: u64,
+    },
+    /// Rehash every chunk of a checkpoint against its manifest (read-only).
+    Verify {
+        /// The checkpoint's height.
+        height: u64,
+    },
+    /// Keep only the newest K checkpoints (and the log after the oldest).
+    Prune {
+        /// How many to keep.
+        #[arg(long)]
+        keep: usize,
+    },
+}
+
+/// `verify`.
+#[derive(Debug, Args)]
+pub struct Verify {
+    /// The checkpoint to start from (default: the oldest kept).
+    #[arg(long)]
+    pub from: Option<u64>,
+    /// The last round to replay (default: the log's last).
+    #[arg(long)]
+    pub to: Option<u64>,
+    /// Replay with another module: `CANISTER=FILE.wasm`, where CANISTER is
+    /// an id or name (the module it runs now is replaced wherever it
+    /// appears in the history) or the hex SHA-256 of the module to replace.
+    #[arg(long, value_name = "CANISTER=FILE")]
+    pub substitute: Vec<String>,
+}
+
+/// `demo`.
+#[derive(Debug, Args)]
+pub struct Demo {
+    /// Ledger accounts.
+    #[arg(long, default_value_t = 10_000)]
+    pub accounts: u64,
+    /// Client threads sending transfers.
+    #[arg(long, default_value_t = 8)]
+    pub threads: usize,
+    /// Seconds of load before the host is killed.
+    #[arg(long, default_value_t = 8.0)]
+    pub seconds: f64,
+    /// Rounds between checkpoints.
+    #[arg(long, default_value_t = 200)]
+    pub checkpoint_interval: u64,
+}

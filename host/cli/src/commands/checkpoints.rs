@@ -1,0 +1,112 @@
+//! `checkpoint create|list|show|verify|prune`. Listing, showing and
+//! verifying read published checkpoints only, without the lock.
+
+use canister_host::HostConfig;
+use checkpoint::{StateDir, Verification};
+use serde_json::json;
+
+use super::Report;
+use crate::args::{CheckpointAction, CheckpointArgs};
+use crate::exit::usage;
+use crate::state::Context;
+
+fn read_only(cx: &Context) -> anyhow::Result<StateDir> {
+    Ok(StateDir::open_read_only(cx.existing_dir()?)?)
+}
+
+fn known(dir: &StateDir, height: u64) -> anyhow::Result<()> {
+    let heights = dir.heights()?;
+    if heights.contains(&height) {
+        return Ok(());
+    }
+    Err(usage(format!(
+        "there is no checkpoint {height}; kept: {}",
+        heights.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+    )))
+}
+
+/// Run a `checkpoint` subcommand.
+pub fn run(cx: &Context, args: CheckpointArgs) -> anyhow::Result<Report> {
+    match args.action.unwrap_or(CheckpointAction::Create) {
+        CheckpointAction::Create => {
+            let host = cx.open()?;
+            let spinner = cx.progress("writing a checkpoint");
+            let height = host.checkpoint()?;
+            spinner.finish();
+            Ok(Report::new(format!("checkpoint {height}"), json!({ "height": height })))
+        }
+        CheckpointAction::List => {
+            let dir = read_only(cx)?;
+            let mut rows = Vec::new();
+            for height in dir.heights()? {
+                let checkpoint = dir.load(height, Verification::Structure)?;
+                let files = checkpoint.manifest().files();
+                let bytes: u64 = files.iter().map(|f| f.size).sum();
+                rows.push(json!({
+                    "height": height,
+                    "root_hash": hex::encode(checkpoint.root_hash()),
+                    "files": files.len(),
+                    "bytes": bytes,
+                }));
+            }
+            let text = rows
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{:>10}  {}  {} files, {} bytes",
+                        r["height"],
+                        r["root_hash"].as_str().unwrap_or(""),
+                        r["files"],
+                        r["bytes"]
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            Ok(Report::new(if text.is_empty() { "no checkpoints".into() } else { text }, json!(rows)))
+        }
+        CheckpointAction::Show { height } => {
+            let dir = read_only(cx)?;
+            known(&dir, height)?;
+            let checkpoint = dir.load(height, Verification::Structure)?;
+            let files: Vec<_> = checkpoint
+                .manifest()
+                .files()
+                .iter()
+                .map(|f| json!({ "path": f.path, "size": f.size, "hash": hex::encode(f.hash()) }))
+                .collect();
+            let mut text = format!("checkpoint {height}\nroot hash {}\n", hex::encode(checkpoint.root_hash()));
+            for f in &files {
+                text.push_str(&format!("  {:>12}  {}\n", f["size"], f["path"].as_str().unwrap_or("")));
+            }
+            Ok(Report::new(
+                text,
+                json!({ "height": height, "root_hash": hex::encode(checkpoint.root_hash()), "files": files }),
+            ))
+        }
+        CheckpointAction::Verify { height } => {
+            let dir = read_only(cx)?;
+            known(&dir, height)?;
+            let spinner = cx.progress(&format!("rehashing checkpoint {height}"));
+            let checkpoint = dir.verify(height)?;
+            spinner.finish();
+            let root = hex::encode(checkpoint.root_hash());
+            Ok(Report::new(
+                format!("checkpoint {height} verifies: every chunk matches its manifest (root hash {root})"),
+                json!({ "height": height, "root_hash": root, "ok": true }),
+            ))
+        }
+        CheckpointAction::Prune { keep } => {
+            if keep == 0 {
+                return Err(usage("--keep must be at least 1: the host needs a checkpoint to start from"));
+            }
+            let host = cx.open_with(HostConfig { keep_checkpoints: keep, ..HostConfig::default() })?;
+            host.checkpoint()?;
+            drop(host);
+            let kept = read_only(cx)?.heights()?;
+            Ok(Report::new(
+                format!("kept checkpoints {}", kept.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")),
+                json!({ "kept": kept }),
+            ))
+        }
+    }
+}

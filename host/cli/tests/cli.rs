@@ -1,0 +1,406 @@
+//! The `canister-host` binary end to end: every command through the real
+//! binary, in a fresh state directory, with the exit codes and messages a
+//! user sees.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use predicates::str::contains;
+
+const LEDGER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../canisters/wasm/ledger.wasm");
+const COUNTER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../canisters/wasm/counter.wasm");
+const MOTOKO_COUNTER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../canisters/wasm/motoko/counter.wasm");
+const KV: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../canisters/wasm/kv.wasm");
+const ASSETS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../canisters/fixtures/assetstorage.wasm.gz");
+
+fn bin() -> PathBuf {
+    assert_cmd::cargo::cargo_bin!("canister-host").to_path_buf()
+}
+
+/// The binary, on state directory `dir`, with a clean environment.
+fn ch(dir: &Path) -> Command {
+    let mut cmd = Command::new(bin());
+    cmd.env("CANISTER_HOST_DIR", dir).env_remove("RUST_LOG").timeout(Duration::from_secs(120));
+    cmd
+}
+
+fn stdout(cmd: &mut Command) -> String {
+    let out = cmd.assert().success().get_output().stdout.clone();
+    String::from_utf8(out).unwrap()
+}
+
+fn json(cmd: &mut Command) -> serde_json::Value {
+    serde_json::from_str(&stdout(cmd.arg("--json"))).unwrap()
+}
+
+/// A state directory with the ledger installed as `ledger`: 100 accounts
+/// of 1000.
+fn with_ledger() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    ch(dir.path()).args(["create", "--name", "ledger"]).assert().success();
+    ch(dir.path())
+        .args(["install", "ledger", "--wasm", LEDGER, "--argument", "(100, 1000)"])
+        .assert()
+        .success()
+        .stdout(contains("installed"));
+    dir
+}
+
+#[test]
+fn calls_are_typed_by_the_modules_candid_metadata() {
+    let dir = with_ledger();
+    let d = dir.path();
+    // Plain numbers become nat64 because the interface says so.
+    ch(d).args(["call", "ledger", "transfer", "(1, 2, 30)"]).assert().success().stdout("(970 : nat64)\n");
+    ch(d).args(["call", "ledger", "balance", "(2)"]).assert().success().stdout("(1_030 : nat64)\n");
+    ch(d).args(["query", "ledger", "balance", "(2)", "--output", "idl"]).assert().success().stdout("(1_030 : nat64)\n");
+    let reply = json(ch(d).args(["call", "ledger", "balance", "(2)", "--output", "json"]));
+    assert_eq!(reply["reply"], serde_json::json!(["1030"]));
+    // DIDL, no types table, one nat64 (0x78) of 1030.
+    ch(d)
+        .args(["call", "ledger", "balance", "(2)", "--output", "raw"])
+        .assert()
+        .success()
+        .stdout("4449444c0001780604000000000000\n");
+    // A raw argument, as hex.
+    let arg = "4449444c000178".to_string() + "0200000000000000";
+    ch(d).args(["call", "ledger", "balance", &arg, "--type", "raw"]).assert().success().stdout("(1_030 : nat64)\n");
+    // From a file and from stdin.
+    let file = d.join("arg.did");
+    std::fs::write(&file, "(2)").unwrap();
+    ch(d)
+        .args(["call", "ledger", "balance", "--argument-file"])
+        .arg(&file)
+        .assert()
+        .success()
+        .stdout("(1_030 : nat64)\n");
+    ch(d)
+        .args(["call", "ledger", "balance", "--argument-file", "-"])
+        .write_stdin("(1)")
+        .assert()
+        .success()
+        .stdout("(970 : nat64)\n");
+}
+
+#[test]
+fn a_gzipped_module_from_the_ics_toolchain_installs_and_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = json(ch(dir.path()).args(["create"]))["canister_id"].as_str().unwrap().to_string();
+    ch(dir.path()).args(["install", &id, "--wasm", ASSETS]).assert().success();
+    ch(dir.path()).args(["call", &id, "api_version"]).assert().success().stdout("(1 : nat16)\n");
+}
+
+#[test]
+fn without_an_interface_types_are_inferred_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ch(d).args(["create", "--name", "c"]).assert().success();
+    ch(d).args(["install", "c", "--wasm", COUNTER]).assert().success();
+    ch(d).args(["call", "c", "inc"]).assert().success().stdout("(1 : nat64)\n").stderr(contains("inferred"));
+    ch(d).args(["-q", "call", "c", "inc"]).assert().success().stdout("(2 : nat64)\n").stderr("");
+    // An interface given on the command line.
+    let did = d.join("counter.did");
+    std::fs::write(&did, "service : { inc : () -> (nat64); get : () -> (nat64) query }").unwrap();
+    ch(d).args(["call", "c", "get", "--candid"]).arg(&did).assert().success().stdout("(2 : nat64)\n").stderr("");
+}
+
+#[test]
+fn bad_input_gets_a_clear_message_and_its_exit_code() {
+    let dir = with_ledger();
+    let d = dir.path();
+    let usage = |args: &[&str], message: &str| {
+        ch(d).args(args).assert().code(2).stderr(contains(message));
+    };
+    usage(&["install", "ledger", "--wasm", "/no/such/file.wasm"], "cannot read the module /no/such/file.wasm");
+    let not_wasm = d.join("not.wasm");
+    std::fs::write(&not_wasm, "hello").unwrap();
+    usage(&["install", "ledger", "--wasm", not_wasm.to_str().unwrap()], "is not a WebAssembly module");
+    usage(&["call", "ledger", "transfer", "(1, 2"], "is not valid Candid");
+    usage(&["call", "ledger", "transfer", "(1, 2, \"x\")"], "does not match the expected type (nat64, nat64, nat64)");
+    usage(&["call", "ledger", "no_such_method"], "has no method \"no_such_method\"");
+    usage(&["call", "nope", "balance", "(1)"], "there is no canister named \"nope\"");
+    usage(&["call", "ledger", "balance", "zz", "--type", "raw"], "the raw argument is not hex");
+    usage(&["call", "ledger", "balance", "--argument-file", "/no/such/arg"], "cannot read the argument file");
+    usage(&["--sender", "not-a-principal", "create"], "is not a principal");
+    usage(&["frobnicate"], "unrecognized subcommand");
+    usage(
+        &["install", "ledger", "--wasm", LEDGER, "--mode", "install", "--skip-pre-upgrade"],
+        "apply to upgrades only",
+    );
+    // The canister traps: exit 4, with the IC's code and the trap message.
+    ch(d)
+        .args(["call", "ledger", "transfer", "(1, 200, 5)"])
+        .assert()
+        .code(4)
+        .stderr(contains("IC0503").and(contains("ledger: unknown account 200")));
+    // A well-formed id of no canister: the host rejects it (exit 3).
+    ch(d).args(["call", "aaaaa-aa", "balance", "(1)"]).assert().code(3);
+    // Not a controller.
+    ch(d).args(["--sender", "aaaaa-aa", "stop", "ledger"]).assert().failure().stderr(contains("not a controller"));
+    // Read-only commands on a directory that is not one.
+    ch(&d.join("nothing-here")).args(["checkpoint", "list"]).assert().code(2).stderr(contains("not a state directory"));
+    // --json errors are JSON too.
+    let out = ch(d).args(["--json", "call", "nope", "x"]).assert().code(2).get_output().stdout.clone();
+    let error: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(error["exit_code"], 2);
+}
+
+/// A child that holds the state directory's lock: `logs --follow` keeps a
+/// host open until killed.
+fn hold_lock(dir: &Path) -> Child {
+    let child = std::process::Command::new(bin())
+        .args(["logs", "ledger", "--follow"])
+        .env("CANISTER_HOST_DIR", dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::fs::read_to_string(dir.join("LOCK")).unwrap_or_default().trim() != pid {
+        assert!(Instant::now() < deadline, "the child never took the lock");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+#[test]
+fn a_locked_directory_names_its_holder_and_read_only_commands_still_work() {
+    let dir = with_ledger();
+    let d = dir.path();
+    ch(d).args(["call", "ledger", "transfer", "(1, 2, 30)"]).assert().success();
+    ch(d).args(["checkpoint", "create"]).assert().success();
+    let mut holder = hold_lock(d);
+    let pid = holder.id();
+    ch(d)
+        .args(["call", "ledger", "transfer", "(1, 2, 30)"])
+        .assert()
+        .code(5)
+        .stderr(contains(format!("in use by process {pid}")).and(contains("stop that process")));
+    ch(d).args(["create"]).assert().code(5);
+    // Read-only: no lock needed.
+    ch(d).args(["checkpoint", "list"]).assert().success();
+    ch(d).args(["verify"]).assert().success().stdout(contains("every recorded digest reproduced"));
+    ch(d)
+        .args(["query", "ledger", "balance", "(2)", "--at-height", "3"])
+        .assert()
+        .success()
+        .stdout("(1_030 : nat64)\n");
+    // kill -9 the holder; the next command reopens and finds everything.
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    ch(d).args(["call", "ledger", "balance", "(2)"]).assert().success().stdout("(1_030 : nat64)\n");
+}
+
+#[test]
+fn time_travel_queries_see_each_past_round() {
+    let dir = with_ledger();
+    let d = dir.path();
+    // Rounds: 1 create, 2 install, then one transfer each.
+    for _ in 0..3 {
+        ch(d).args(["call", "ledger", "transfer", "(1, 2, 10)"]).assert().success();
+    }
+    for (height, balance) in [(2, "1_000"), (3, "1_010"), (4, "1_020"), (5, "1_030")] {
+        ch(d)
+            .args(["query", "ledger", "balance", "(2)", "--at-height", &height.to_string()])
+            .assert()
+            .success()
+            .stdout(format!("({balance} : nat64)\n"));
+    }
+    let past = json(ch(d).args(["query", "ledger", "balance", "(2)", "--at-height", "3"]));
+    assert_eq!(past["height"], 3);
+    ch(d)
+        .args(["query", "ledger", "balance", "(2)", "--at-height", "6"])
+        .assert()
+        .code(2)
+        .stderr(contains("round 6 is not in the history: the log ends at round 5"));
+    // Round 1 created the canister; its code came in round 2.
+    ch(d).args(["query", "ledger", "balance", "(2)", "--at-height", "1"]).assert().failure().stderr(contains("IC0537"));
+}
+
+#[test]
+fn lifecycle_snapshots_controllers_and_logs() {
+    let dir = with_ledger();
+    let d = dir.path();
+    ch(d).args(["call", "ledger", "transfer", "(1, 2, 100)"]).assert().success();
+    ch(d).args(["snapshot", "create", "ledger"]).assert().code(4).stderr(contains("stop"));
+    ch(d).args(["stop", "ledger"]).assert().success().stdout(contains("stopped"));
+    ch(d).args(["call", "ledger", "balance", "(2)"]).assert().failure().stderr(contains("stopped"));
+    let snap = json(ch(d).args(["snapshot", "create", "ledger"]));
+    let id = snap["snapshot_id"].to_string();
+    ch(d).args(["snapshot", "list", "ledger"]).assert().success().stdout(contains(format!("{id}: ")));
+    ch(d).args(["start", "ledger"]).assert().success();
+    ch(d).args(["call", "ledger", "transfer", "(1, 2, 100)"]).assert().success();
+    ch(d).args(["stop", "ledger"]).assert().success();
+    ch(d).args(["snapshot", "load", "ledger", &id]).assert().success();
+    ch(d).args(["start", "ledger"]).assert().success();
+    ch(d).args(["call", "ledger", "balance", "(2)"]).assert().success().stdout("(1_100 : nat64)\n");
+    ch(d).args(["snapshot", "delete", "ledger", &id]).assert().success();
+    ch(d).args(["snapshot", "list", "ledger"]).assert().success().stdout(contains("no snapshots"));
+
+    let other = "rrkah-fqaaa-aaaaa-aaaaq-cai";
+    ch(d).args(["controllers", "add", "ledger", other]).assert().success().stdout(contains(other));
+    ch(d).args(["--sender", other, "call", "ledger", "balance", "(2)"]).assert().success();
+    ch(d).args(["controllers", "remove", "ledger", other]).assert().success().stdout(contains(other).not());
+    ch(d).args(["controllers", "remove", "ledger", other]).assert().code(2).stderr(contains("not controllers"));
+    ch(d).args(["controllers", "list", "ledger"]).assert().success().stdout("2vxsx-fae\n");
+
+    ch(d).args(["call", "ledger", "transfer", "(1, 500, 1)"]).assert().code(4);
+    ch(d).args(["logs", "ledger"]).assert().success().stdout(contains("[TRAP]: ledger: unknown account 500"));
+
+    let status = json(ch(d).args(["status", "ledger"]));
+    assert_eq!(status["status"], "running");
+    assert_eq!(status["controllers"], serde_json::json!(["2vxsx-fae"]));
+    ch(d).args(["uninstall", "ledger"]).assert().success();
+    assert_eq!(json(ch(d).args(["status", "ledger"]))["module_hash"], serde_json::Value::Null);
+    ch(d).args(["stop", "ledger"]).assert().success();
+    ch(d).args(["delete", "ledger"]).assert().success();
+    ch(d).args(["status", "--all"]).assert().success().stdout(contains("no canisters"));
+    let info = json(ch(d).args(["info"]));
+    assert_eq!(info["canisters"], 0);
+}
+
+#[test]
+fn upgrades_follow_the_mode_and_keep_what_they_should() {
+    let dir = with_ledger();
+    let d = dir.path();
+    ch(d).args(["call", "ledger", "transfer", "(1, 2, 30)"]).assert().success();
+    // `auto` on an installed canister upgrades; `install` is refused; a
+    // reinstall with no argument gets init's defaults (1000 accounts of
+    // 1_000_000).
+    ch(d)
+        .args(["install", "ledger", "--wasm", LEDGER, "--argument", "(100, 1000)"])
+        .assert()
+        .success()
+        .stdout(contains("upgraded"));
+    ch(d).args(["install", "ledger", "--wasm", LEDGER, "--mode", "install"]).assert().failure();
+    ch(d)
+        .args(["install", "ledger", "--wasm", LEDGER, "--mode", "reinstall"])
+        .assert()
+        .success()
+        .stdout(contains("reinstalled"));
+    ch(d).args(["call", "ledger", "accounts"]).assert().success().stdout("(1_000 : nat64)\n");
+    // `keep` needs a module built for enhanced orthogonal persistence.
+    ch(d)
+        .args(["install", "ledger", "--wasm", LEDGER, "--wasm-memory-persistence", "keep"])
+        .assert()
+        .code(4)
+        .stderr(contains("requires that the new canister module supports enhanced orthogonal persistence"));
+    // A Motoko canister is one: upgrading it needs `keep`, and keeps its heap.
+    ch(d).args(["create", "--name", "mo"]).assert().success();
+    ch(d).args(["install", "mo", "--wasm", MOTOKO_COUNTER]).assert().success();
+    ch(d).args(["call", "mo", "inc"]).assert().success();
+    ch(d)
+        .args(["install", "mo", "--wasm", MOTOKO_COUNTER])
+        .assert()
+        .code(4)
+        .stderr(contains("wasm_memory_persistence"));
+    ch(d).args(["install", "mo", "--wasm", MOTOKO_COUNTER, "--wasm-memory-persistence", "keep"]).assert().success();
+    ch(d).args(["call", "mo", "get"]).assert().success().stdout(contains("1"));
+}
+
+#[test]
+fn checkpoints_can_be_listed_shown_verified_and_pruned() {
+    let dir = with_ledger();
+    let d = dir.path();
+    for _ in 0..2 {
+        ch(d).args(["call", "ledger", "transfer", "(1, 2, 1)"]).assert().success();
+        ch(d).args(["checkpoint"]).assert().success();
+    }
+    let list = json(ch(d).args(["checkpoint", "list"]));
+    let heights: Vec<u64> = list.as_array().unwrap().iter().map(|c| c["height"].as_u64().unwrap()).collect();
+    assert_eq!(heights, [0, 3, 4]);
+    ch(d).args(["checkpoint", "show", "4"]).assert().success().stdout(contains("root hash"));
+    ch(d)
+        .args(["checkpoint", "show", "9"])
+        .assert()
+        .code(2)
+        .stderr(contains("there is no checkpoint 9; kept: 0, 3, 4"));
+    ch(d).args(["checkpoint", "verify", "3"]).assert().success().stdout(contains("verifies"));
+    ch(d).args(["checkpoint", "prune", "--keep", "1"]).assert().success().stdout("kept checkpoints 4\n");
+    ch(d).args(["checkpoint", "prune", "--keep", "0"]).assert().code(2);
+}
+
+#[test]
+fn verify_reports_the_first_round_a_substituted_module_changes() {
+    let dir = with_ledger();
+    let d = dir.path();
+    ch(d).args(["call", "ledger", "transfer", "(1, 2, 1)"]).assert().success();
+    let report = json(ch(d).args(["verify"]));
+    assert_eq!((report["from_height"].as_u64(), report["to_height"].as_u64()), (Some(0), Some(3)));
+    assert_eq!(report["divergence"], serde_json::Value::Null);
+    let kv = format!("ledger={KV}");
+    let out = ch(d).args(["--json", "verify", "--substitute", &kv]).assert().code(6).get_output().stdout.clone();
+    let report: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    // The install (round 2) is where the substitute first runs.
+    assert_eq!(report["divergence"]["height"], 2);
+    ch(d).args(["verify", "--substitute", "nope=x.wasm"]).assert().code(2);
+    ch(d).args(["verify", "--substitute", "ledger"]).assert().code(2).stderr(contains("CANISTER=FILE"));
+}
+
+#[test]
+fn the_demo_kills_a_host_mid_load_and_checks_what_survived() {
+    let dir = tempfile::tempdir().unwrap();
+    let summary = json(ch(&dir.path().join("demo")).args([
+        "demo",
+        "--seconds",
+        "1",
+        "--accounts",
+        "500",
+        "--threads",
+        "2",
+        "--checkpoint-interval",
+        "50",
+    ]));
+    assert!(summary["acknowledged_transfers"].as_u64().unwrap() > 0, "{summary}");
+    assert!(summary["checkpoints_before_kill"].as_u64().unwrap() > 0, "{summary}");
+    assert!(summary["dirty_pages"].as_u64().unwrap() > 0, "{summary}");
+    assert_eq!(summary["lost_transfers"], 0);
+    assert_eq!(summary["total_supply"], 500 * 1_000_000);
+    assert!(summary["ledger_transactions"].as_u64() >= summary["acknowledged_transfers"].as_u64());
+    assert_eq!(summary["verify"]["diverged"], false);
+    assert_eq!(
+        summary["substituted_ledger"]["diverged_at_height"],
+        summary["substituted_ledger"]["first_transfer_height"]
+    );
+    // A directory that already holds a demo is refused.
+    ch(&dir.path().join("demo"))
+        .args(["demo", "--seconds", "1"])
+        .assert()
+        .code(2)
+        .stderr(contains("fresh --state-dir"));
+}
+
+/// The README's tour, run as printed: each `# →` comment is output the
+/// command before it must print.
+#[test]
+fn the_readme_tour_runs_as_printed() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let start = readme.find("<!-- tour -->").expect("the README has a tour");
+    let block = &readme[start..];
+    let script = &block[block.find("```sh\n").unwrap() + 6..];
+    let script = &script[..script.find("```").unwrap()];
+    let expected: Vec<&str> = script.lines().filter_map(|l| l.split_once("# → ").map(|(_, e)| e.trim())).collect();
+    assert!(expected.len() >= 5, "the tour should say what it prints");
+    let path = format!("{}:{}", bin().parent().unwrap().display(), std::env::var("PATH").unwrap_or_default());
+    let out = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", script])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .env("PATH", path)
+        .env_remove("CANISTER_HOST_DIR")
+        .timeout(Duration::from_secs(300))
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    let mut rest = out.as_str();
+    for e in expected {
+        let at = rest.find(e).unwrap_or_else(|| panic!("the tour did not print {e:?} (in order); it printed:\n{out}"));
+        rest = &rest[at + e.len()..];
+    }
+}
