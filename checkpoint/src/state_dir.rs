@@ -332,14 +332,33 @@ impl StateDir {
         let heights = self.heights()?;
         let doomed = &heights[..heights.len().saturating_sub(keep)];
         for &height in doomed {
-            let from = self.checkpoint_dir(height);
-            let to = self.tmp_dir().join(format!("pruned-{}", checkpoint_dir_name(height)));
-            self.fs.rename_noreplace(&from, &to).map_err(Error::io("move aside", &from))?;
-            let checkpoints = self.checkpoints_dir();
-            self.fs.sync_dir(&checkpoints).map_err(Error::io("sync", &checkpoints))?;
-            self.manifests.lock().unwrap_or_else(|e| e.into_inner()).remove(&height);
-            self.fs.remove_dir_all(&to).map_err(Error::io("delete", &to))?;
+            self.remove(height, "pruned")?;
         }
         Ok(doomed.to_vec())
+    }
+
+    /// Delete every checkpoint above `height`, newest first (each is moved
+    /// aside atomically, so a crash leaves it whole or gone), and return
+    /// their heights. For rolling the state back to checkpoint `height`.
+    pub fn discard_after(&self, height: u64) -> Result<Vec<u64>> {
+        self.check_writable()?;
+        let doomed: Vec<u64> = self.heights()?.into_iter().filter(|h| *h > height).rev().collect();
+        for &h in &doomed {
+            self.remove(h, "discarded")?;
+        }
+        Ok(doomed)
+    }
+
+    /// Remove checkpoint `height`: move it into `tmp/` (atomic, synced),
+    /// then delete it there; a crash in between leaves only `tmp/` litter.
+    fn remove(&self, height: u64, why: &str) -> Result<()> {
+        let from = self.checkpoint_dir(height);
+        let to = self.tmp_dir().join(format!("{why}-{}", checkpoint_dir_name(height)));
+        self.fs.rename_noreplace(&from, &to).map_err(Error::io("move aside", &from))?;
+        let checkpoints = self.checkpoints_dir();
+        self.fs.sync_dir(&checkpoints).map_err(Error::io("sync", &checkpoints))?;
+        self.manifests.lock().unwrap_or_else(|e| e.into_inner()).remove(&height);
+        self.fs.remove_dir_all(&to).map_err(Error::io("delete", &to))?;
+        Ok(())
     }
 }

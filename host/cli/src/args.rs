@@ -73,6 +73,9 @@ pub enum Command {
     Checkpoint(CheckpointArgs),
     /// Replay the logged history and check every recorded digest.
     Verify(Verify),
+    /// Roll the state back to a kept checkpoint, discarding every later
+    /// round (refused without --yes; says what would be lost).
+    Restore(Restore),
     /// Run the micropayments demo: load, a crash, recovery, verification.
     Demo(Demo),
     /// The demo's load generator, run by `demo` as a child process.
@@ -286,6 +289,36 @@ pub enum Snapshot {
     Load(SnapshotId),
     /// Delete a snapshot.
     Delete(SnapshotId),
+    /// Save a snapshot to a directory in dfx's layout (`metadata.json`,
+    /// `wasm_module.bin`, `wasm_memory.bin`, `stable_memory.bin`).
+    Download(SnapshotDir),
+    /// Make a snapshot from a directory in dfx's layout (from `download`,
+    /// dfx or icp-cli); `load` then restores the canister from it.
+    Upload(SnapshotUploadArgs),
+}
+
+/// `snapshot upload`.
+#[derive(Debug, Args)]
+pub struct SnapshotUploadArgs {
+    /// The canister's id or name.
+    pub canister: String,
+    /// The snapshot to replace, if any.
+    pub replace: Option<u64>,
+    /// The directory holding the snapshot.
+    #[arg(long)]
+    pub dir: PathBuf,
+}
+
+/// A snapshot and a directory.
+#[derive(Debug, Args)]
+pub struct SnapshotDir {
+    /// The canister's id or name.
+    pub canister: String,
+    /// The snapshot.
+    pub id: u64,
+    /// The directory (created if missing; must not hold a snapshot yet).
+    #[arg(long)]
+    pub dir: PathBuf,
 }
 
 /// A canister and perhaps one of its snapshots.
@@ -353,6 +386,17 @@ pub struct Verify {
     /// appears in the history) or the hex SHA-256 of the module to replace.
     #[arg(long, value_name = "CANISTER=FILE")]
     pub substitute: Vec<String>,
+}
+
+/// `restore`.
+#[derive(Debug, Args)]
+pub struct Restore {
+    /// The checkpoint to roll back to (`checkpoint list` shows them).
+    #[arg(long)]
+    pub height: u64,
+    /// Really discard the later rounds.
+    #[arg(long)]
+    pub yes: bool,
 }
 
 /// `demo`.

@@ -24,14 +24,19 @@ impl Progress {
         Progress { bar }
     }
 
-    /// A bar of `len` steps with `message`.
+    /// A bar of `len` rounds with `message`.
     pub fn bar(message: &str, len: u64, quiet: bool) -> Progress {
+        Progress::with_template(message, len, quiet, "{msg} [{bar:30}] {pos}/{len} rounds, {per_sec}, eta {eta}")
+    }
+
+    /// A bar of `len` bytes with `message`.
+    pub fn bytes(message: &str, len: u64, quiet: bool) -> Progress {
+        Progress::with_template(message, len, quiet, "{msg} [{bar:30}] {bytes}/{total_bytes}, {bytes_per_sec}")
+    }
+
+    fn with_template(message: &str, len: u64, quiet: bool, template: &str) -> Progress {
         let bar = ProgressBar::with_draw_target(Some(len), target(quiet));
-        bar.set_style(
-            ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} rounds, {per_sec}, eta {eta}")
-                .expect("a valid template")
-                .progress_chars("=> "),
-        );
+        bar.set_style(ProgressStyle::with_template(template).expect("a valid template").progress_chars("=> "));
         bar.set_message(message.to_string());
         Progress { bar }
     }

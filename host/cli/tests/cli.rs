@@ -126,6 +126,9 @@ fn bad_input_gets_a_clear_message_and_its_exit_code() {
     usage(&["call", "ledger", "balance", "--argument-file", "/no/such/arg"], "cannot read the argument file");
     usage(&["--sender", "not-a-principal", "create"], "is not a principal");
     usage(&["frobnicate"], "unrecognized subcommand");
+    usage(&["demo", "--seconds", "1e300"], "--seconds must be");
+    usage(&["demo", "--threads", "100000"], "1 to 1024 threads");
+    usage(&["demo", "--accounts", "1"], "at least 2 accounts");
     usage(
         &["install", "ledger", "--wasm", LEDGER, "--mode", "install", "--skip-pre-upgrade"],
         "apply to upgrades only",
@@ -264,6 +267,73 @@ fn lifecycle_snapshots_controllers_and_logs() {
 }
 
 #[test]
+fn a_snapshot_downloads_in_dfxs_layout() {
+    let dir = with_ledger();
+    let d = dir.path();
+    ch(d).args(["call", "ledger", "transfer", "(1, 2, 30)"]).assert().success();
+    ch(d).args(["stop", "ledger"]).assert().success();
+    let id = json(ch(d).args(["snapshot", "create", "ledger"]))["snapshot_id"].to_string();
+    let out = d.join("snap");
+    ch(d).args(["snapshot", "download", "ledger", &id, "--dir"]).arg(&out).assert().success();
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("metadata.json")).unwrap()).unwrap();
+    let module = std::fs::read(LEDGER).unwrap();
+    assert_eq!(std::fs::read(out.join("wasm_module.bin")).unwrap(), module);
+    assert_eq!(meta["wasm_module_size"], module.len());
+    let heap = std::fs::read(out.join("wasm_memory.bin")).unwrap();
+    assert_eq!(meta["wasm_memory_size"], heap.len());
+    // Accounts 0, 1 and 2 after the transfer, as the C ledger lays them out.
+    let balances: Vec<u8> = [1000u64, 970, 1030].iter().flat_map(|b| b.to_le_bytes()).collect();
+    assert!(heap.windows(balances.len()).any(|w| w == balances), "the heap lacks the balances");
+    // As dfx writes them: no stable memory file when it is empty, tagged
+    // unions as serde writes the IC's types.
+    assert!(!out.join("stable_memory.bin").exists());
+    assert_eq!(meta["stable_memory_size"], 0);
+    assert_eq!(meta["source"], serde_json::json!({ "taken_from_canister": null }));
+    assert_eq!(meta["global_timer"], "inactive");
+    assert!(meta["globals"].as_array().unwrap().iter().all(|g| g.is_object()), "{meta}");
+    ch(d)
+        .args(["snapshot", "download", "ledger", &id, "--dir"])
+        .arg(&out)
+        .assert()
+        .code(2)
+        .stderr(contains("already holds a snapshot"));
+    ch(d).args(["snapshot", "download", "ledger", "7", "--dir"]).arg(d.join("other")).assert().code(3);
+
+    // Uploaded into another canister, the snapshot moves the ledger there.
+    ch(d).args(["create", "--name", "copy"]).assert().success();
+    let uploaded = json(ch(d).args(["snapshot", "upload", "copy", "--dir"]).arg(&out));
+    let copy_id = uploaded["snapshot_id"].to_string();
+    ch(d).args(["stop", "copy"]).assert().success();
+    ch(d).args(["snapshot", "load", "copy", &copy_id]).assert().success();
+    ch(d).args(["start", "copy"]).assert().success();
+    ch(d).args(["call", "copy", "balance", "(2)"]).assert().success().stdout("(1_030 : nat64)\n");
+    ch(d).args(["call", "copy", "transfer", "(2, 1, 30)"]).assert().success().stdout("(1_000 : nat64)\n");
+    // A damaged directory is named, and nothing is created.
+    let damaged = d.join("damaged");
+    std::fs::create_dir(&damaged).unwrap();
+    for f in ["metadata.json", "wasm_module.bin"] {
+        std::fs::copy(out.join(f), damaged.join(f)).unwrap();
+    }
+    std::fs::write(damaged.join("wasm_memory.bin"), &heap[..heap.len() / 2]).unwrap();
+    ch(d)
+        .args(["snapshot", "upload", "copy", "--dir"])
+        .arg(&damaged)
+        .assert()
+        .code(2)
+        .stderr(contains("wasm_memory.bin holds").and(contains("incomplete or damaged")));
+    // A module that is not wasm is refused when the snapshot is loaded.
+    std::fs::write(damaged.join("wasm_memory.bin"), &heap).unwrap();
+    let module_len = std::fs::metadata(damaged.join("wasm_module.bin")).unwrap().len() as usize;
+    std::fs::write(damaged.join("wasm_module.bin"), vec![7u8; module_len]).unwrap();
+    let bad = json(ch(d).args(["snapshot", "upload", "copy", "--dir"]).arg(&damaged))["snapshot_id"].to_string();
+    ch(d).args(["stop", "copy"]).assert().success();
+    ch(d).args(["snapshot", "load", "copy", &bad]).assert().code(4).stderr(contains("IC0505"));
+    ch(d).args(["start", "copy"]).assert().success();
+    ch(d).args(["call", "copy", "balance", "(2)"]).assert().success().stdout("(1_000 : nat64)\n");
+}
+
+#[test]
 fn upgrades_follow_the_mode_and_keep_what_they_should() {
     let dir = with_ledger();
     let d = dir.path();
@@ -283,6 +353,24 @@ fn upgrades_follow_the_mode_and_keep_what_they_should() {
         .success()
         .stdout(contains("reinstalled"));
     ch(d).args(["call", "ledger", "accounts"]).assert().success().stdout("(1_000 : nat64)\n");
+    // A raw (hex) init argument: (5 : nat64, 7 : nat64).
+    let raw = "4449444c00027878".to_string() + "0500000000000000" + "0700000000000000";
+    ch(d)
+        .args([
+            "install",
+            "ledger",
+            "--wasm",
+            LEDGER,
+            "--mode",
+            "reinstall",
+            "--argument-type",
+            "raw",
+            "--argument",
+            &raw,
+        ])
+        .assert()
+        .success();
+    ch(d).args(["call", "ledger", "accounts"]).assert().success().stdout("(5 : nat64)\n");
     // `keep` needs a module built for enhanced orthogonal persistence.
     ch(d)
         .args(["install", "ledger", "--wasm", LEDGER, "--wasm-memory-persistence", "keep"])
@@ -322,6 +410,38 @@ fn checkpoints_can_be_listed_shown_verified_and_pruned() {
     ch(d).args(["checkpoint", "verify", "3"]).assert().success().stdout(contains("verifies"));
     ch(d).args(["checkpoint", "prune", "--keep", "1"]).assert().success().stdout("kept checkpoints 4\n");
     ch(d).args(["checkpoint", "prune", "--keep", "0"]).assert().code(2);
+}
+
+#[test]
+fn restore_rolls_back_to_a_checkpoint_only_when_told() {
+    let dir = with_ledger();
+    let d = dir.path();
+    ch(d).args(["call", "ledger", "transfer", "(1, 2, 10)"]).assert().success();
+    ch(d).args(["checkpoint"]).assert().success().stdout("checkpoint 3\n");
+    for _ in 0..2 {
+        ch(d).args(["call", "ledger", "transfer", "(1, 2, 10)"]).assert().success();
+    }
+    ch(d).args(["checkpoint"]).assert().success().stdout("checkpoint 5\n");
+    ch(d).args(["call", "ledger", "transfer", "(1, 2, 10)"]).assert().success();
+    // Without --yes: what would be lost, and nothing changes.
+    ch(d)
+        .args(["restore", "--height", "3"])
+        .assert()
+        .code(2)
+        .stderr(contains("would discard rounds 4..=6 (3 rounds").and(contains("checkpoints 5")).and(contains("--yes")));
+    ch(d).args(["call", "ledger", "balance", "(2)"]).assert().success().stdout("(1_040 : nat64)\n");
+    ch(d)
+        .args(["restore", "--height", "4", "--yes"])
+        .assert()
+        .code(2)
+        .stderr(contains("no checkpoint 4 to restore; kept: 0, 3, 5"));
+    ch(d).args(["restore", "--height", "3", "--yes"]).assert().success().stdout(contains("discarded rounds 4..=6"));
+    ch(d).args(["call", "ledger", "balance", "(2)"]).assert().success().stdout("(1_010 : nat64)\n");
+    // The history goes on from round 4, and verifies.
+    ch(d).args(["call", "ledger", "transfer", "(1, 2, 1)"]).assert().success();
+    let list = json(ch(d).args(["checkpoint", "list"]));
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    ch(d).args(["verify"]).assert().success().stdout(contains("rounds 1..=4"));
 }
 
 #[test]
@@ -385,11 +505,14 @@ fn the_readme_tour_runs_as_printed() {
     let script = &script[..script.find("```").unwrap()];
     let expected: Vec<&str> = script.lines().filter_map(|l| l.split_once("# → ").map(|(_, e)| e.trim())).collect();
     assert!(expected.len() >= 5, "the tour should say what it prints");
+    // mktemp in the tour makes its directories in here, removed at the end.
+    let scratch = tempfile::tempdir().unwrap();
     let path = format!("{}:{}", bin().parent().unwrap().display(), std::env::var("PATH").unwrap_or_default());
     let out = Command::new("bash")
         .args(["-euo", "pipefail", "-c", script])
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
         .env("PATH", path)
+        .env("TMPDIR", scratch.path())
         .env_remove("CANISTER_HOST_DIR")
         .timeout(Duration::from_secs(300))
         .assert()

@@ -202,3 +202,154 @@ fn canisters_manage_canisters_and_read_their_history() {
     );
     assert!(host.canister_info(child).is_err());
 }
+
+#[test]
+fn controllers_read_snapshots_in_slices_as_dfx_downloads_them() {
+    use ic_management_canister_types::{
+        CanisterTimer, ReadCanisterSnapshotDataArgs, ReadCanisterSnapshotDataResult, ReadCanisterSnapshotMetadataArgs,
+        ReadCanisterSnapshotMetadataResult, SnapshotDataKind,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::open(dir.path(), config()).unwrap();
+    let id = host.create_canister(OWNER, vec![], None).unwrap();
+    host.install_code(OWNER, id, InstallMode::Install, canisters::KV.to_vec(), vec![]).unwrap();
+    // A value written to the heap, to find in the downloaded memory.
+    let marker = b"snapshot-marker-0123456789".to_vec();
+    host.update_call(id, USER, "put", candid::encode_args((b"k".to_vec(), marker.clone())).unwrap()).unwrap();
+    host.stop(OWNER, id).unwrap();
+    let local = host.take_snapshot(OWNER, id, None).unwrap();
+    let snapshot_id = canister_host::round::snapshot_id(id, local);
+
+    let meta_arg =
+        Encode!(&ReadCanisterSnapshotMetadataArgs { canister_id: id, snapshot_id: snapshot_id.clone() }).unwrap();
+    let meta: ReadCanisterSnapshotMetadataResult =
+        call(&host, OWNER, "read_canister_snapshot_metadata", meta_arg.clone());
+    let info = host.canister_info(id).unwrap();
+    assert_eq!(meta.wasm_module_size, canisters::KV.len() as u64);
+    assert_eq!(meta.wasm_memory_size, info.state.heap_pages.bytes());
+    assert_eq!(meta.stable_memory_size, 0);
+    assert_eq!(meta.globals.len(), info.state.globals.len());
+    assert!(matches!(meta.global_timer, Some(CanisterTimer::Inactive)));
+    let err = host.management_call(USER, "read_canister_snapshot_metadata", meta_arg).unwrap_err();
+    assert!(matches!(err, CallError::Failed { code: ErrorCode::CanisterInvalidController, .. }), "{err}");
+
+    let read = |kind: SnapshotDataKind| {
+        let arg = Encode!(&ReadCanisterSnapshotDataArgs { canister_id: id, snapshot_id: snapshot_id.clone(), kind });
+        host.management_call(OWNER, "read_canister_snapshot_data", arg.unwrap())
+            .map(|reply| candid::decode_one::<ReadCanisterSnapshotDataResult>(&reply).unwrap().chunk)
+    };
+    // The module in two slices is the module.
+    let half = meta.wasm_module_size / 2;
+    let mut module = read(SnapshotDataKind::WasmModule { offset: 0, size: half }).unwrap();
+    module.extend(read(SnapshotDataKind::WasmModule { offset: half, size: meta.wasm_module_size - half }).unwrap());
+    assert_eq!(module, canisters::KV);
+    // The heap, slice by slice, holds what the canister wrote.
+    let mut heap = Vec::new();
+    while (heap.len() as u64) < meta.wasm_memory_size {
+        let size = (meta.wasm_memory_size - heap.len() as u64).min(MAX_SNAPSHOT_READ_BYTES_FOR_TEST);
+        heap.extend(read(SnapshotDataKind::WasmMemory { offset: heap.len() as u64, size }).unwrap());
+    }
+    assert!(heap.windows(marker.len()).any(|w| w == marker), "the heap lacks the value written");
+    // Out of range, too large, unknown snapshot: refused with the IC's codes.
+    let err = read(SnapshotDataKind::WasmMemory { offset: meta.wasm_memory_size - 1, size: 2 }).unwrap_err();
+    assert!(matches!(err, CallError::Failed { code: ErrorCode::InvalidManagementPayload, .. }), "{err}");
+    let err = read(SnapshotDataKind::WasmMemory { offset: 0, size: 2_000_001 }).unwrap_err();
+    assert!(err.to_string().contains("Cannot read more than 2000000 bytes"), "{err}");
+    let other = canister_host::round::snapshot_id(id, local + 1);
+    let arg = Encode!(&ReadCanisterSnapshotMetadataArgs { canister_id: id, snapshot_id: other }).unwrap();
+    let err = host.management_call(OWNER, "read_canister_snapshot_metadata", arg).unwrap_err();
+    assert!(matches!(err, CallError::Failed { code: ErrorCode::CanisterSnapshotNotFound, .. }), "{err}");
+}
+
+/// The IC's limit on one snapshot read, written out here rather than taken
+/// from the code under test.
+const MAX_SNAPSHOT_READ_BYTES_FOR_TEST: u64 = 2_000_000;
+
+#[test]
+fn an_upload_survives_checkpoints_and_restarts_and_loads_as_the_original() {
+    use ic_management_canister_types::{
+        ReadCanisterSnapshotDataArgs, ReadCanisterSnapshotDataResult, ReadCanisterSnapshotMetadataArgs,
+        ReadCanisterSnapshotMetadataResult, SnapshotDataKind, SnapshotDataOffset, UploadCanisterSnapshotDataArgs,
+        UploadCanisterSnapshotMetadataArgs, UploadCanisterSnapshotMetadataResult,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::open(dir.path(), config()).unwrap();
+    // The source: a kv canister with a value, snapshotted and read out.
+    let source = host.create_canister(OWNER, vec![], None).unwrap();
+    host.install_code(OWNER, source, InstallMode::Install, canisters::KV.to_vec(), vec![]).unwrap();
+    host.update_call(source, USER, "put", candid::encode_args((b"k".to_vec(), b"v1".to_vec())).unwrap()).unwrap();
+    host.stop(OWNER, source).unwrap();
+    let taken = canister_host::round::snapshot_id(source, host.take_snapshot(OWNER, source, None).unwrap());
+    let meta_arg = ReadCanisterSnapshotMetadataArgs { canister_id: source, snapshot_id: taken.clone() };
+    let meta: ReadCanisterSnapshotMetadataResult =
+        call(&host, OWNER, "read_canister_snapshot_metadata", Encode!(&meta_arg).unwrap());
+    let read = |kind| {
+        let arg = ReadCanisterSnapshotDataArgs { canister_id: source, snapshot_id: taken.clone(), kind };
+        call::<ReadCanisterSnapshotDataResult>(&host, OWNER, "read_canister_snapshot_data", Encode!(&arg).unwrap())
+            .chunk
+    };
+    let module = read(SnapshotDataKind::WasmModule { offset: 0, size: meta.wasm_module_size });
+    let heap: Vec<u8> = (0..meta.wasm_memory_size.div_ceil(1_000_000))
+        .flat_map(|i| {
+            let offset = i * 1_000_000;
+            read(SnapshotDataKind::WasmMemory { offset, size: (meta.wasm_memory_size - offset).min(1_000_000) })
+        })
+        .collect();
+
+    // The target: an empty canister; the upload starts, then the host
+    // checkpoints and restarts in the middle of it.
+    let target = host.create_canister(OWNER, vec![], None).unwrap();
+    let upload = UploadCanisterSnapshotMetadataArgs {
+        canister_id: target,
+        replace_snapshot: None,
+        wasm_module_size: meta.wasm_module_size,
+        globals: meta.globals.iter().map(|g| g.clone().unwrap()).collect(),
+        wasm_memory_size: meta.wasm_memory_size,
+        stable_memory_size: 0,
+        certified_data: vec![],
+        global_timer: None,
+        on_low_wasm_memory_hook_status: None,
+    };
+    let created: UploadCanisterSnapshotMetadataResult =
+        call(&host, OWNER, "upload_canister_snapshot_metadata", Encode!(&upload).unwrap());
+    let put = |host: &Host, kind, chunk: &[u8]| {
+        let arg = UploadCanisterSnapshotDataArgs {
+            canister_id: target,
+            snapshot_id: created.snapshot_id.clone(),
+            kind,
+            chunk: chunk.to_vec(),
+        };
+        host.management_call(OWNER, "upload_canister_snapshot_data", Encode!(&arg).unwrap())
+    };
+    put(&host, SnapshotDataOffset::WasmModule { offset: 0 }, &module).unwrap();
+    // Out of range, or into a snapshot taken from a canister: refused.
+    let err = put(&host, SnapshotDataOffset::WasmModule { offset: 1 }, &module).unwrap_err();
+    assert!(matches!(err, CallError::Failed { code: ErrorCode::InvalidManagementPayload, .. }), "{err}");
+    let arg = UploadCanisterSnapshotDataArgs {
+        canister_id: source,
+        snapshot_id: taken.clone(),
+        kind: SnapshotDataOffset::WasmModule { offset: 0 },
+        chunk: vec![0],
+    };
+    let err = host.management_call(OWNER, "upload_canister_snapshot_data", Encode!(&arg).unwrap()).unwrap_err();
+    assert!(err.to_string().contains("only such a snapshot takes data"), "{err}");
+    host.checkpoint().unwrap();
+    let digest = host.state_digest().unwrap();
+    drop(host);
+    let host = Host::open(dir.path(), config()).unwrap();
+    assert_eq!(host.state_digest().unwrap(), digest, "the pending upload did not survive the checkpoint");
+    for (i, chunk) in heap.chunks(1_000_000).enumerate() {
+        put(&host, SnapshotDataOffset::WasmMemory { offset: i as u64 * 1_000_000 }, chunk).unwrap();
+    }
+    let digest = host.state_digest().unwrap();
+    drop(host);
+    // Replayed from the log this time.
+    let host = Host::open(dir.path(), config()).unwrap();
+    assert_eq!(host.state_digest().unwrap(), digest, "replay rebuilt another upload");
+    host.stop(OWNER, target).unwrap();
+    let local = u64::from_be_bytes(created.snapshot_id[..8].try_into().unwrap());
+    host.load_snapshot(OWNER, target, local).unwrap();
+    host.start(OWNER, target).unwrap();
+    let value = host.query_call(target, USER, "get", candid::encode_one(b"k".to_vec()).unwrap()).unwrap();
+    assert_eq!(candid::decode_one::<Option<Vec<u8>>>(&value).unwrap(), Some(b"v1".to_vec()));
+}

@@ -6,7 +6,7 @@ use checkpoint::{StateDir, Verification};
 use serde_json::json;
 
 use super::Report;
-use crate::args::{CheckpointAction, CheckpointArgs};
+use crate::args::{CheckpointAction, CheckpointArgs, Restore};
 use crate::exit::usage;
 use crate::state::Context;
 
@@ -109,4 +109,39 @@ pub fn run(cx: &Context, args: CheckpointArgs) -> anyhow::Result<Report> {
             ))
         }
     }
+}
+
+/// `restore`: say what rolling back would discard; do it with `--yes`.
+pub fn restore(cx: &Context, args: Restore) -> anyhow::Result<Report> {
+    let dir = cx.existing_dir()?;
+    let plan = canister_host::restore(dir, args.height, args.yes).map_err(|e| match e {
+        canister_host::HostError::Operation(message) => usage(message),
+        e => e.into(),
+    })?;
+    let lost = if plan.discarded_rounds == 0 {
+        "no rounds".to_string()
+    } else {
+        format!(
+            "rounds {}..={} ({} rounds: every update in them)",
+            plan.height + 1,
+            plan.last_height,
+            plan.discarded_rounds
+        )
+    };
+    let checkpoints = plan.discarded_checkpoints.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
+    let json = json!({
+        "height": plan.height,
+        "last_height": plan.last_height,
+        "discarded_rounds": plan.discarded_rounds,
+        "discarded_checkpoints": plan.discarded_checkpoints,
+        "applied": args.yes,
+    });
+    if !args.yes {
+        return Err(usage(format!(
+            "restoring checkpoint {} would discard {lost}{}; nothing was changed: run again with --yes to do it",
+            plan.height,
+            if checkpoints.is_empty() { String::new() } else { format!(" and checkpoints {checkpoints}") },
+        )));
+    }
+    Ok(Report::new(format!("restored checkpoint {}: discarded {lost}", plan.height), json))
 }

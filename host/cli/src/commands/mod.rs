@@ -4,6 +4,7 @@
 mod call;
 mod canister;
 mod checkpoints;
+mod snapshot_files;
 mod snapshots;
 pub mod verify;
 
@@ -46,6 +47,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Option<Report>> {
         Command::Snapshot(args) => snapshots::run(&cx, args)?,
         Command::Checkpoint(args) => checkpoints::run(&cx, args)?,
         Command::Verify(args) => verify::run(&cx, args)?,
+        Command::Restore(args) => checkpoints::restore(&cx, args)?,
         Command::Demo(args) => crate::demo::run(&cx, args)?,
         Command::DemoLoad(args) => return crate::demo::load::run(&cx, args).map(|()| None),
     };

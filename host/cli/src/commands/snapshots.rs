@@ -13,6 +13,8 @@ pub fn run(cx: &Context, args: Snapshot) -> anyhow::Result<Report> {
         Snapshot::Create(t) => &t.canister,
         Snapshot::List(t) => &t.canister,
         Snapshot::Load(s) | Snapshot::Delete(s) => &s.canister,
+        Snapshot::Download(s) => &s.canister,
+        Snapshot::Upload(s) => &s.canister,
     };
     let canister = state::canister(&host, name)?;
     let id = canister.to_text();
@@ -48,6 +50,8 @@ pub fn run(cx: &Context, args: Snapshot) -> anyhow::Result<Report> {
                 json!({ "canister_id": id, "snapshot_id": s.id }),
             )
         }
+        Snapshot::Download(s) => super::snapshot_files::download(cx, &host, canister, s)?,
+        Snapshot::Upload(s) => super::snapshot_files::upload(cx, &host, canister, s)?,
         Snapshot::Delete(s) => {
             host.delete_snapshot(cx.sender, canister, s.id)?;
             Report::new(

@@ -137,10 +137,13 @@ pub fn run(cx: &Context, args: LoadArgs) -> anyhow::Result<()> {
     let host = Host::open(&cx.dir, host_config(args.checkpoint_interval))
         .with_context(|| format!("opening {}", cx.dir.display()))?;
     let ledger = host.resolve(LEDGER).context("the demo's ledger canister is missing")?;
+    let deadline = Duration::try_from_secs_f64(args.max_seconds)
+        .ok()
+        .and_then(|max| Instant::now().checked_add(max))
+        .context("--max-seconds must be a positive duration")?;
     let out = Mutex::new(std::io::stdout());
     writeln!(out.lock().unwrap_or_else(|e| e.into_inner()), "{}", Line::Ready.encode())?;
     let stop = AtomicBool::new(false);
-    let deadline = Instant::now() + Duration::from_secs_f64(args.max_seconds);
     let clients =
         (0..args.threads as u64).map(|seed| Transfers::new(args.accounts, seed)).collect::<Result<Vec<_>, _>>()?;
     std::thread::scope(|scope| {

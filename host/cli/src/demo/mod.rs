@@ -36,6 +36,10 @@ use summary::Summary;
 const LEDGER: &str = "ledger";
 /// Each account's balance at the start.
 const INITIAL_BALANCE: u64 = 1_000_000;
+/// Most client threads (each is an OS thread in the child host).
+const MAX_THREADS: usize = 1024;
+/// Longest load: a day.
+const MAX_SECONDS: f64 = 86_400.0;
 /// The micropayments workload's skew (seed 003).
 const ZIPF_EXPONENT: f64 = 1.0001;
 
@@ -186,10 +190,13 @@ fn load_then_kill(cx: &Context, args: &Demo) -> anyhow::Result<(Observed, Durati
 
 /// `demo`.
 pub fn run(cx: &Context, args: Demo) -> anyhow::Result<Report> {
-    if args.accounts < 2 || args.threads == 0 || args.seconds <= 0.0 || args.checkpoint_interval == 0 {
-        return Err(usage(
-            "the demo needs at least 2 accounts, 1 thread, a positive --seconds and --checkpoint-interval",
-        ));
+    if args.accounts < 2 || !(1..=MAX_THREADS).contains(&args.threads) || args.checkpoint_interval == 0 {
+        return Err(usage(format!(
+            "the demo needs at least 2 accounts, 1 to {MAX_THREADS} threads and a positive --checkpoint-interval"
+        )));
+    }
+    if !(args.seconds > 0.0 && args.seconds <= MAX_SECONDS) {
+        return Err(usage(format!("--seconds must be more than 0 and at most {MAX_SECONDS}")));
     }
     let temp;
     let cx = if cx.dir_given {

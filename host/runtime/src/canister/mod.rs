@@ -41,7 +41,7 @@ pub use error::CanisterError;
 pub use history::{CanisterHistory, MAX_HISTORY_CHANGES};
 pub use install::{InstallMode, WasmMemoryPersistence};
 pub use messages::inspect;
-pub use snapshots::{MAX_SNAPSHOTS, Snapshot};
+pub use snapshots::{MAX_SNAPSHOTS, Snapshot, SnapshotPart, SnapshotUpload};
 
 /// Whether a canister accepts messages.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]

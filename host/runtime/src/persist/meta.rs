@@ -182,6 +182,9 @@ pub(super) struct SnapshotMeta {
     pub(super) id: u64,
     pub(super) taken_at: u64,
     pub(super) state: StateMeta,
+    /// The size of a module being uploaded (in `module_upload.bin`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) uploaded_module: Option<u64>,
 }
 
 /// A state's facts besides its files.
@@ -234,7 +237,12 @@ impl CanisterMeta {
             state: StateMeta::of(canister.state()),
             snapshots: canister
                 .snapshots()
-                .map(|s| SnapshotMeta { id: s.id, taken_at: s.taken_at, state: StateMeta::of(&s.state) })
+                .map(|s| SnapshotMeta {
+                    id: s.id,
+                    taken_at: s.taken_at,
+                    state: StateMeta::of(&s.state),
+                    uploaded_module: s.uploaded_module.as_ref().map(|m| m.len() as u64),
+                })
                 .collect(),
             backlog: BacklogMeta::of(canister.backlog()),
             calls: calls_meta(canister.calls()),

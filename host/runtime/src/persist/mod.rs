@@ -5,6 +5,7 @@
 //! canisters/<id>/meta.json                    identity, controllers, status, log, globals...
 //! canisters/<id>/{module.wasm, heap.bin, stable.bin}
 //! canisters/<id>/snapshots/<sid:016x>/{module.wasm, heap.bin, stable.bin}
+//!                                      module_upload.bin   (a module being uploaded)
 //! ```
 //!
 //! Memory files are built from each page map's base file (the previous
@@ -77,6 +78,7 @@ pub(crate) fn save(
     let mut metas: Vec<(String, Vec<u8>)> = Vec::new();
     let mut parts: Vec<Part<'_>> = Vec::new();
     let mut chunks: Vec<(String, &[u8])> = Vec::new();
+    let mut uploads: Vec<(String, &[u8])> = Vec::new();
     for record in registry.iter() {
         for (hash, chunk) in record.chunk_store().iter() {
             chunks.push((format!("{}/chunks/{}.bin", canister_dir(&record.id()), hex::encode(hash)), chunk));
@@ -86,13 +88,16 @@ pub(crate) fn save(
         parts.push(Part { dir: canister_dir(&record.id()), state: record.state() });
         for snapshot in record.snapshots() {
             parts.push(Part { dir: snapshot_dir(&record.id(), snapshot.id), state: &snapshot.state });
+            if let Some(module) = &snapshot.uploaded_module {
+                uploads.push((format!("{}/module_upload.bin", snapshot_dir(&record.id(), snapshot.id)), &module[..]));
+            }
         }
     }
     let mut files = vec![FileSpec { path: "host.json".into(), source: FileSource::Bytes(&host_json) }];
     for (path, json) in &metas {
         files.push(FileSpec { path: path.clone(), source: FileSource::Bytes(json) });
     }
-    for (path, chunk) in &chunks {
+    for (path, chunk) in chunks.iter().chain(&uploads) {
         files.push(FileSpec { path: path.clone(), source: FileSource::Bytes(chunk) });
     }
     let memory = |map: &PageMap| map.base().and_then(|b| dir.file_ref_for(b.path()));
@@ -219,7 +224,18 @@ pub(crate) fn load(
         let mut snapshots = Vec::new();
         for s in &m.snapshots {
             let state = load_state(snapshot_dir(&id, s.id), &s.state)?;
-            snapshots.push(Snapshot { id: s.id, taken_at: s.taken_at, state });
+            let uploaded_module = match s.uploaded_module {
+                Some(size) => {
+                    let file = format!("{}/module_upload.bin", snapshot_dir(&id, s.id));
+                    let bytes = checkpoint.read(&file)?;
+                    if bytes.len() as u64 != size {
+                        return Err(corrupt(file, format!("it holds {} bytes, not {size}", bytes.len())));
+                    }
+                    Some(Arc::new(bytes))
+                }
+                None => None,
+            };
+            snapshots.push(Snapshot { id: s.id, taken_at: s.taken_at, state, uploaded_module });
         }
         let canister_log = m.canister_log().ok_or_else(|| corrupt(path.clone(), "bad canister log record".into()))?;
         let backlog = m.backlog.backlog().ok_or_else(|| corrupt(path.clone(), "bad backlog".into()))?;

@@ -319,6 +319,9 @@ pub fn state_digest(registry: &Registry) -> Hash {
             h.update(snapshot.id.to_be_bytes());
             h.update(snapshot.taken_at.to_be_bytes());
             digest_state(&mut h, &snapshot.state);
+            if let Some(module) = &snapshot.uploaded_module {
+                put_bytes(&mut h, module);
+            }
         }
         if record.is_busy() {
             digest_backlog(&mut h, record.backlog());

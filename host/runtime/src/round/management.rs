@@ -16,9 +16,10 @@ use ic_management_canister_types::{
     CanisterStatusType, ChangeDetails, ChunkHash, CodeDeploymentMode, CodeDeploymentRecord, ControllersChangeRecord,
     CreateCanisterArgs, CreateCanisterResult, CreationRecord, DefiniteCanisterSettings, DeleteCanisterSnapshotArgs,
     InstallChunkedCodeArgs, InstallCodeArgs, LoadCanisterSnapshotArgs, LoadSnapshotRecord, LogVisibility,
-    MemoryMetrics, ProvisionalCreateCanisterWithCyclesArgs, QueryStats, Snapshot, SnapshotSource, SnapshotVisibility,
-    StatusVisibility, TakeCanisterSnapshotArgs, UpdateSettingsArgs, UploadChunkArgs,
-    WasmMemoryPersistence as Persistence,
+    MemoryMetrics, ProvisionalCreateCanisterWithCyclesArgs, QueryStats, ReadCanisterSnapshotDataArgs,
+    ReadCanisterSnapshotMetadataArgs, Snapshot, SnapshotSource, SnapshotVisibility, StatusVisibility,
+    TakeCanisterSnapshotArgs, UpdateSettingsArgs, UploadCanisterSnapshotDataArgs, UploadCanisterSnapshotMetadataArgs,
+    UploadCanisterSnapshotMetadataResult, UploadChunkArgs, WasmMemoryPersistence as Persistence,
 };
 use sha2::Digest;
 
@@ -27,6 +28,8 @@ use crate::canister::{
     WasmMemoryPersistence,
 };
 use crate::registry::Registry;
+
+use super::snapshot_data;
 
 /// Who calls the management canister, and where the answer goes.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -88,7 +91,7 @@ fn chunk_error(message: String) -> Rejected {
 
 /// A snapshot's id as the IC writes it: the canister-local number (8 bytes,
 /// big endian), then the canister's id.
-pub(crate) fn snapshot_id(canister: Principal, local: u64) -> Vec<u8> {
+pub fn snapshot_id(canister: Principal, local: u64) -> Vec<u8> {
     [&local.to_be_bytes()[..], canister.as_slice()].concat()
 }
 
@@ -301,6 +304,48 @@ impl Management {
                     source: SnapshotSource::TakenFromCanister(candid::Reserved),
                 });
                 canister.record_change(time, from, details);
+                reply(&())
+            }
+            "read_canister_snapshot_metadata" | "read_canister_snapshot_data" => {
+                let (canister_id, snapshot_id, kind) = if method == "read_canister_snapshot_metadata" {
+                    let args: ReadCanisterSnapshotMetadataArgs = decode(method, arg)?;
+                    (args.canister_id, args.snapshot_id, None)
+                } else {
+                    let args: ReadCanisterSnapshotDataArgs = decode(method, arg)?;
+                    (args.canister_id, args.snapshot_id, Some(args.kind))
+                };
+                let local = local_snapshot(canister_id, &snapshot_id)?;
+                let canister = registry.get(&canister_id).map_err(refused)?;
+                let snapshot = canister
+                    .list_snapshots(&from)
+                    .map_err(refused)?
+                    .into_iter()
+                    .find(|s| s.id == local)
+                    .ok_or_else(|| refused(CanisterError::SnapshotNotFound { canister: canister_id, id: local }))?;
+                match kind {
+                    None => reply(&snapshot_data::metadata(canister, snapshot)),
+                    Some(kind) => reply(&snapshot_data::data(canister_id, snapshot, kind)?),
+                }
+            }
+            "upload_canister_snapshot_metadata" => {
+                let args: UploadCanisterSnapshotMetadataArgs = decode(method, arg)?;
+                let id = args.canister_id;
+                touched.insert(id);
+                let replace = args.replace_snapshot.as_deref().map(|s| local_snapshot(id, s)).transpose()?;
+                let upload = snapshot_data::upload(&args)?;
+                let canister = registry.get_mut(&id).map_err(refused)?;
+                let local =
+                    canister.upload_snapshot_metadata(executor()?, &from, replace, upload, time).map_err(refused)?;
+                reply(&UploadCanisterSnapshotMetadataResult { snapshot_id: snapshot_id(id, local) })
+            }
+            "upload_canister_snapshot_data" => {
+                let args: UploadCanisterSnapshotDataArgs = decode(method, arg)?;
+                let id = args.canister_id;
+                touched.insert(id);
+                let local = local_snapshot(id, &args.snapshot_id)?;
+                let (part, offset) = snapshot_data::part(id, &args.kind)?;
+                let canister = registry.get_mut(&id).map_err(refused)?;
+                canister.upload_snapshot_data(&from, local, part, offset, &args.chunk).map_err(refused)?;
                 reply(&())
             }
             "delete_canister_snapshot" => {

@@ -19,10 +19,13 @@ mod execute;
 mod management;
 mod pool;
 mod schema;
+mod snapshot_data;
 #[cfg(test)]
 mod tests;
 
 pub use digest::state_digest;
 pub use execute::{NotApplied, RoundResult};
+pub use management::snapshot_id;
 pub use pool::{ModuleOverrides, WorkerPool};
 pub use schema::{OPERATION_OVERHEAD, Operation, Outcome, ROUND_RECORD_FORMAT, RoundRecord};
+pub use snapshot_data::MAX_SNAPSHOT_READ_BYTES;

@@ -98,6 +98,8 @@ pub struct RecordRef {
     /// The round the record is for.
     pub height: u64,
     segment: PathBuf,
+    /// Where its frame starts in the segment.
+    frame_offset: u64,
     /// Offset of the body within the segment, and its length.
     body_offset: u64,
     body_len: u64,
@@ -272,6 +274,33 @@ impl Wal {
             sync_dir(&*self.fs, &self.dir)?;
         }
         Ok(removed)
+    }
+}
+
+impl Wal {
+    /// Remove every record above `height` (`records` are the ones opening
+    /// found): later segments are deleted, newest first, and the segment
+    /// holding `height + 1` is cut just before it. For rolling the state
+    /// back to a checkpoint; reopen the log afterwards to append. Returns
+    /// how many records were removed.
+    pub fn truncate_after(&mut self, height: u64, records: &[RecordRef]) -> Result<u64, WalError> {
+        assert!(!self.read_only, "truncating a log opened read-only");
+        let doomed = records.iter().filter(|r| r.height > height).count() as u64;
+        let Some(first) = records.iter().find(|r| r.height > height) else { return Ok(0) };
+        self.active = None;
+        while let Some(last) = self.segments.last()
+            && last.path != first.segment
+        {
+            self.fs.remove_file(&last.path).map_err(io_error("remove", &last.path))?;
+            self.segments.pop();
+        }
+        let path = &first.segment;
+        let mut file = self.fs.open_file_rw(path).map_err(io_error("open", path))?;
+        file.set_len(first.frame_offset).map_err(io_error("truncate", path))?;
+        file.sync().map_err(io_error("sync", path))?;
+        sync_dir(&*self.fs, &self.dir)?;
+        self.last_height = Some(height);
+        Ok(doomed)
     }
 }
 

@@ -108,6 +108,7 @@ impl Wal {
                     recovered.records.push(RecordRef {
                         height,
                         segment: path.clone(),
+                        frame_offset: offset,
                         body_offset: frame.body_offset,
                         body_len: frame.body_len,
                     });

@@ -150,3 +150,20 @@ fn a_segment_of_another_format_version_is_refused_by_name() {
         }
     }
 }
+
+#[test]
+fn truncating_after_a_height_keeps_the_chain_and_appends_continue() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(tmp.path(), 1..=12, 100);
+    let (mut log, recovered) = Wal::open(tmp.path(), true, 100).unwrap();
+    assert_eq!(log.truncate_after(5, &recovered.records).unwrap(), 7);
+    assert_eq!(log.truncate_after(12, &recovered.records[..5]).unwrap(), 0);
+    drop(log);
+    let (records, _) = bodies(tmp.path());
+    assert_eq!(records.iter().map(|r| r.0).collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
+    // The log continues from 6, chained to 5.
+    write(tmp.path(), 6..=7, 100);
+    let (records, recovered) = bodies(tmp.path());
+    assert_eq!(records.last().unwrap(), &(7, b"round 7".to_vec()));
+    assert!(recovered.truncated.is_none());
+}
