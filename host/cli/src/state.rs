@@ -59,7 +59,7 @@ impl Context {
     /// [`Context::open`] with a configuration.
     pub fn open_with(&self, config: HostConfig) -> anyhow::Result<Host> {
         let spinner = self.progress("opening the state directory (compiling modules, replaying the log)");
-        let fresh = !self.dir.join("checkpoints").is_dir();
+        let fresh = self.refuse_foreign_dir()?;
         let host = Host::open(&self.dir, config)
             .with_context(|| format!("cannot open the state directory {}", self.dir.display()))?;
         if fresh {
@@ -76,6 +76,22 @@ impl Context {
             "opened"
         );
         Ok(host)
+    }
+
+    /// Whether the state directory is new (no checkpoints yet). A directory
+    /// of other files is refused: a mistyped --state-dir must not scatter
+    /// a state directory into, say, `$HOME`.
+    pub fn refuse_foreign_dir(&self) -> anyhow::Result<bool> {
+        let fresh = !self.dir.join("checkpoints").is_dir();
+        let occupied = std::fs::read_dir(&self.dir).map(|mut entries| entries.next().is_some()).unwrap_or(false);
+        if fresh && occupied {
+            return Err(usage(format!(
+                "{} holds other files and is not a canister-host state directory; choose a new or empty \
+                 directory with --state-dir",
+                self.dir.display()
+            )));
+        }
+        Ok(fresh)
     }
 
     /// The state directory, which read-only commands need to exist.

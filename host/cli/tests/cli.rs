@@ -143,6 +143,14 @@ fn bad_input_gets_a_clear_message_and_its_exit_code() {
     ch(d).args(["call", "aaaaa-aa", "balance", "(1)"]).assert().code(3);
     // Not a controller.
     ch(d).args(["--sender", "aaaaa-aa", "stop", "ledger"]).assert().failure().stderr(contains("not a controller"));
+    // A directory of other files is not made into a state directory.
+    ch(&d.join("snap-other")).args(["info"]).assert().success();
+    let other = d.join("other-files");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("notes.txt"), "mine").unwrap();
+    ch(&other).args(["create"]).assert().code(2).stderr(contains("holds other files"));
+    ch(&other).args(["demo", "--seconds", "1"]).assert().code(2).stderr(contains("holds other files"));
+    assert_eq!(std::fs::read_dir(&other).unwrap().count(), 1, "files were added to a foreign directory");
     // Read-only commands on a directory that is not one.
     ch(&d.join("nothing-here")).args(["checkpoint", "list"]).assert().code(2).stderr(contains("not a state directory"));
     // --json errors are JSON too.

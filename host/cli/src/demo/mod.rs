@@ -90,6 +90,7 @@ fn quantile_ms(values: &[u64], q: f64) -> f64 {
 
 /// Install the ledger and checkpoint; returns the checkpoint's height.
 fn setup(cx: &Context, args: &Demo) -> anyhow::Result<u64> {
+    cx.refuse_foreign_dir()?;
     let host = Host::open(&cx.dir, host_config(args.checkpoint_interval))?;
     if host.resolve(LEDGER).is_some() {
         return Err(usage(format!(
