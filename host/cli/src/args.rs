@@ -94,7 +94,7 @@ pub struct Target {
 #[derive(Debug, Args)]
 pub struct Create {
     /// A unique name to refer to the canister by.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub name: Option<String>,
     /// A controller (repeat for several; default: the sender).
     #[arg(long = "controller")]

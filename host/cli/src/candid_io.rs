@@ -13,6 +13,11 @@ use candid_parser::utils::CandidSource;
 use crate::args::{ArgType, Output};
 use crate::exit::usage;
 
+/// The deepest nesting of values accepted in an argument or printed from a
+/// reply. Candid's parser, printer and JSON conversion recurse once per
+/// level; far deeper input would overflow the stack.
+pub const MAX_NESTING: usize = 256;
+
 /// The custom sections that carry a canister's Candid interface.
 const CANDID_SECTIONS: [&str; 2] = ["icp:public candid:service", "icp:private candid:service"];
 
@@ -103,6 +108,7 @@ pub fn encode(text: Option<&str>, arg_type: ArgType, env: Option<(&Interface, &[
         let hex_digits: String = text.split_whitespace().collect();
         return hex::decode(&hex_digits).map_err(|e| usage(format!("the raw argument is not hex: {e}")));
     }
+    check_nesting(text)?;
     let args = candid_parser::parse_idl_args(text)
         .map_err(|e| usage(format!("the argument is not valid Candid: {e}; write it as a tuple such as '(42)'")))?;
     match env {
@@ -132,11 +138,78 @@ pub fn render(bytes: &[u8], output: Output, env: Option<(&Interface, &[Type])>) 
 
 /// A reply decoded, typed by `rets` when known.
 pub fn decode(bytes: &[u8], env: Option<(&Interface, &[Type])>) -> anyhow::Result<IDLArgs> {
-    match env {
+    let args = match env {
         Some((interface, types)) => IDLArgs::from_bytes_with_types(bytes, &interface.env, types),
         None => IDLArgs::from_bytes(bytes),
     }
-    .with_context(|| format!("the reply is not valid Candid ({} bytes); print it with --output raw", bytes.len()))
+    .with_context(|| format!("the reply is not valid Candid ({} bytes); print it with --output raw", bytes.len()))?;
+    if args.args.iter().any(|v| depth(v) > MAX_NESTING) {
+        anyhow::bail!("the reply nests values more than {MAX_NESTING} levels deep; print it with --output raw");
+    }
+    Ok(args)
+}
+
+/// How deep `value` nests, counted without recursion.
+fn depth(value: &candid::IDLValue) -> usize {
+    use candid::IDLValue;
+    let mut deepest = 0;
+    let mut stack = vec![(value, 1)];
+    while let Some((value, level)) = stack.pop() {
+        deepest = deepest.max(level);
+        match value {
+            IDLValue::Opt(inner) => stack.push((inner, level + 1)),
+            IDLValue::Vec(items) => stack.extend(items.iter().map(|v| (v, level + 1))),
+            IDLValue::Record(fields) => stack.extend(fields.iter().map(|f| (&f.val, level + 1))),
+            IDLValue::Variant(variant) => stack.push((&variant.0.val, level + 1)),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// Refuse Candid text nested deeper than [`MAX_NESTING`] before parsing it:
+/// brackets and chains of `opt` each count a level (text literals are
+/// skipped).
+fn check_nesting(text: &str) -> anyhow::Result<()> {
+    let (mut brackets, mut opts, mut deepest) = (0usize, 0usize, 0usize);
+    let mut chars = text.chars().peekable();
+    let mut word = String::new();
+    while let Some(c) = chars.next() {
+        if c.is_alphanumeric() || c == '_' {
+            word.push(c);
+            continue;
+        }
+        if !word.is_empty() {
+            opts = if word == "opt" { opts + 1 } else { 0 };
+            word.clear();
+        }
+        match c {
+            '(' | '{' => brackets += 1,
+            ')' | '}' => {
+                brackets = brackets.saturating_sub(1);
+                opts = 0;
+            }
+            '"' => {
+                // Skip a text literal, escapes included.
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => drop(chars.next()),
+                        '"' => break,
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+        deepest = deepest.max(brackets + opts);
+    }
+    if word == "opt" {
+        deepest = deepest.max(brackets + opts + 1);
+    }
+    if deepest > MAX_NESTING {
+        return Err(usage(format!("the argument nests values more than {MAX_NESTING} levels deep")));
+    }
+    Ok(())
 }
 
 /// A reply as JSON: one value per returned value.

@@ -13,6 +13,7 @@ use predicates::str::contains;
 const LEDGER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../canisters/wasm/ledger.wasm");
 const COUNTER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../canisters/wasm/counter.wasm");
 const MOTOKO_COUNTER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../canisters/wasm/motoko/counter.wasm");
+const CALLS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../canisters/wasm/calls.wasm");
 const KV: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../canisters/wasm/kv.wasm");
 const ASSETS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../canisters/fixtures/assetstorage.wasm.gz");
 
@@ -126,6 +127,9 @@ fn bad_input_gets_a_clear_message_and_its_exit_code() {
     usage(&["call", "ledger", "balance", "--argument-file", "/no/such/arg"], "cannot read the argument file");
     usage(&["--sender", "not-a-principal", "create"], "is not a principal");
     usage(&["frobnicate"], "unrecognized subcommand");
+    usage(&["create", "--name", ""], "a value is required");
+    usage(&["install", "ledger", "--wasm", "/tmp"], "cannot read the module /tmp");
+    usage(&["snapshot", "download", "ledger", "0", "--dir", "/proc/no/such"], "cannot create /proc/no/such");
     usage(&["demo", "--seconds", "1e300"], "--seconds must be");
     usage(&["demo", "--threads", "100000"], "1 to 1024 threads");
     usage(&["demo", "--accounts", "1"], "at least 2 accounts");
@@ -157,6 +161,40 @@ fn bad_input_gets_a_clear_message_and_its_exit_code() {
     let out = ch(d).args(["--json", "call", "nope", "x"]).assert().code(2).get_output().stdout.clone();
     let error: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(error["exit_code"], 2);
+}
+
+#[test]
+fn deeply_nested_candid_is_refused_rather_than_overflowing_the_stack() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ch(d).args(["create", "--name", "e"]).assert().success();
+    ch(d).args(["install", "e", "--wasm", CALLS]).assert().success();
+    // An argument: 100,000 nested `opt`s (or vecs) would overflow the parser.
+    let deep = d.join("deep.did");
+    std::fs::write(&deep, format!("({}1)", "opt ".repeat(100_000))).unwrap();
+    ch(d)
+        .args(["call", "e", "echo", "--argument-file"])
+        .arg(&deep)
+        .assert()
+        .code(2)
+        .stderr(contains("nests values more than 256 levels deep"));
+    std::fs::write(&deep, format!("({}1{})", "vec {".repeat(50_000), "}".repeat(50_000))).unwrap();
+    ch(d).args(["call", "e", "echo", "--argument-file"]).arg(&deep).assert().code(2);
+    // Text that merely mentions opt is not nesting.
+    let text = format!("(\"{}\")", "opt ".repeat(1000));
+    ch(d).args(["-q", "call", "e", "echo", &text]).assert().success();
+    // A reply: `echo` returns its argument's bytes, so a raw argument makes
+    // the canister answer `opt opt ... null`, 300 and 900,000 levels deep.
+    for levels in [300, 900_000] {
+        let hex = format!("4449444c016e000100{}00", "01".repeat(levels));
+        std::fs::write(&deep, hex).unwrap();
+        ch(d)
+            .args(["-q", "call", "e", "echo", "--type", "raw", "--argument-file"])
+            .arg(&deep)
+            .assert()
+            .code(1)
+            .stderr(contains("levels deep").or(contains("Recursion limit exceeded")));
+    }
 }
 
 /// A child that holds the state directory's lock: `logs --follow` keeps a
@@ -253,7 +291,11 @@ fn lifecycle_snapshots_controllers_and_logs() {
     ch(d).args(["snapshot", "list", "ledger"]).assert().success().stdout(contains("no snapshots"));
 
     let other = "rrkah-fqaaa-aaaaa-aaaaq-cai";
-    ch(d).args(["controllers", "add", "ledger", other]).assert().success().stdout(contains(other));
+    ch(d)
+        .args(["controllers", "add", "ledger", other, other])
+        .assert()
+        .success()
+        .stdout(format!("2vxsx-fae\n{other}\n"));
     ch(d).args(["--sender", other, "call", "ledger", "balance", "(2)"]).assert().success();
     ch(d).args(["controllers", "remove", "ledger", other]).assert().success().stdout(contains(other).not());
     ch(d).args(["controllers", "remove", "ledger", other]).assert().code(2).stderr(contains("not controllers"));

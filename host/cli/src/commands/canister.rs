@@ -5,7 +5,6 @@ use std::io::Read;
 use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
-use anyhow::Context as _;
 use canister_host::{CanisterInfo, Host, InstallMode, Principal, WasmMemoryPersistence};
 use serde_json::json;
 
@@ -33,7 +32,9 @@ pub fn read_wasm(path: &Path) -> anyhow::Result<Vec<u8>> {
     let file =
         std::fs::File::open(path).map_err(|e| usage(format!("cannot read the module {}: {e}", path.display())))?;
     let mut bytes = Vec::new();
-    file.take(MAX_WASM_BYTES + 1).read_to_end(&mut bytes).with_context(|| format!("reading {}", path.display()))?;
+    file.take(MAX_WASM_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| usage(format!("cannot read the module {}: {e}", path.display())))?;
     if bytes.starts_with(&[0x1f, 0x8b]) {
         let mut wasm = Vec::new();
         flate2::read::GzDecoder::new(&bytes[..])
@@ -284,7 +285,11 @@ pub fn controllers(cx: &Context, args: Controllers) -> anyhow::Result<Report> {
     if let Some((add, principals)) = change {
         let mut controllers = host.canister_info(canister)?.controllers;
         if add {
-            controllers.extend(principals.into_iter().filter(|p| !controllers.contains(p)).collect::<Vec<_>>());
+            for p in principals {
+                if !controllers.contains(&p) {
+                    controllers.push(p);
+                }
+            }
         } else {
             let missing: Vec<String> =
                 principals.iter().filter(|p| !controllers.contains(p)).map(|p| p.to_text()).collect();

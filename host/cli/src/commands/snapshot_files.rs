@@ -96,7 +96,7 @@ pub fn download(cx: &Context, host: &Host, canister: Principal, args: SnapshotDi
     if dir.join(METADATA).exists() {
         return Err(usage(format!("{} already holds a snapshot; choose an empty directory", dir.display())));
     }
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(|e| usage(format!("cannot create {}: {e}", dir.display())))?;
     let id = snapshot_id(canister, args.id);
     let meta: ReadCanisterSnapshotMetadataResult = management(
         host,
