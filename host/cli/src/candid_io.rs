@@ -123,21 +123,30 @@ pub fn encode(text: Option<&str>, arg_type: ArgType, env: Option<(&Interface, &[
 }
 
 /// A reply, printed as asked: typed by `rets` when known.
-pub fn render(bytes: &[u8], output: Output, env: Option<(&Interface, &[Type])>) -> anyhow::Result<String> {
+/// A reply as text and as JSON (one value per returned value), printed as
+/// `output` asks; typed by `rets` when known. Decoded once.
+pub fn render(
+    bytes: &[u8],
+    output: Output,
+    env: Option<(&Interface, &[Type])>,
+) -> anyhow::Result<(String, serde_json::Value)> {
     if output == Output::Raw {
-        return Ok(hex::encode(bytes));
+        let text = hex::encode(bytes);
+        return Ok((text.clone(), serde_json::Value::String(text)));
     }
     let args = decode(bytes, env)?;
-    Ok(match output {
-        Output::Pp => args.to_string(),
+    let options = idl2json::Idl2JsonOptions::default();
+    let json = serde_json::Value::Array(args.args.iter().map(|v| idl2json::idl2json(v, &options)).collect());
+    let text = match output {
         Output::Idl => candid::pretty::candid::value::pp_args(&args).pretty(usize::MAX).to_string(),
-        Output::Json => serde_json::to_string_pretty(&json(&args))?,
-        Output::Raw => unreachable!("returned above"),
-    })
+        Output::Json => serde_json::to_string_pretty(&json)?,
+        _ => args.to_string(),
+    };
+    Ok((text, json))
 }
 
 /// A reply decoded, typed by `rets` when known.
-pub fn decode(bytes: &[u8], env: Option<(&Interface, &[Type])>) -> anyhow::Result<IDLArgs> {
+fn decode(bytes: &[u8], env: Option<(&Interface, &[Type])>) -> anyhow::Result<IDLArgs> {
     let args = match env {
         Some((interface, types)) => IDLArgs::from_bytes_with_types(bytes, &interface.env, types),
         None => IDLArgs::from_bytes(bytes),
@@ -210,10 +219,4 @@ fn check_nesting(text: &str) -> anyhow::Result<()> {
         return Err(usage(format!("the argument nests values more than {MAX_NESTING} levels deep")));
     }
     Ok(())
-}
-
-/// A reply as JSON: one value per returned value.
-pub fn json(args: &IDLArgs) -> serde_json::Value {
-    let options = idl2json::Idl2JsonOptions::default();
-    serde_json::Value::Array(args.args.iter().map(|v| idl2json::idl2json(v, &options)).collect())
 }

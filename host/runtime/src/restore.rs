@@ -34,7 +34,7 @@ pub fn restore(path: &Path, height: u64, apply: bool) -> Result<RestorePlan, Hos
             heights.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
         )));
     }
-    let (mut wal, found) = Wal::open(&dir.wal_dir(), true, u64::MAX)?;
+    let (mut wal, found) = Wal::open_with(dir.fs().clone(), &dir.wal_dir(), true, u64::MAX)?;
     let newest = heights.last().copied().unwrap_or(height);
     let last_height = found.records.last().map_or(newest, |r| r.height.max(newest));
     let plan = RestorePlan {

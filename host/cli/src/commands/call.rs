@@ -40,11 +40,7 @@ fn report(
     let bytes = result?;
     let method = interface.map(|i| i.method(&message.method)).transpose()?;
     let env = interface.zip(method.as_ref().map(|m| m.rets.as_slice()));
-    let text = candid_io::render(&bytes, message.output, env)?;
-    let reply = match message.output {
-        Output::Raw => json!(hex::encode(&bytes)),
-        _ => candid_io::json(&candid_io::decode(&bytes, env)?),
-    };
+    let (text, reply) = candid_io::render(&bytes, message.output, env)?;
     let mut json = json!({ "reply": reply, "reply_hex": hex::encode(&bytes) });
     if let (Some(obj), serde_json::Value::Object(more)) = (json.as_object_mut(), extra) {
         obj.extend(more);

@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context as _;
-use canister_host::round::{MAX_SNAPSHOT_READ_BYTES, snapshot_id};
+use canister_host::round::{MAX_SNAPSHOT_READ_BYTES, local_snapshot_id, snapshot_id};
 use canister_host::{Host, Principal};
 use ic_management_canister_types::{
     ReadCanisterSnapshotDataArgs, ReadCanisterSnapshotDataResult, ReadCanisterSnapshotMetadataArgs,
@@ -43,6 +43,11 @@ fn management<A: candid::CandidType, R: for<'de> candid::Deserialize<'de> + cand
     candid::decode_one(&reply).with_context(|| format!("decoding the reply of {method}"))
 }
 
+/// The slice `(offset, size)` of one region of a snapshot, to read.
+type ReadSlice = fn(u64, u64) -> SnapshotDataKind;
+/// Where in one region of a snapshot to write, at an offset.
+type WriteAt = fn(u64) -> SnapshotDataOffset;
+
 /// Bytes moved so far, on a bar.
 struct Moved {
     bar: Progress,
@@ -61,35 +66,6 @@ impl Moved {
     }
 }
 
-/// Copy one region of the snapshot into `path`, slice by slice.
-fn download_region(
-    host: &Host,
-    cx: &Context,
-    args: &ReadCanisterSnapshotDataArgs,
-    size: u64,
-    path: &Path,
-    moved: &mut Moved,
-) -> anyhow::Result<()> {
-    let mut file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
-    let mut offset = 0;
-    while offset < size {
-        let len = (size - offset).min(MAX_SNAPSHOT_READ_BYTES);
-        let kind = match args.kind {
-            SnapshotDataKind::WasmModule { .. } => SnapshotDataKind::WasmModule { offset, size: len },
-            SnapshotDataKind::WasmMemory { .. } => SnapshotDataKind::WasmMemory { offset, size: len },
-            _ => SnapshotDataKind::StableMemory { offset, size: len },
-        };
-        let slice = ReadCanisterSnapshotDataArgs { kind, ..args.clone() };
-        let result: ReadCanisterSnapshotDataResult =
-            management(host, cx.sender, "read_canister_snapshot_data", &slice)?;
-        file.write_all(&result.chunk).with_context(|| format!("writing {}", path.display()))?;
-        offset += len;
-        moved.add(len);
-    }
-    file.sync_all().with_context(|| format!("syncing {}", path.display()))?;
-    Ok(())
-}
-
 /// `snapshot download`.
 pub fn download(cx: &Context, host: &Host, canister: Principal, args: SnapshotDir) -> anyhow::Result<Report> {
     let dir = &args.dir;
@@ -106,17 +82,33 @@ pub fn download(cx: &Context, host: &Host, canister: Principal, args: SnapshotDi
     )?;
     let total = meta.wasm_module_size + meta.wasm_memory_size + meta.stable_memory_size;
     let mut moved = Moved::new("downloading the snapshot", total, cx.quiet);
-    let regions = [
-        (SnapshotDataKind::WasmModule { offset: 0, size: 0 }, meta.wasm_module_size, WASM_MODULE),
-        (SnapshotDataKind::WasmMemory { offset: 0, size: 0 }, meta.wasm_memory_size, WASM_MEMORY),
-        (SnapshotDataKind::StableMemory { offset: 0, size: 0 }, meta.stable_memory_size, STABLE_MEMORY),
+    let regions: [(ReadSlice, u64, &str); 3] = [
+        (|offset, size| SnapshotDataKind::WasmModule { offset, size }, meta.wasm_module_size, WASM_MODULE),
+        (|offset, size| SnapshotDataKind::WasmMemory { offset, size }, meta.wasm_memory_size, WASM_MEMORY),
+        (|offset, size| SnapshotDataKind::StableMemory { offset, size }, meta.stable_memory_size, STABLE_MEMORY),
     ];
-    for (kind, size, file) in regions {
+    for (slice, size, file) in regions {
         if file == STABLE_MEMORY && size == 0 {
             continue;
         }
-        let read = ReadCanisterSnapshotDataArgs { canister_id: canister, snapshot_id: id.clone(), kind };
-        download_region(host, cx, &read, size, &dir.join(file), &mut moved)?;
+        // Copy the region into its file, slice by slice.
+        let path = dir.join(file);
+        let mut out = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+        let mut offset = 0;
+        while offset < size {
+            let len = (size - offset).min(MAX_SNAPSHOT_READ_BYTES);
+            let read = ReadCanisterSnapshotDataArgs {
+                canister_id: canister,
+                snapshot_id: id.clone(),
+                kind: slice(offset, len),
+            };
+            let result: ReadCanisterSnapshotDataResult =
+                management(host, cx.sender, "read_canister_snapshot_data", &read)?;
+            out.write_all(&result.chunk).with_context(|| format!("writing {}", path.display()))?;
+            offset += len;
+            moved.add(len);
+        }
+        out.sync_all().with_context(|| format!("syncing {}", path.display()))?;
     }
     // The metadata last: a directory without it is an interrupted download.
     let text = serde_json::to_string_pretty(&meta)?;
@@ -164,10 +156,10 @@ pub fn upload(cx: &Context, host: &Host, canister: Principal, args: SnapshotUplo
         .iter()
         .map(|g| g.clone().ok_or_else(|| usage(format!("{}: a global is null", meta_path.display()))))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let parts = [
-        (read_part(dir, WASM_MODULE, meta.wasm_module_size)?, SnapshotDataOffset::WasmModule { offset: 0 }),
-        (read_part(dir, WASM_MEMORY, meta.wasm_memory_size)?, SnapshotDataOffset::WasmMemory { offset: 0 }),
-        (read_part(dir, STABLE_MEMORY, meta.stable_memory_size)?, SnapshotDataOffset::StableMemory { offset: 0 }),
+    let parts: [(Vec<u8>, WriteAt); 3] = [
+        (read_part(dir, WASM_MODULE, meta.wasm_module_size)?, |offset| SnapshotDataOffset::WasmModule { offset }),
+        (read_part(dir, WASM_MEMORY, meta.wasm_memory_size)?, |offset| SnapshotDataOffset::WasmMemory { offset }),
+        (read_part(dir, STABLE_MEMORY, meta.stable_memory_size)?, |offset| SnapshotDataOffset::StableMemory { offset }),
     ];
     let created: UploadCanisterSnapshotMetadataResult = management(
         host,
@@ -187,18 +179,12 @@ pub fn upload(cx: &Context, host: &Host, canister: Principal, args: SnapshotUplo
     )?;
     let total: u64 = parts.iter().map(|(bytes, _)| bytes.len() as u64).sum();
     let mut moved = Moved::new("uploading the snapshot", total, cx.quiet);
-    for (bytes, kind) in &parts {
+    for (bytes, at) in &parts {
         for (i, chunk) in bytes.chunks(MAX_SNAPSHOT_READ_BYTES as usize).enumerate() {
-            let offset = i as u64 * MAX_SNAPSHOT_READ_BYTES;
-            let kind = match kind {
-                SnapshotDataOffset::WasmModule { .. } => SnapshotDataOffset::WasmModule { offset },
-                SnapshotDataOffset::WasmMemory { .. } => SnapshotDataOffset::WasmMemory { offset },
-                _ => SnapshotDataOffset::StableMemory { offset },
-            };
             let arg = UploadCanisterSnapshotDataArgs {
                 canister_id: canister,
                 snapshot_id: created.snapshot_id.clone(),
-                kind,
+                kind: at(i as u64 * MAX_SNAPSHOT_READ_BYTES),
                 chunk: chunk.to_vec(),
             };
             let () = management(host, cx.sender, "upload_canister_snapshot_data", &arg)?;
@@ -206,8 +192,8 @@ pub fn upload(cx: &Context, host: &Host, canister: Principal, args: SnapshotUplo
         }
     }
     moved.bar.finish();
-    let local =
-        created.snapshot_id.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes).unwrap_or_default();
+    let local = local_snapshot_id(canister, &created.snapshot_id)
+        .context("the management canister answered with another canister's snapshot id (a bug)")?;
     Ok(Report::new(
         format!(
             "uploaded {} as snapshot {local} of {canister} ({total} bytes); `canister-host snapshot load {canister} \

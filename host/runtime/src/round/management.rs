@@ -95,19 +95,24 @@ pub fn snapshot_id(canister: Principal, local: u64) -> Vec<u8> {
     [&local.to_be_bytes()[..], canister.as_slice()].concat()
 }
 
+/// The canister-local number of `id`, if it is a snapshot id of `canister`
+/// (the inverse of [`snapshot_id`]).
+pub fn local_snapshot_id(canister: Principal, id: &[u8]) -> Option<u64> {
+    let (local, owner) = id.split_at_checked(8)?;
+    if owner != canister.as_slice() {
+        return None;
+    }
+    local.try_into().ok().map(u64::from_be_bytes)
+}
+
 /// The canister-local number of a snapshot id of `canister`.
 fn local_snapshot(canister: Principal, id: &[u8]) -> Result<u64, Rejected> {
-    let bad = || {
+    local_snapshot_id(canister, id).ok_or_else(|| {
         (
             ErrorCode::CanisterSnapshotNotFound,
             format!("Could not find the snapshot ID {} for canister {canister}.", hex::encode(id)),
         )
-    };
-    let (local, owner) = id.split_at_checked(8).ok_or_else(bad)?;
-    if owner != canister.as_slice() {
-        return Err(bad());
-    }
-    Ok(u64::from_be_bytes(local.try_into().map_err(|_| bad())?))
+    })
 }
 
 fn install_mode(mode: CanisterInstallMode) -> (InstallMode, CodeDeploymentMode) {

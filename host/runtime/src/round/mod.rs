@@ -25,7 +25,7 @@ mod tests;
 
 pub use digest::state_digest;
 pub use execute::{NotApplied, RoundResult};
-pub use management::snapshot_id;
+pub use management::{local_snapshot_id, snapshot_id};
 pub use pool::{ModuleOverrides, WorkerPool};
 pub use schema::{OPERATION_OVERHEAD, Operation, Outcome, ROUND_RECORD_FORMAT, RoundRecord};
 pub use snapshot_data::MAX_SNAPSHOT_READ_BYTES;
