@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use benches::{Lcg, MIB, extents_delta, random_delta};
+use bench_suite::{Lcg, MIB, extents_delta, random_delta};
 use checkpoint::{Checkpoint, CheckpointSpec, FileSource, FileSpec, StateDir};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use page_delta::{PAGE_SIZE, Page, PageDelta, PageIndex, PageMap};

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::hint::black_box;
 
-use benches::Lcg;
+use bench_suite::Lcg;
 use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
 use page_delta::{PAGE_SIZE, Page, PageDelta, PageIndex};
 

@@ -26,7 +26,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use benches::Zipf;
+use bench_suite::Zipf;
 use candid::Encode;
 use canister_host::*;
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};

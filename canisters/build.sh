@@ -35,6 +35,8 @@ memory_flags() {
     counter) echo "--initial-memory=$((128 * KiB)) --max-memory=$((1 * MiB))" ;;
     # Initial memory ends exactly at HEAP_START (see memory_stress.c).
     memory_stress) echo "--initial-memory=$((1 * MiB)) --max-memory=$MAX" ;;
+    # The stack, a 1 MiB page region and a 1 MiB argument/reply buffer.
+    bench) echo "--initial-memory=$((3 * MiB)) --max-memory=$((3 * MiB))" ;;
     *) echo "--initial-memory=$((128 * KiB)) --max-memory=$MAX" ;;
     esac
 }

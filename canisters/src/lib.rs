@@ -67,8 +67,13 @@ pub mod motoko {
     ];
 }
 
+/// The message-latency benchmark canister (`c/bench.c`): one measurable
+/// thing per method, raw little-endian arguments.
+pub const BENCH: &[u8] = include_bytes!("../wasm/bench.wasm");
+
 /// Every example canister, by name.
 pub const ALL: &[(&str, &[u8])] = &[
+    ("bench", BENCH),
     ("counter", COUNTER),
     ("memory_stress", MEMORY_STRESS),
     ("kv", KV),

@@ -78,6 +78,9 @@ pub enum Command {
     Restore(Restore),
     /// Run the micropayments demo: load, a crash, recovery, verification.
     Demo(Demo),
+    /// Run the benchmark suite: every case beside its baselines, as
+    /// p50/p90/p99 and ratios; write a report; check for regressions.
+    Bench(Bench),
     /// The demo's load generator, run by `demo` as a child process.
     #[command(hide = true)]
     DemoLoad(crate::demo::load::LoadArgs),
@@ -415,3 +418,35 @@ pub struct Demo {
     #[arg(long, default_value_t = 200)]
     pub checkpoint_interval: u64,
 }
+
+/// `bench`.
+#[derive(Debug, Args)]
+pub struct Bench {
+    /// Small sizes and short sampling (about a minute); what CI runs.
+    #[arg(long)]
+    pub quick: bool,
+    /// Run only the cases whose name contains this (repeat for several);
+    /// their baselines run with them.
+    #[arg(long, value_name = "TEXT")]
+    pub filter: Vec<String>,
+    /// Write the HTML report (index.html) and the run (run.json) here.
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<PathBuf>,
+    /// Compare to a stored baseline; exit 6 when a case regressed.
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = DEFAULT_BASELINE)]
+    pub compare: Option<PathBuf>,
+    /// Store this run's figures in the baseline (--compare's file, or
+    /// benches/baseline.json); cases not run keep their stored figures.
+    #[arg(long)]
+    pub persist: bool,
+    /// A ratio that moved less than this percentage is noise.
+    #[arg(long, value_name = "PERCENT", default_value_t = 25.0)]
+    pub noise: f64,
+    /// Where fixtures are made: a directory on the disk to measure
+    /// (default: the system's temporary directory).
+    #[arg(long, value_name = "DIR")]
+    pub scratch: Option<PathBuf>,
+}
+
+/// The committed baseline, relative to the repository's root.
+pub const DEFAULT_BASELINE: &str = "benches/baseline.json";

@@ -577,3 +577,59 @@ fn the_readme_tour_runs_as_printed() {
         rest = &rest[at + e.len()..];
     }
 }
+
+#[test]
+fn bench_measures_stores_compares_and_reports() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (baseline, report) = (tmp.path().join("baseline.json"), tmp.path().join("report"));
+    let bench = |extra: &[&str]| {
+        let mut cmd = ch(tmp.path());
+        cmd.args(["bench", "--quick", "--filter", "update/write_16_pages", "--scratch"]).arg(tmp.path());
+        cmd.arg("--compare").arg(&baseline).args(extra).timeout(Duration::from_secs(300));
+        cmd
+    };
+    // The first --persist creates the baseline.
+    let run = json(bench(&["--persist", "--report"]).arg(&report));
+    let results = run["run"]["results"].as_array().unwrap();
+    let case = |name: &str| results.iter().find(|r| r["name"] == name).unwrap_or_else(|| panic!("no {name}"));
+    // The canister writes one byte into each of 16 pages.
+    let tracked = case("update/write_16_pages");
+    assert_eq!(tracked["counts"]["dirty_pages"], 16);
+    assert_eq!(tracked["baselines"][0], "untracked/update/write_16_pages");
+    for name in ["untracked/update/write_16_pages", "naive/update/write_16_pages", "wasmtime/fresh_instance"] {
+        assert!(case(name)["latency"]["p50_ns"].as_f64().unwrap() > 0.0, "{name}");
+    }
+    let html = std::fs::read_to_string(report.join("index.html")).unwrap();
+    assert!(html.contains("<svg") && html.contains("Cost per page against pages touched"));
+    assert!(report.join("run.json").exists());
+
+    // The same code against its own baseline: no count differs.
+    let again = bench(&[]).assert().get_output().clone();
+    let text = String::from_utf8_lossy(&again.stdout);
+    assert!(text.contains("update/write_16_pages") && !text.contains("instructions "), "{text}");
+
+    // A baseline that says the message used one instruction fewer: the
+    // count is compared exactly, so this run regressed.
+    let mut stored: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&baseline).unwrap()).unwrap();
+    let instructions = &mut stored["cases"]["update/write_16_pages"]["counts"]["instructions"];
+    *instructions = (instructions.as_u64().unwrap() - 1).into();
+    std::fs::write(&baseline, stored.to_string()).unwrap();
+    bench(&[])
+        .assert()
+        .code(6)
+        .stdout(contains("regressed").and(contains("update/write_16_pages")).and(contains("instructions")));
+
+    // Bad input is refused before anything is measured.
+    ch(tmp.path())
+        .args(["bench", "--compare"])
+        .arg(tmp.path().join("missing.json"))
+        .assert()
+        .code(2)
+        .stderr(contains("cannot read"));
+    ch(tmp.path())
+        .args(["bench", "--quick", "--filter", "no-such-case"])
+        .assert()
+        .code(2)
+        .stderr(contains("no case matches"));
+    ch(tmp.path()).args(["bench", "--noise", "0"]).assert().code(2).stderr(contains("--noise"));
+}

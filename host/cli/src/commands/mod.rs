@@ -1,6 +1,7 @@
 //! One module per group of commands. Each command returns what it found as
 //! a [`Report`]: text for people, JSON for scripts (`--json`).
 
+mod bench;
 mod call;
 mod canister;
 mod checkpoints;
@@ -48,6 +49,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Option<Report>> {
         Command::Checkpoint(args) => checkpoints::run(&cx, args)?,
         Command::Verify(args) => verify::run(&cx, args)?,
         Command::Restore(args) => checkpoints::restore(&cx, args)?,
+        Command::Bench(args) => bench::run(&cx, args)?,
         Command::Demo(args) => crate::demo::run(&cx, args)?,
         Command::DemoLoad(args) => return crate::demo::load::run(&cx, args).map(|()| None),
     };

@@ -1,0 +1,128 @@
+//! Durable transfers per second: client threads sending ledger transfers
+//! between Zipf-chosen accounts (s = 1.0001, seed 003's micropayments
+//! workload), each waiting for its reply.
+//!
+//! - `micropayments/{10k,1M,10M}_accounts`: 8 threads, fsync on;
+//! - `throughput/{fsync,no_fsync}_{1,2,4,8}_threads`: 10k accounts, so the
+//!   report can plot throughput against client threads.
+//!
+//! Latency percentiles are per transfer; the throughput is the run's.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use candid::Encode;
+use canister_host::{Host, Principal};
+
+use super::disk::FLOOR;
+use super::{BenchError, OWNER, Runner, count_label, host_config, install, open_host};
+use crate::Zipf;
+use crate::suite::error::CaseContext;
+
+/// The workload's skew (seed 003).
+const ZIPF_EXPONENT: f64 = 1.0001;
+const INITIAL_BALANCE: u64 = 1_000_000_000;
+
+fn micropayments_name(accounts: u64) -> String {
+    format!("micropayments/{}_accounts", count_label(accounts))
+}
+
+fn throughput_name(fsync: bool, threads: usize) -> String {
+    format!("throughput/{}_{threads}_threads", if fsync { "fsync" } else { "no_fsync" })
+}
+
+pub(super) fn run(r: &mut Runner) -> Result<(), BenchError> {
+    let (accounts, threads): (&[u64], &[usize]) =
+        if r.quick() { (&[10_000], &[1, 8]) } else { (&[10_000, 1_000_000, 10_000_000], &[1, 2, 4, 8]) };
+    let mut names: Vec<String> = accounts.iter().map(|a| micropayments_name(*a)).collect();
+    for fsync in [false, true] {
+        names.extend(threads.iter().map(|t| throughput_name(fsync, *t)));
+    }
+    if !r.any(&names) {
+        return Ok(());
+    }
+    let seconds = Duration::from_millis(if r.quick() { 500 } else { 3000 });
+    for fsync in [false, true] {
+        for &t in threads {
+            let name = throughput_name(fsync, t);
+            if !r.selected(&name) {
+                continue;
+            }
+            let baselines = match (fsync, t) {
+                (false, 1) => vec!["host/update_call_no_fsync".to_string()],
+                (false, _) => vec![throughput_name(false, 1)],
+                (true, _) => vec![throughput_name(false, t), FLOOR.to_string()],
+            };
+            let baselines: Vec<&str> = baselines.iter().map(String::as_str).collect();
+            transfers(r, &name, &baselines, fsync, 10_000, t, seconds)?;
+        }
+    }
+    for &a in accounts {
+        let name = micropayments_name(a);
+        if r.selected(&name) {
+            let baseline = throughput_name(true, 8);
+            transfers(r, &name, &[&baseline, FLOOR], true, a, 8, seconds)?;
+        }
+    }
+    Ok(())
+}
+
+/// One ledger of `accounts`, loaded by `threads` clients for `seconds`.
+fn transfers(
+    r: &mut Runner,
+    name: &str,
+    baselines: &[&str],
+    fsync: bool,
+    accounts: u64,
+    threads: usize,
+    seconds: Duration,
+) -> Result<(), BenchError> {
+    let host = open_host(r, name, host_config(fsync, 2))?;
+    let init = Encode!(&accounts, &INITIAL_BALANCE).case(name)?;
+    let ledger = install(&host, name, canisters::LEDGER, init)?;
+    let zipf = Zipf::new(accounts as usize, ZIPF_EXPONENT, accounts);
+    // Warm up: the first transfers fault the ledger's pages in.
+    load(&host, ledger, &zipf, threads, seconds / 10, name)?;
+    let start = Instant::now();
+    let latencies = load(&host, ledger, &zipf, threads, seconds, name)?;
+    let elapsed = start.elapsed();
+    r.throughput(name, baselines, latencies.len() as u64, elapsed, latencies);
+    Ok(())
+}
+
+/// Send transfers from `threads` threads until `duration` has passed;
+/// the latency of each, in ns.
+fn load(
+    host: &Host,
+    ledger: Principal,
+    zipf: &Zipf,
+    threads: usize,
+    duration: Duration,
+    name: &str,
+) -> Result<Vec<f64>, BenchError> {
+    let until = Instant::now() + duration;
+    let all = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let mut zipf = zipf.reseeded(t as u64 + 1);
+                let all = &all;
+                s.spawn(move || -> Result<(), BenchError> {
+                    let mut mine = Vec::new();
+                    while Instant::now() < until {
+                        let arg = Encode!(&zipf.sample(), &zipf.sample(), &1u64).case(name)?;
+                        let start = Instant::now();
+                        host.update_call(ledger, OWNER, "transfer", arg).case(name)?;
+                        mine.push(start.elapsed().as_nanos() as f64);
+                    }
+                    all.lock().unwrap_or_else(|e| e.into_inner()).extend(mine);
+                    Ok(())
+                })
+            })
+            .collect();
+        workers.into_iter().try_for_each(|w| {
+            w.join().map_err(|_| BenchError::Case { case: name.into(), message: "a client thread panicked".into() })?
+        })
+    })?;
+    Ok(all.into_inner().unwrap_or_else(|e| e.into_inner()))
+}
