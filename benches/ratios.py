@@ -32,7 +32,7 @@ def main():
     baseline = sys.argv[2] if len(sys.argv) > 2 else "untracked"
     root = pathlib.Path(__file__).resolve().parent.parent / "target" / "criterion" / group.replace("/", "_")
     if not root.is_dir():
-        sys.exit(f"no results for {group}: run `cargo bench -p benches` first")
+        sys.exit(f"no results for {group}: run `cargo bench -p bench_suite` first")
     functions = sorted(p for p in root.iterdir() if p.is_dir() and p.name != "report")
     plain = {f.name: median(f / "new" / "estimates.json") for f in functions if (f / "new").is_dir()}
     if plain:

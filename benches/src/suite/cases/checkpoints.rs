@@ -37,7 +37,7 @@ pub(super) fn run(r: &mut Runner) -> Result<(), BenchError> {
             let fixture_name = format!("checkpoint fixture {}_{}", density(dense), size_label(size));
             let mut fx = Fixture::new(&r.scratch().join("checkpoints"), size, data, &fixture_name)?;
             let samples = match (r.quick(), size > 64 * MIB) {
-                (true, _) => 3,
+                (true, _) => 10,
                 (false, false) => 10,
                 (false, true) => 5,
             };

@@ -54,7 +54,7 @@ pub(super) fn run(r: &mut Runner) -> Result<(), BenchError> {
         plain::compile(r)?;
     }
     histories.sort();
-    let samples = if r.quick() { 3 } else { 10 };
+    let samples = if r.quick() { 5 } else { 10 };
     for rounds in histories {
         let dir = r.scratch().join(format!("history-{rounds}"));
         let live = history(&dir, rounds)?;

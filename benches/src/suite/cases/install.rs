@@ -17,7 +17,7 @@ pub(super) fn run(r: &mut Runner) -> Result<(), BenchError> {
         plain::compile(r)?;
     }
     let host = open_host(r, "install", host_config(false, 1))?;
-    let samples = if r.quick() { 3 } else { 10 };
+    let samples = if r.quick() { 10 } else { 20 };
     let mut nonce = 0u64;
     for (name, wasm, baseline) in cases {
         r.timed(name, &[baseline], samples, || {

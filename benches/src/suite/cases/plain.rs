@@ -55,7 +55,7 @@ pub(super) fn calls(r: &mut Runner) -> Result<(), BenchError> {
 /// Compiling the counter and the ledger.
 pub(super) fn compile(r: &mut Runner) -> Result<(), BenchError> {
     let engine = Engine::default();
-    let samples = if r.quick() { 3 } else { 10 };
+    let samples = if r.quick() { 10 } else { 20 };
     for (name, wasm) in [(COMPILE_SMALL, canisters::COUNTER), (COMPILE_LEDGER, canisters::LEDGER)] {
         r.timed(name, &[], samples, || {
             let start = std::time::Instant::now();
