@@ -78,6 +78,9 @@ pub enum Command {
     Restore(Restore),
     /// Run the micropayments demo: load, a crash, recovery, verification.
     Demo(Demo),
+    /// Serve the IC's HTTP interface (agent-js, ic-agent, icp-cli, dfx talk
+    /// to it unchanged) until SIGINT or SIGTERM, then checkpoint.
+    Serve(Serve),
     /// Run the benchmark suite: every case beside its baselines, as
     /// p50/p90/p99 and ratios; write a report; check for regressions.
     Bench(Bench),
@@ -450,3 +453,17 @@ pub struct Bench {
 
 /// The committed baseline, relative to the repository's root.
 pub const DEFAULT_BASELINE: &str = "benches/baseline.json";
+
+/// `serve`.
+#[derive(Debug, Args)]
+pub struct Serve {
+    /// The address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:4943")]
+    pub listen: std::net::SocketAddr,
+    /// Write the port actually bound to this file once listening.
+    #[arg(long, value_name = "FILE")]
+    pub port_file: Option<PathBuf>,
+    /// Requests served at once; more are answered 429 (agents retry).
+    #[arg(long, default_value_t = 256)]
+    pub max_concurrent: usize,
+}

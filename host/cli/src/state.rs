@@ -60,8 +60,17 @@ impl Context {
     pub fn open_with(&self, config: HostConfig) -> anyhow::Result<Host> {
         let spinner = self.progress("opening the state directory (compiling modules, replaying the log)");
         let fresh = self.refuse_foreign_dir()?;
-        let host = Host::open(&self.dir, config)
-            .with_context(|| format!("cannot open the state directory {}", self.dir.display()))?;
+        let host = Host::open(&self.dir, config).map_err(|e| {
+            let locked = matches!(&e, canister_host::HostError::Checkpoint(checkpoint::Error::Locked { .. }));
+            let served = std::fs::read_to_string(self.dir.join(crate::commands::SERVER_URL_FILE)).ok();
+            let error = anyhow::Error::new(e).context(format!("cannot open the state directory {}", self.dir.display()));
+            match served {
+                Some(url) if locked => error.context(format!(
+                    "a server holds the state directory at {url}: send calls to it (icp, dfx, an agent), or stop it first"
+                )),
+                _ => error,
+            }
+        })?;
         if fresh {
             // Checkpoint the empty state, so the whole history stays
             // verifiable and every round can be queried back in time.

@@ -10,6 +10,8 @@ use assert_cmd::Command;
 use predicates::prelude::*;
 use predicates::str::contains;
 
+mod common;
+
 const LEDGER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../canisters/wasm/ledger.wasm");
 const COUNTER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../canisters/wasm/counter.wasm");
 const MOTOKO_COUNTER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../canisters/wasm/motoko/counter.wasm");
@@ -632,4 +634,57 @@ fn bench_measures_stores_compares_and_reports() {
         .code(2)
         .stderr(contains("no case matches"));
     ch(tmp.path()).args(["bench", "--noise", "0"]).assert().code(2).stderr(contains("--noise"));
+}
+
+/// GET `path` from `port` on loopback: the status line and the body.
+fn http_get(port: u16, path: &str) -> (String, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let split = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&response[..split]).to_string();
+    (head.lines().next().unwrap().to_string(), response[split + 4..].to_vec())
+}
+
+#[test]
+fn serve_owns_the_directory_until_sigterm_then_checkpoints() {
+    let dir = with_ledger();
+    let d = dir.path();
+    let port_file = d.join("port");
+    let server = std::process::Command::new(bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--port-file"])
+        .arg(&port_file)
+        .env("CANISTER_HOST_DIR", d)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let port = common::wait_for_port(&port_file);
+    // The status endpoint serves the root key (DER of a BLS key: 133 bytes).
+    let (status, body) = http_get(port, "/api/v2/status");
+    assert!(status.contains("200"), "{status}");
+    let body: std::collections::BTreeMap<String, serde_cbor::Value> = serde_cbor::from_slice(&body).unwrap();
+    assert_eq!(body["replica_health_status"], serde_cbor::Value::Text("healthy".into()));
+    assert!(matches!(&body["root_key"], serde_cbor::Value::Bytes(key) if key.len() == 133));
+    // Changing state is refused while it serves, naming its URL.
+    ch(d)
+        .args(["call", "ledger", "transfer", "(1, 2, 3)"])
+        .assert()
+        .code(5)
+        .stderr(contains(format!("http://127.0.0.1:{port}")));
+    let before = json(ch(d).args(["checkpoint", "list"]));
+    // SIGTERM: in-flight requests finish, the host checkpoints, exit 0.
+    let pid = server.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let out = server.wait_with_output().unwrap();
+    assert!(out.status.success(), "{:?}", out.status);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("checkpoint written"));
+    // The rounds since the last checkpoint (create, install) are now in one.
+    let after = json(ch(d).args(["checkpoint", "list"]));
+    let newest =
+        |list: &serde_json::Value| list.as_array().unwrap().iter().map(|c| c["height"].as_u64().unwrap()).max();
+    assert!(newest(&after) > newest(&before), "{before} -> {after}");
+    ch(d).args(["call", "ledger", "transfer", "(1, 2, 3)"]).assert().success();
 }

@@ -5,6 +5,9 @@ mod bench;
 mod call;
 mod canister;
 mod checkpoints;
+mod serve;
+
+pub use serve::URL_FILE as SERVER_URL_FILE;
 mod snapshot_files;
 mod snapshots;
 pub mod verify;
@@ -49,6 +52,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Option<Report>> {
         Command::Checkpoint(args) => checkpoints::run(&cx, args)?,
         Command::Verify(args) => verify::run(&cx, args)?,
         Command::Restore(args) => checkpoints::restore(&cx, args)?,
+        Command::Serve(args) => serve::run(&cx, args)?,
         Command::Bench(args) => bench::run(&cx, args)?,
         Command::Demo(args) => crate::demo::run(&cx, args)?,
         Command::DemoLoad(args) => return crate::demo::load::run(&cx, args).map(|()| None),

@@ -1,0 +1,71 @@
+//! `serve`: the IC's HTTP interface over this state directory, until
+//! SIGINT or SIGTERM; then the requests in flight finish and the host
+//! checkpoints.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use canister_host::HostConfig;
+
+use super::Report;
+use crate::args::Serve;
+use crate::exit::usage;
+use crate::state::Context;
+
+/// Where the server's keys live, inside the state directory (outside
+/// checkpoints: they are the host's identity, not canister state).
+const KEYS: &str = "http/keys.bin";
+/// Where a running server records its URL, for other commands to name.
+pub const URL_FILE: &str = "http/url";
+
+/// Run `serve`.
+pub fn run(cx: &Context, args: Serve) -> anyhow::Result<Report> {
+    if args.max_concurrent == 0 {
+        return Err(usage("--max-concurrent must be at least 1"));
+    }
+    let host = Arc::new(cx.open_with(HostConfig::default())?);
+    let keys = wire::keys::Keys::load_or_create(&cx.dir.join(KEYS)).context("loading the server's keys")?;
+    let config = server::ServerConfig { max_concurrent: args.max_concurrent, ..server::ServerConfig::default() };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    let url_file = cx.dir.join(URL_FILE);
+    let served = runtime.block_on(async {
+        let listener = server::bind(args.listen).await?;
+        let addr = listener.local_addr().context("reading the bound address")?;
+        let url = format!("http://{addr}");
+        std::fs::write(&url_file, &url).with_context(|| format!("writing {}", url_file.display()))?;
+        if let Some(path) = &args.port_file {
+            std::fs::write(path, addr.port().to_string()).with_context(|| format!("writing {}", path.display()))?;
+        }
+        if !cx.quiet {
+            eprintln!(
+                "serving the IC HTTP interface at {url} (state directory {}); stop with Ctrl-C",
+                cx.dir.display()
+            );
+        }
+        let router = server::router(host.clone(), keys, config);
+        server::serve(listener, router, shutdown_signal()).await?;
+        anyhow::Ok(url)
+    });
+    let _ = std::fs::remove_file(&url_file);
+    let url = served?;
+    drop(runtime);
+    let host = Arc::try_unwrap(host).map_err(|_| anyhow::anyhow!("requests still hold the host after shutdown"))?;
+    host.close().context("checkpointing on shutdown")?;
+    Ok(Report::new(
+        format!("stopped serving {url}; checkpoint written"),
+        serde_json::json!({ "url": url, "stopped": true }),
+    ))
+}
+
+/// SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        // Without signal handlers the server runs until killed.
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

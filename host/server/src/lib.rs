@@ -1,0 +1,112 @@
+//! `canister-host serve`: the IC's HTTP interface (as the interface
+//! specification describes it) over a [`Host`], so agent-js, ic-agent and
+//! icp-cli talk to this host unchanged.
+//!
+//! - `GET /api/v2/status`: the root key, health;
+//! - `POST /api/v2/canister/<id>/call`: asynchronous (202);
+//! - `POST /api/{v3,v4}/canister/<id>/call`: synchronous, answered with a
+//!   certificate once the round is durable (202 if it takes too long);
+//! - `POST /api/{v2,v3}/canister/<id>/query`: signed by the node key;
+//! - `POST /api/{v2,v3}/canister/<id>/read_state` (and `subnet/<id>`):
+//!   certificates of time, request statuses, canister facts, the subnet.
+//!
+//! Nothing is acknowledged before the host has made it durable: a call's
+//! status says `replied` only once its round is in the synced log.
+
+mod calls;
+mod errors;
+mod ingress;
+mod queries;
+mod read_state;
+mod statuses;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use canister_host::Host;
+use wire::keys::Keys;
+
+pub use errors::ServeError;
+use statuses::Statuses;
+
+/// Limits and timeouts.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Largest request body, bytes (the IC's ingress limit is 2 MiB of
+    /// argument; the envelope adds a little).
+    pub max_body_bytes: usize,
+    /// Requests served at once; more get 429, which agents retry.
+    pub max_concurrent: usize,
+    /// How long a synchronous call waits for its round before answering
+    /// 202 (the client then polls).
+    pub sync_call_timeout: Duration,
+    /// How long a request status is kept after the call finished.
+    pub status_retention: Duration,
+    /// Most request statuses kept (oldest finished ones go first).
+    pub max_statuses: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            max_body_bytes: (2 << 20) + (256 << 10),
+            max_concurrent: 256,
+            sync_call_timeout: Duration::from_secs(10),
+            status_retention: wire::envelope::MAX_INGRESS_TTL + wire::envelope::PERMITTED_DRIFT,
+            max_statuses: 100_000,
+        }
+    }
+}
+
+/// What every handler shares.
+pub(crate) struct Shared {
+    pub host: Arc<Host>,
+    pub keys: Keys,
+    pub statuses: Statuses,
+    pub config: ServerConfig,
+    pub permits: tokio::sync::Semaphore,
+}
+
+/// The router over `host`, signing with `keys`.
+pub fn router(host: Arc<Host>, keys: Keys, config: ServerConfig) -> Router {
+    let shared = Arc::new(Shared {
+        host,
+        keys,
+        statuses: Statuses::new(config.status_retention, config.max_statuses),
+        permits: tokio::sync::Semaphore::new(config.max_concurrent),
+        config: config.clone(),
+    });
+    Router::new()
+        .route("/api/v2/status", get(read_state::status))
+        .route("/api/v2/canister/{id}/call", post(calls::call_v2))
+        .route("/api/v3/canister/{id}/call", post(calls::call_sync))
+        .route("/api/v4/canister/{id}/call", post(calls::call_sync))
+        .route("/api/v4/subnet/{id}/call", post(calls::call_sync))
+        .route("/api/v2/canister/{id}/query", post(queries::query))
+        .route("/api/v3/canister/{id}/query", post(queries::query))
+        .route("/api/v2/canister/{id}/read_state", post(read_state::canister))
+        .route("/api/v3/canister/{id}/read_state", post(read_state::canister))
+        .route("/api/v2/subnet/{id}/read_state", post(read_state::subnet))
+        .route("/api/v3/subnet/{id}/read_state", post(read_state::subnet))
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .with_state(shared)
+}
+
+/// Serve `router` on `listener` until `shutdown` resolves, then finish the
+/// requests in flight.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await.map_err(ServeError::Io)
+}
+
+/// Bind `addr` (port 0 picks a free one).
+pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, ServeError> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|e| ServeError::Bind(addr, e))
+}

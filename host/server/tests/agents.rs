@@ -1,0 +1,198 @@
+//! The server against a client nobody here wrote: the Rust `ic-agent`
+//! (0.49, as icp-cli embeds it), with its default checks on: certificates
+//! verified against the fetched root key, query signatures verified
+//! against the node keys it reads from the state tree. Plus the requests
+//! a client should never send, each refused with the IC's status and text.
+
+use std::sync::Arc;
+
+use candid::{Decode, Encode, Principal};
+use canister_host::{Host, HostConfig, InstallMode};
+use ic_agent::identity::{AnonymousIdentity, BasicIdentity, Secp256k1Identity};
+use ic_agent::{Agent, AgentError, Identity};
+use ic_transport_types::{Envelope, EnvelopeContent};
+use sha2::{Digest, Sha256};
+
+struct Served {
+    url: String,
+    counter: Principal,
+    _runtime_guard: tokio::sync::oneshot::Sender<()>,
+    _dir: tempfile::TempDir,
+}
+
+/// A host with the C counter installed (controlled by `controller`),
+/// served on a free loopback port.
+async fn serve(controller: Principal) -> Served {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::open(&dir.path().join("state"), HostConfig::default()).unwrap();
+    let counter = host.create_canister(controller, vec![], None).unwrap();
+    host.install_code(controller, counter, InstallMode::Install, canisters::COUNTER.to_vec(), vec![]).unwrap();
+    let keys = wire::keys::Keys::from_secret(&[7; 64]);
+    let router = server::router(Arc::new(host), keys, server::ServerConfig::default());
+    let listener = server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server::serve(listener, router, async move {
+        let _ = stopped.await;
+    }));
+    Served { url, counter, _runtime_guard: stop, _dir: dir }
+}
+
+async fn agent(url: &str, identity: impl Identity + 'static) -> Agent {
+    let agent = Agent::builder().with_url(url).with_identity(identity).build().unwrap();
+    agent.fetch_root_key().await.unwrap();
+    agent
+}
+
+fn ed25519() -> BasicIdentity {
+    BasicIdentity::from_raw_key(&[3; 32])
+}
+
+fn secp256k1() -> Secp256k1Identity {
+    Secp256k1Identity::from_private_key(k256::SecretKey::from_slice(&[5; 32]).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ic_agent_calls_queries_and_reads_certified_state() {
+    let owner = ed25519().sender().unwrap();
+    let s = serve(owner).await;
+    let mut expected = 0u64;
+    for agent in [agent(&s.url, ed25519()).await, agent(&s.url, secp256k1()).await] {
+        // An update through the synchronous endpoint: a certificate of the
+        // reply, verified with the fetched root key.
+        let reply = agent.update(&s.counter, "inc").with_arg(Encode!().unwrap()).call_and_wait().await.unwrap();
+        expected += 1;
+        assert_eq!(Decode!(&reply, u64).unwrap(), expected);
+        // A query, its signature verified against the node key the agent
+        // reads from the subnet subtree.
+        let reply = agent.query(&s.counter, "get").with_arg(Encode!().unwrap()).call().await.unwrap();
+        assert_eq!(Decode!(&reply, u64).unwrap(), expected);
+    }
+    // Certified facts about the canister.
+    let agent = agent(&s.url, ed25519()).await;
+    let hash = agent.read_state_canister_info(s.counter, "module_hash").await.unwrap();
+    assert_eq!(hash, Sha256::digest(canisters::COUNTER).to_vec());
+    let controllers = agent.read_state_canister_controllers(s.counter).await.unwrap();
+    assert_eq!(controllers, [owner]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_non_controller_is_refused_by_the_management_canister() {
+    let s = serve(ed25519().sender().unwrap()).await;
+    let stranger = agent(&s.url, secp256k1()).await;
+    let arg = Encode!(&ic_management_canister_types_arg(s.counter)).unwrap();
+    let error = stranger
+        .update(&Principal::management_canister(), "stop_canister")
+        .with_effective_canister_id(s.counter)
+        .with_arg(arg)
+        .call_and_wait()
+        .await
+        .unwrap_err();
+    let AgentError::CertifiedReject { reject, .. } = &error else {
+        panic!("expected a certified reject, got {error:?}")
+    };
+    assert_eq!(reject.reject_code as u8, 5, "{reject:?}");
+    assert!(reject.reject_message.contains("controller"), "{reject:?}");
+    // The canister still runs.
+    let owner = agent(&s.url, ed25519()).await;
+    owner.update(&s.counter, "inc").with_arg(Encode!().unwrap()).call_and_wait().await.unwrap();
+}
+
+#[derive(candid::CandidType)]
+struct CanisterIdRecord {
+    canister_id: Principal,
+}
+
+fn ic_management_canister_types_arg(canister_id: Principal) -> CanisterIdRecord {
+    CanisterIdRecord { canister_id }
+}
+
+/// POST `body` to `path` with `content_type`: the status and the body.
+async fn post(url: &str, path: &str, content_type: &str, body: Vec<u8>) -> (u16, Vec<u8>) {
+    let response = reqwest::Client::new()
+        .post(format!("{url}{path}"))
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.bytes().await.unwrap().to_vec())
+}
+
+/// A call envelope for the counter, anonymous, expiring at `expiry`.
+fn call(counter: Principal, sender: Principal, expiry: u64) -> EnvelopeContent {
+    EnvelopeContent::Call {
+        nonce: None,
+        ingress_expiry: expiry,
+        sender,
+        canister_id: counter,
+        method_name: "inc".into(),
+        arg: Encode!().unwrap(),
+        sender_info: None,
+    }
+}
+
+fn encode(content: EnvelopeContent, pubkey: Option<Vec<u8>>, sig: Option<Vec<u8>>) -> Vec<u8> {
+    Envelope {
+        content: std::borrow::Cow::Owned(content),
+        sender_pubkey: pubkey,
+        sender_sig: sig,
+        sender_delegation: None,
+    }
+    .encode_bytes()
+}
+
+fn in_a_minute() -> u64 {
+    wire::envelope::now_ns() + 60_000_000_000
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_requests_get_the_ics_status_and_a_clear_reason() {
+    let s = serve(Principal::anonymous()).await;
+    let path = format!("/api/v3/canister/{}/call", s.counter);
+    let text = |b: &[u8]| String::from_utf8_lossy(b).to_string();
+
+    let (status, body) = post(&s.url, &path, "application/cbor", b"not cbor".to_vec()).await;
+    assert_eq!((status, text(&body).starts_with("Could not parse body")), (400, true), "{}", text(&body));
+
+    let good = encode(call(s.counter, Principal::anonymous(), in_a_minute()), None, None);
+    let (status, body) = post(&s.url, &path, "application/json", good.clone()).await;
+    assert_eq!((status, text(&body).contains("expected application/cbor")), (400, true));
+
+    let (status, _) = post(&s.url, &path, "application/cbor", vec![0; 4 << 20]).await;
+    assert_eq!(status, 413);
+
+    // Expired: agents look for this exact prefix to re-sync their clocks.
+    let expired = encode(call(s.counter, Principal::anonymous(), 1), None, None);
+    let (status, body) = post(&s.url, &path, "application/cbor", expired).await;
+    assert_eq!((status, text(&body).starts_with("Invalid request expiry: ")), (400, true), "{}", text(&body));
+    let far = encode(call(s.counter, Principal::anonymous(), in_a_minute() + 3_600_000_000_000), None, None);
+    assert_eq!(post(&s.url, &path, "application/cbor", far).await.0, 400);
+
+    // Signed by a key that is not the sender's, or with a bad signature.
+    let key = ed25519().public_key().unwrap();
+    let self_auth = Principal::self_authenticating(&key);
+    let forged = encode(call(s.counter, self_auth, in_a_minute()), Some(key.clone()), Some(vec![0; 64]));
+    let (status, body) = post(&s.url, &path, "application/cbor", forged).await;
+    assert_eq!((status, text(&body).contains("Invalid signature")), (400, true), "{}", text(&body));
+    let wrong_sender = encode(call(s.counter, Principal::anonymous(), in_a_minute()), Some(key), Some(vec![0; 64]));
+    let (status, body) = post(&s.url, &path, "application/cbor", wrong_sender).await;
+    assert_eq!((status, text(&body).contains("does not match")), (400, true), "{}", text(&body));
+
+    // An unknown canister: rejected before it runs, as the IC does (200).
+    let nobody = Principal::from_slice(&[0, 0, 0, 0, 0, 0, 0x99, 0, 1, 1]);
+    let body = encode(call(nobody, Principal::anonymous(), in_a_minute()), None, None);
+    let (status, reply) = post(&s.url, &format!("/api/v3/canister/{nobody}/call"), "application/cbor", body).await;
+    let reply: serde_cbor::Value = serde_cbor::from_slice(&reply).unwrap();
+    assert_eq!(status, 200);
+    assert!(format!("{reply:?}").contains("non_replicated_rejection") && format!("{reply:?}").contains("IC0301"));
+
+    // The canister in the URL must be the one called.
+    let body = encode(call(s.counter, Principal::anonymous(), in_a_minute()), None, None);
+    let (status, reply) = post(&s.url, &format!("/api/v3/canister/{nobody}/call"), "application/cbor", body).await;
+    assert_eq!((status, text(&reply).contains("does not match effective canister id")), (400, true));
+
+    // And a good anonymous call still works.
+    let anonymous = agent(&s.url, AnonymousIdentity).await;
+    anonymous.update(&s.counter, "inc").with_arg(Encode!().unwrap()).call_and_wait().await.unwrap();
+}

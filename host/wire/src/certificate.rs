@@ -1,0 +1,118 @@
+//! Certificates: a hash tree of the state a client asked about, its root
+//! hash signed by the root key (no delegation: this host is its own root
+//! subnet).
+//!
+//! Each response gets its own tree, holding `time` and exactly the paths
+//! asked for, with nothing pruned: a path it lacks is then provably absent
+//! (what an agent polling for a request's status needs to keep polling).
+
+use std::collections::BTreeMap;
+
+use ic_certification::{Certificate, HashTree, empty, fork, label, leaf};
+
+use crate::keys::Keys;
+
+/// The domain separator of a signed state root.
+const STATE_ROOT_DOMAIN: &[u8] = b"\x0Dic-state-root";
+
+/// A tree being built: labels (sorted by bytes, as lookups require) to
+/// leaves or subtrees.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tree(BTreeMap<Vec<u8>, Node>);
+
+/// A node of a [`Tree`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Node {
+    /// A value.
+    Leaf(Vec<u8>),
+    /// Labelled children.
+    Sub(Tree),
+}
+
+impl Tree {
+    /// An empty tree.
+    pub fn new() -> Tree {
+        Tree::default()
+    }
+
+    /// Put `value` at `path` (at least one label), replacing whatever was
+    /// there or below.
+    pub fn insert<L: AsRef<[u8]>>(&mut self, path: &[L], value: Vec<u8>) {
+        let Some((last, parents)) = path.split_last() else { return };
+        let mut tree = self;
+        for label in parents {
+            let node = tree.0.entry(label.as_ref().to_vec()).or_insert_with(|| Node::Sub(Tree::new()));
+            if let Node::Leaf(_) = node {
+                *node = Node::Sub(Tree::new());
+            }
+            let Node::Sub(sub) = node else { unreachable!("made a subtree just above") };
+            tree = sub;
+        }
+        tree.0.insert(last.as_ref().to_vec(), Node::Leaf(value));
+    }
+
+    /// Make `path` exist as a (possibly empty) subtree, so the absence of
+    /// anything below it is provable.
+    pub fn ensure<L: AsRef<[u8]>>(&mut self, path: &[L]) {
+        let mut tree = self;
+        for l in path {
+            let node = tree.0.entry(l.as_ref().to_vec()).or_insert_with(|| Node::Sub(Tree::new()));
+            match node {
+                Node::Sub(sub) => tree = sub,
+                Node::Leaf(_) => return,
+            }
+        }
+    }
+
+    /// As an `ic-certification` hash tree: each level a balanced binary
+    /// tree of forks over its labelled children, in label order.
+    pub fn to_hash_tree(&self) -> HashTree {
+        let children: Vec<HashTree> = self
+            .0
+            .iter()
+            .map(|(l, node)| {
+                let sub = match node {
+                    Node::Leaf(v) => leaf(v.clone()),
+                    Node::Sub(t) => t.to_hash_tree(),
+                };
+                label(l.clone(), sub)
+            })
+            .collect();
+        balanced(children)
+    }
+}
+
+fn balanced(mut nodes: Vec<HashTree>) -> HashTree {
+    match nodes.len() {
+        0 => empty(),
+        1 => nodes.pop().expect("one node"),
+        n => {
+            let right = nodes.split_off(n / 2);
+            fork(balanced(nodes), balanced(right))
+        }
+    }
+}
+
+/// The certificate of `tree` (with `time` set to `time_ns`), CBOR-encoded
+/// with the self-describe tag.
+pub fn certify(mut tree: Tree, time_ns: u64, keys: &Keys) -> Vec<u8> {
+    tree.insert(&["time"], leb128(time_ns));
+    let tree = tree.to_hash_tree();
+    let message = [STATE_ROOT_DOMAIN, &tree.digest()].concat();
+    let signature = keys.sign_root(&message).to_vec();
+    crate::to_cbor(&Certificate { tree, signature, delegation: None })
+}
+
+/// Unsigned LEB128, the encoding of numbers in the state tree.
+pub fn leb128(mut n: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            return out;
+        }
+        out.push(byte | 0x80);
+    }
+}
