@@ -320,6 +320,16 @@ QUERY(certificate_copy) {
     cd_reply_empty();
 }
 
+/* certificate : () -> (blob) query; the whole data certificate (a certified
+ * variable's proof), trapping when there is none. */
+static uint8_t certificate_buf[16384];
+QUERY(certificate) {
+    uint32_t size = (uint32_t)ic0_data_certificate_size();
+    if (size > sizeof certificate_buf) rt_trapf("certificate: %u bytes do not fit the buffer", size);
+    ic0_data_certificate_copy(certificate_buf, 0, size);
+    cd_reply_blob(certificate_buf, size);
+}
+
 /* ---- Debug output and traps ------------------------------------------ */
 
 /* print : (text) -> () */

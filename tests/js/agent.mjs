@@ -1,13 +1,14 @@
-// agent-js against `canister-host serve`: usage `node agent.mjs URL CANISTER_ID`.
+// agent-js against `canister-host serve`: usage
+// `node agent.mjs URL COUNTER_ID SYSAPI_ID` (the C counter and sysapi canisters).
 // Prints one JSON object; host/cli/tests/agent_js.rs checks it. Every agent
 // keeps agent-js's defaults: certificates are verified against the fetched
 // root key, and query responses against the node keys in the state tree.
-import { Actor, CanisterStatus, HttpAgent } from '@dfinity/agent';
+import { Actor, CanisterStatus, Certificate, HttpAgent, lookupResultToBuffer } from '@dfinity/agent';
 import { Ed25519KeyIdentity } from '@dfinity/identity';
 import { Secp256k1KeyIdentity } from '@dfinity/identity-secp256k1';
 import { Principal } from '@dfinity/principal';
 
-const [url, id] = process.argv.slice(2);
+const [url, id, sysapiId] = process.argv.slice(2);
 const canisterId = Principal.fromText(id);
 const counterIdl = ({ IDL }) =>
   IDL.Service({ inc: IDL.Func([], [IDL.Nat64], []), get: IDL.Func([], [IDL.Nat64], ['query']) });
@@ -54,4 +55,23 @@ const facts = await CanisterStatus.request({ agent: anonymous, canisterId, paths
 out.module_hash = facts.get('module_hash');
 out.controllers = facts.get('controllers').map((p) => p.toText());
 out.time_ms = Number(facts.get('time').getTime());
+// A certified variable: the canister sets its certified data in an update;
+// a query returns the data certificate, which must verify against the root
+// key and hold that data.
+const sysapi = Actor.createActor(
+  ({ IDL }) =>
+    IDL.Service({
+      set_certified_data: IDL.Func([IDL.Vec(IDL.Nat8)], [], []),
+      certificate: IDL.Func([], [IDL.Vec(IDL.Nat8)], ['query']),
+    }),
+  { agent: anonymous, canisterId: Principal.fromText(sysapiId) },
+);
+await sysapi.set_certified_data(new Uint8Array(32).fill(0x2a));
+const certificate = await Certificate.create({
+  certificate: Uint8Array.from(await sysapi.certificate()),
+  rootKey: anonymous.rootKey,
+  canisterId: Principal.fromText(sysapiId),
+});
+const path = ['canister', Principal.fromText(sysapiId).toUint8Array(), 'certified_data'];
+out.certified_data = toHex(lookupResultToBuffer(certificate.lookup_path(path)));
 console.log(JSON.stringify(out));

@@ -1,7 +1,8 @@
 //! agent-js (`@dfinity/agent` 3.4.3 under Node, pinned by
 //! `tests/js/package-lock.json`) against `canister-host serve`: a client
 //! nobody here wrote, with its default verification of certificates and
-//! query signatures. Runs whenever node and the packages are installed
+//! query signatures, and a certified variable read through a query's data
+//! certificate. Runs whenever node and the packages are installed
 //! (`npm ci --prefix tests/js`; CI does).
 
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use sha2::{Digest, Sha256};
 mod common;
 
 const COUNTER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../canisters/wasm/counter.wasm");
+const SYSAPI: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../canisters/wasm/sysapi.wasm");
 
 fn js_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/js")
@@ -48,6 +50,8 @@ fn agent_js_calls_queries_and_reads_certified_state() {
     let dir = tmp.path();
     let id = run(dir, &["create", "--name", "counter"]).split_whitespace().next().unwrap().to_string();
     run(dir, &["install", "counter", "--wasm", COUNTER]);
+    let sysapi = run(dir, &["create", "--name", "sysapi"]).split_whitespace().next().unwrap().to_string();
+    run(dir, &["install", "sysapi", "--wasm", SYSAPI]);
     let port_file = dir.join("port");
     let server = Server(
         Command::new(bin())
@@ -62,7 +66,7 @@ fn agent_js_calls_queries_and_reads_certified_state() {
     let port = common::wait_for_port(&port_file);
     let out = Command::new("node")
         .arg(js_dir().join("agent.mjs"))
-        .args([format!("http://127.0.0.1:{port}"), id])
+        .args([format!("http://127.0.0.1:{port}"), id, sysapi])
         .output()
         .unwrap();
     assert!(out.status.success(), "agent-js failed:\n{}", String::from_utf8_lossy(&out.stderr));
@@ -85,5 +89,7 @@ fn agent_js_calls_queries_and_reads_certified_state() {
     // Certified time is the wall clock (agents reject stale certificates).
     let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as f64;
     assert!((report["time_ms"].as_f64().unwrap() - now_ms).abs() < 60_000.0, "{report}");
+    // A certified variable, verified by agent-js against the root key.
+    assert_eq!(report["certified_data"], "2a".repeat(32));
     drop(server);
 }

@@ -143,6 +143,7 @@ impl<'a> CompositeQuery<'a> {
                 caller: caller.as_slice(),
                 time: self.time,
                 incoming: Default::default(),
+                data_certificate: None,
             };
             let result = self.exec.execute(&mut scratch, callback);
             self.charge(result.stats.instructions)?;
@@ -155,6 +156,7 @@ impl<'a> CompositeQuery<'a> {
                     caller: caller.as_slice(),
                     time: self.time,
                     incoming: Default::default(),
+                    data_certificate: None,
                 };
                 let cleaned = self.exec.execute(&mut scratch, call);
                 self.charge(cleaned.stats.instructions)?;

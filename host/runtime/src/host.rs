@@ -306,7 +306,21 @@ impl Host {
         method: &str,
         arg: Vec<u8>,
     ) -> Result<Vec<u8>, CallError> {
-        let job = query::prepare(&self.shared.executor, &self.view(), canister, sender, method, arg)?;
+        self.query_call_certified(canister, sender, method, arg, None)
+    }
+
+    /// [`Host::query_call`], with `certifier` making the certificate the
+    /// query can read (`ic0.data_certificate_*`) of the exact state it runs
+    /// on, as a query answered outside consensus can on the IC.
+    pub fn query_call_certified(
+        &self,
+        canister: Principal,
+        sender: Principal,
+        method: &str,
+        arg: Vec<u8>,
+        certifier: Option<query::Certifier>,
+    ) -> Result<Vec<u8>, CallError> {
+        let job = query::prepare(&self.shared.executor, &self.view(), canister, sender, method, arg, certifier)?;
         self.shared.queries.run(job).map_err(CallError::Unavailable)?
     }
 

@@ -53,6 +53,7 @@ pub use embedder::{
 };
 pub use error::{CallError, HostError};
 pub use host::{CallHandle, Host, HostCounters};
+pub use query::Certifier;
 pub use recovery::RecoveryReport;
 pub use registry::{Registry, canister_id};
 pub use replay::Divergence;

@@ -13,6 +13,11 @@ use crate::error::CallError;
 use crate::round::Outcome;
 use crate::view::CommittedView;
 
+/// Makes the certificate a query may read with `ic0.data_certificate_*`,
+/// from the canister's id and its certified data in the state the query
+/// runs on (a server holding a root key supplies one).
+pub type Certifier = Arc<dyn Fn(Principal, &[u8]) -> Vec<u8> + Send + Sync>;
+
 /// A query ready to run on a thread with a wasm-sized stack.
 pub(crate) type QueryJob = Box<dyn FnOnce() -> Result<Vec<u8>, CallError> + Send>;
 
@@ -29,6 +34,7 @@ pub(crate) fn prepare(
     sender: Principal,
     method: &str,
     arg: Vec<u8>,
+    certifier: Option<Certifier>,
 ) -> Result<QueryJob, CallError> {
     let info = view.canisters.get(&canister).ok_or_else(|| refused(&CanisterError::NotFound(canister)))?;
     if info.status == CanisterStatus::Stopped {
@@ -49,7 +55,10 @@ pub(crate) fn prepare(
     }
     let state = info.state.clone();
     Ok(Box::new(move || {
-        let result = executor.query(&state, Call::method(&method, MethodKind::Query, &arg, sender.as_slice(), time));
+        let certificate = certifier.map(|certify| certify(canister, &state.certified_data));
+        let call = Call::method(&method, MethodKind::Query, &arg, sender.as_slice(), time)
+            .with_data_certificate(certificate.as_deref());
+        let result = executor.query(&state, call);
         match result.outcome {
             // A query's host failure is the host's to report, but not a
             // round's: nothing is applied either way.

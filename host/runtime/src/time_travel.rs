@@ -77,7 +77,7 @@ impl PastState {
         method: &str,
         arg: Vec<u8>,
     ) -> Result<Vec<u8>, CallError> {
-        let job = query::prepare(&self.executor, &self.view, canister, sender, method, arg)?;
+        let job = query::prepare(&self.executor, &self.view, canister, sender, method, arg, None)?;
         on_wasm_stack(job)
     }
 }

@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use wire::Principal;
 use wire::RejectCode;
+use wire::certificate::{Tree, certify};
 use wire::envelope::RequestKind;
 use wire::query::{QueryOutcome, signed_response};
 
@@ -38,15 +39,22 @@ pub(crate) async fn query(
     let Some((method, arg)) = request.method_and_arg().map(|(m, a)| (m.to_string(), a.to_vec())) else {
         return ApiError::bad_request("a query needs a method and an argument").into_response();
     };
-    let host = s.host.clone();
+    let shared = s.clone();
     let result = tokio::task::spawn_blocking(move || {
         if canister == Principal::management_canister() {
             // ic-utils asks for canister_status as a query; the host
             // answers it from the committed state like an update.
-            host.management_call(sender, &method, arg)
-        } else {
-            host.query_call(canister, sender, &method, arg)
+            return shared.host.management_call(sender, &method, arg);
         }
+        // Certified variables: the query can read a certificate of its
+        // canister's certified data, signed by the root key.
+        let keys = shared.clone();
+        let certifier: canister_host::Certifier = Arc::new(move |id: Principal, data: &[u8]| {
+            let mut tree = Tree::new();
+            tree.insert(&[b"canister".as_slice(), id.as_slice(), b"certified_data"], data.to_vec());
+            certify(tree, wire::envelope::now_ns(), &keys.keys)
+        });
+        shared.host.query_call_certified(canister, sender, &method, arg, Some(certifier))
     })
     .await;
     let outcome = match result.map(status_of) {

@@ -23,10 +23,15 @@ struct Served {
 /// A host with the C counter installed (controlled by `controller`),
 /// served on a free loopback port.
 async fn serve(controller: Principal) -> Served {
+    serve_canister(controller, canisters::COUNTER).await
+}
+
+/// [`serve`], with `wasm` as the canister.
+async fn serve_canister(controller: Principal, wasm: &[u8]) -> Served {
     let dir = tempfile::tempdir().unwrap();
     let host = Host::open(&dir.path().join("state"), HostConfig::default()).unwrap();
     let counter = host.create_canister(controller, vec![], None).unwrap();
-    host.install_code(controller, counter, InstallMode::Install, canisters::COUNTER.to_vec(), vec![]).unwrap();
+    host.install_code(controller, counter, InstallMode::Install, wasm.to_vec(), vec![]).unwrap();
     let keys = wire::keys::Keys::from_secret(&[7; 64]);
     let router = server::router(Arc::new(host), keys, server::ServerConfig::default());
     let listener = server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
@@ -195,4 +200,25 @@ async fn bad_requests_get_the_ics_status_and_a_clear_reason() {
     // And a good anonymous call still works.
     let anonymous = agent(&s.url, AnonymousIdentity).await;
     anonymous.update(&s.counter, "inc").with_arg(Encode!().unwrap()).call_and_wait().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn queries_read_a_certificate_of_their_canisters_certified_data() {
+    let s = serve_canister(ed25519().sender().unwrap(), canisters::SYSAPI).await;
+    let agent = agent(&s.url, ed25519()).await;
+    let data = vec![9u8; 32];
+    agent.update(&s.counter, "set_certified_data").with_arg(Encode!(&data).unwrap()).call_and_wait().await.unwrap();
+    let reply = agent.query(&s.counter, "certificate").with_arg(Encode!().unwrap()).call().await.unwrap();
+    let bytes = Decode!(&reply, Vec<u8>).unwrap();
+    // The certificate verifies against the root key the agent fetched, and
+    // certifies exactly the data the canister set.
+    let certificate: ic_certification::Certificate = serde_cbor::from_slice(&bytes).unwrap();
+    agent.verify(&certificate, s.counter).unwrap();
+    let path: [&[u8]; 3] = [b"canister", s.counter.as_slice(), b"certified_data"];
+    match certificate.tree.lookup_path(&path) {
+        ic_certification::LookupResult::Found(found) => assert_eq!(found, data.as_slice()),
+        other => panic!("certified_data not in the certificate: {other:?}"),
+    }
+    let reply = agent.query(&s.counter, "certificate_present").with_arg(Encode!().unwrap()).call().await.unwrap();
+    assert_eq!(Decode!(&reply, u32).unwrap(), 1);
 }

@@ -347,6 +347,7 @@ impl Executor {
             message.context_instructions = callback.context_instructions;
         }
         message.certified_data = state.certified_data.clone();
+        message.data_certificate = call.data_certificate.map(<[u8]>::to_vec);
         message.global_timer = state.global_timer;
         message.stable = StableMemory::new(
             state.stable.clone(),

@@ -22,17 +22,32 @@ pub struct Call<'a> {
     pub time: u64,
     /// What the message carries besides its argument.
     pub incoming: Incoming,
+    /// A certificate of the canister's certified data, for a query answered
+    /// outside consensus (`ic0.data_certificate_*`); `None` elsewhere.
+    pub data_certificate: Option<&'a [u8]>,
 }
 
 impl<'a> Call<'a> {
     /// A call of method `name`, as `kind`.
     pub fn method(name: &'a str, kind: MethodKind, arg: &'a [u8], caller: &'a [u8], time: u64) -> Call<'a> {
-        Call { target: Target::Method { name, kind }, arg, caller, time, incoming: Incoming::default() }
+        Call {
+            target: Target::Method { name, kind },
+            arg,
+            caller,
+            time,
+            incoming: Incoming::default(),
+            data_certificate: None,
+        }
     }
 
     /// A call of a system entry point.
     pub fn entry(entry: EntryPoint, arg: &'a [u8], caller: &'a [u8], time: u64) -> Call<'a> {
-        Call { target: Target::Entry(entry), arg, caller, time, incoming: Incoming::default() }
+        Call { target: Target::Entry(entry), arg, caller, time, incoming: Incoming::default(), data_certificate: None }
+    }
+
+    /// The same call, with `certificate` available to `ic0.data_certificate_*`.
+    pub fn with_data_certificate(self, certificate: Option<&'a [u8]>) -> Call<'a> {
+        Call { data_certificate: certificate, ..self }
     }
 }
 

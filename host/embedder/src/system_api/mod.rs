@@ -132,6 +132,8 @@ pub struct MessageState {
     pub accepted: bool,
     /// Certified data, as the message leaves it.
     pub certified_data: Vec<u8>,
+    /// The certificate `ic0.data_certificate_*` returns, if any.
+    pub data_certificate: Option<Vec<u8>>,
     /// The global timer, as the message leaves it.
     pub global_timer: u64,
     /// Stable memory, as the message leaves it.
@@ -189,6 +191,7 @@ impl MessageState {
             response: Response::None,
             accepted: false,
             certified_data: Vec::new(),
+            data_certificate: None,
             global_timer: 0,
             stable: StableMemory::default(),
             debug_prints: Vec::new(),

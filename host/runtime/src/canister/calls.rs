@@ -627,7 +627,14 @@ impl OwnedCall {
                 })
             }
         };
-        Call { target, arg: &self.arg, caller: self.caller.as_slice(), time: self.time, incoming: self.incoming }
+        Call {
+            target,
+            arg: &self.arg,
+            caller: self.caller.as_slice(),
+            time: self.time,
+            incoming: self.incoming,
+            data_certificate: None,
+        }
     }
 }
 

@@ -187,8 +187,14 @@ pub fn inspect(
     if !state.module.as_ref().is_some_and(|m| m.info.has(EntryPoint::InspectMessage)) {
         return Ok(());
     }
-    let call =
-        Call { target: Target::Inspect { method }, arg, caller: caller.as_slice(), time, incoming: Default::default() };
+    let call = Call {
+        target: Target::Inspect { method },
+        arg,
+        caller: caller.as_slice(),
+        time,
+        incoming: Default::default(),
+        data_certificate: None,
+    };
     let result = exec.query(state, call);
     let reason = match result.outcome {
         Err(error) => error.to_string(),

@@ -63,21 +63,39 @@ pub(super) fn define<A: Addr>(l: &mut Linker<HostState>) -> wasmtime::Result<()>
         c.data_mut().message.certified_data = data;
         Ok(())
     })?;
-    // This host certifies nothing, so no certificate is ever present.
+    // A certificate is present only when the caller supplied one: a query
+    // answered outside consensus by a host that certifies its state.
     let api = entry("data_certificate_present");
     l.func_wrap("ic0", api.name, move |c: Ctx<'_>| -> R<u32> {
         allow(&c, api)?;
-        Ok(0)
+        Ok(c.data().message.data_certificate.is_some() as u32)
     })?;
     let api = entry("data_certificate_size");
     l.func_wrap("ic0", api.name, move |c: Ctx<'_>| -> R<A> {
         allow(&c, api)?;
-        trap("ic0.data_certificate_size: no data certificate is present (this host does not certify state)")
+        match &c.data().message.data_certificate {
+            Some(certificate) => Ok(A::of(certificate.len())),
+            None => {
+                trap("ic0.data_certificate_size: no data certificate is present (check ic0.data_certificate_present)")
+            }
+        }
     })?;
     let api = entry("data_certificate_copy");
-    l.func_wrap("ic0", api.name, move |c: Ctx<'_>, _dst: A, _offset: A, _size: A| -> R<()> {
+    l.func_wrap("ic0", api.name, move |mut c: Ctx<'_>, dst: A, offset: A, size: A| -> R<()> {
         allow(&c, api)?;
-        trap("ic0.data_certificate_copy: no data certificate is present (this host does not certify state)")
+        if c.data().message.data_certificate.is_none() {
+            return trap(
+                "ic0.data_certificate_copy: no data certificate is present (check ic0.data_certificate_present)",
+            );
+        }
+        copy_out(
+            &mut c,
+            api.name,
+            |s| s.message.data_certificate.as_deref().unwrap_or_default(),
+            dst.get(),
+            offset.get(),
+            size.get(),
+        )
     })?;
     let api = entry("global_timer_set");
     l.func_wrap("ic0", api.name, move |mut c: Ctx<'_>, timestamp: u64| -> R<u64> {
