@@ -466,4 +466,18 @@ pub struct Serve {
     /// Requests served at once; more are answered 429 (agents retry).
     #[arg(long, default_value_t = 256)]
     pub max_concurrent: usize,
+    /// Largest request body in bytes; larger ones get 413 (the IC's
+    /// ingress limit is 2 MiB of argument, plus the envelope).
+    #[arg(long, default_value_t = server::ServerConfig::default().max_body_bytes)]
+    pub max_body_bytes: usize,
+    /// Seconds any request may take before the server answers 503.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub request_timeout: u64,
+    /// Threads running queries (default: the host's).
+    #[arg(long)]
+    pub query_threads: Option<usize>,
+    /// Queries waiting for a thread before more are refused (default: the
+    /// host's).
+    #[arg(long)]
+    pub query_queue: Option<usize>,
 }

@@ -6,7 +6,7 @@
 //! (`npm ci --prefix tests/js`; CI does).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use sha2::{Digest, Sha256};
 
@@ -19,31 +19,17 @@ fn js_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/js")
 }
 
-fn bin() -> PathBuf {
-    assert_cmd::cargo::cargo_bin!("canister-host").to_path_buf()
-}
-
 fn run(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(bin()).args(args).env("CANISTER_HOST_DIR", dir).output().unwrap();
+    let out = Command::new(common::bin()).args(args).env("CANISTER_HOST_DIR", dir).output().unwrap();
     assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
-}
-
-/// Kills the server if the test fails midway.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]
 fn agent_js_calls_queries_and_reads_certified_state() {
     let node_ok = Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
-    if !node_ok || !js_dir().join("node_modules/@dfinity/agent").is_dir() {
-        eprintln!("node or tests/js/node_modules missing: run `npm ci --prefix tests/js` to run this test");
+    let installed = node_ok && js_dir().join("node_modules/@dfinity/agent").is_dir();
+    if !common::client_available("agent-js", installed, "npm ci --prefix tests/js") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -52,23 +38,8 @@ fn agent_js_calls_queries_and_reads_certified_state() {
     run(dir, &["install", "counter", "--wasm", COUNTER]);
     let sysapi = run(dir, &["create", "--name", "sysapi"]).split_whitespace().next().unwrap().to_string();
     run(dir, &["install", "sysapi", "--wasm", SYSAPI]);
-    let port_file = dir.join("port");
-    let server = Server(
-        Command::new(bin())
-            .args(["serve", "--listen", "127.0.0.1:0", "--port-file"])
-            .arg(&port_file)
-            .env("CANISTER_HOST_DIR", dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let port = common::wait_for_port(&port_file);
-    let out = Command::new("node")
-        .arg(js_dir().join("agent.mjs"))
-        .args([format!("http://127.0.0.1:{port}"), id, sysapi])
-        .output()
-        .unwrap();
+    let server = common::Server::start(dir);
+    let out = Command::new("node").arg(js_dir().join("agent.mjs")).args([server.url(), id, sysapi]).output().unwrap();
     assert!(out.status.success(), "agent-js failed:\n{}", String::from_utf8_lossy(&out.stderr));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
 

@@ -4,9 +4,9 @@
 //! thread and never wait for a round.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use candid::Principal;
 use checkpoint::{Hash, StateDir};
@@ -17,6 +17,7 @@ use crate::admission::Admission;
 use crate::canister::{self, CanisterError, CanisterLogRecord, CanisterStatus, InstallMode};
 use crate::config::HostConfig;
 use crate::error::{CallError, HostError};
+use crate::metrics::{HostMetrics, seconds_since};
 use crate::query::{self, refused};
 use crate::query_pool::{QueryPool, WASM_THREAD_STACK, on_wasm_stack};
 use crate::recovery::{RecoveryReport, recover};
@@ -36,9 +37,15 @@ pub(crate) fn call_result(reply: Reply) -> Result<Vec<u8>, CallError> {
 /// A submitted update, to wait for.
 pub struct CallHandle {
     reply: Result<Receiver<Reply>, CallError>,
+    /// When it was submitted, and where its latency goes.
+    timing: Option<(Instant, prometheus::Histogram)>,
 }
 
 impl CallHandle {
+    fn refused(error: CallError) -> CallHandle {
+        CallHandle { reply: Err(error), timing: None }
+    }
+
     /// Whether the reply is ready (`wait` would not block).
     pub fn is_ready(&self) -> bool {
         self.reply.as_ref().map_or(true, |rx| !rx.is_empty())
@@ -48,7 +55,11 @@ impl CallHandle {
     /// reply.
     pub fn wait(self) -> Result<Vec<u8>, CallError> {
         let rx = self.reply?;
-        match rx.recv() {
+        let reply = rx.recv();
+        if let Some((submitted, latency)) = self.timing {
+            latency.observe(seconds_since(submitted));
+        }
+        match reply {
             Ok(outcome) => call_result(outcome),
             Err(_) => Err(CallError::Unavailable("the host stopped before the call completed".into())),
         }
@@ -94,10 +105,7 @@ impl Host {
             queries,
             view: RwLock::new(Arc::new(CommittedView::empty(recovered.round))),
             failure: Mutex::new(None),
-            rounds: AtomicU64::new(0),
-            messages: AtomicU64::new(0),
-            dirty_pages: AtomicU64::new(0),
-            checkpoints: AtomicU64::new(0),
+            metrics: HostMetrics::new(&dir.wal_dir()),
         });
         let (tx, rx) = crossbeam_channel::unbounded();
         let scheduler = Scheduler::new(config, dir, recovered, shared.clone());
@@ -244,7 +252,7 @@ impl Host {
         if let Err(error) = self.shared.admission.check(&op) {
             return Err(refused(&error));
         }
-        CallHandle { reply: self.submit(op).map_err(CallError::Unavailable) }.wait()
+        CallHandle { reply: self.submit(op).map_err(CallError::Unavailable), timing: None }.wait()
     }
 
     /// Submit an update without waiting. The canister's
@@ -252,8 +260,9 @@ impl Host {
     pub fn submit_update(&self, canister: Principal, sender: Principal, method: &str, arg: Vec<u8>) -> CallHandle {
         let op = Operation::Update { sender, canister, method: method.to_string(), arg };
         if let Err(error) = self.shared.admission.check(&op) {
-            return CallHandle { reply: Err(refused(&error)) };
+            return CallHandle::refused(refused(&error));
         }
+        let submitted = Instant::now();
         let Operation::Update { arg, .. } = &op else { unreachable!("built above") };
         let view = self.view();
         if let Some(info) = view.canisters.get(&canister) {
@@ -273,16 +282,19 @@ impl Host {
                     .run(move || canister::inspect(&executor, canister, &state, &sender, &method, &arg, time))
                 {
                     Ok(admitted) => admitted,
-                    Err(busy) => return CallHandle { reply: Err(CallError::Unavailable(busy)) },
+                    Err(busy) => return CallHandle::refused(CallError::Unavailable(busy)),
                 }
             } else {
                 Ok(())
             };
             if let Err(error) = admitted {
-                return CallHandle { reply: Err(refused(&error)) };
+                return CallHandle::refused(refused(&error));
             }
         }
-        CallHandle { reply: self.submit(op).map_err(CallError::Unavailable) }
+        CallHandle {
+            reply: self.submit(op).map_err(CallError::Unavailable),
+            timing: Some((submitted, self.shared.metrics.update_seconds.clone())),
+        }
     }
 
     /// Call an update method and wait for the reply (released only once the
@@ -320,8 +332,11 @@ impl Host {
         arg: Vec<u8>,
         certifier: Option<query::Certifier>,
     ) -> Result<Vec<u8>, CallError> {
+        let started = Instant::now();
         let job = query::prepare(&self.shared.executor, &self.view(), canister, sender, method, arg, certifier)?;
-        self.shared.queries.run(job).map_err(CallError::Unavailable)?
+        let result = self.shared.queries.run(job).map_err(CallError::Unavailable)?;
+        self.shared.metrics.query_seconds.observe(seconds_since(started));
+        result
     }
 
     fn view(&self) -> Arc<CommittedView> {
@@ -356,11 +371,17 @@ impl Host {
     /// Work done since open.
     pub fn counters(&self) -> HostCounters {
         HostCounters {
-            rounds: self.shared.rounds.load(Ordering::Relaxed),
-            messages: self.shared.messages.load(Ordering::Relaxed),
-            dirty_pages: self.shared.dirty_pages.load(Ordering::Relaxed),
-            checkpoints: self.shared.checkpoints.load(Ordering::Relaxed),
+            rounds: self.shared.metrics.rounds.get(),
+            messages: self.shared.metrics.messages.get(),
+            dirty_pages: self.shared.metrics.dirty_pages.get(),
+            checkpoints: self.shared.metrics.checkpoints.get(),
         }
+    }
+
+    /// Every metric (work done, durations, latencies, sizes as of now), for
+    /// a Prometheus exporter to encode.
+    pub fn gather_metrics(&self) -> Vec<prometheus::proto::MetricFamily> {
+        self.shared.metrics.gather(&self.view())
     }
 
     /// Run `f` on the scheduler's state between rounds.

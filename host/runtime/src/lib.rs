@@ -26,6 +26,7 @@ mod composite;
 mod config;
 mod error;
 mod host;
+mod metrics;
 mod persist;
 mod query;
 mod query_pool;
@@ -53,6 +54,7 @@ pub use embedder::{
 };
 pub use error::{CallError, HostError};
 pub use host::{CallHandle, Host, HostCounters};
+pub use prometheus;
 pub use query::Certifier;
 pub use recovery::RecoveryReport;
 pub use registry::{Registry, canister_id};

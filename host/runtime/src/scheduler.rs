@@ -5,9 +5,8 @@
 
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use candid::Principal;
 use checkpoint::StateDir;
@@ -18,6 +17,7 @@ use crate::admission::Admission;
 use crate::canister::Origin;
 use crate::config::{HostConfig, TimeSource};
 use crate::error::HostError;
+use crate::metrics::{HostMetrics, seconds_since};
 use crate::persist::{self, HostMeta, ModuleFiles};
 use crate::query_pool::QueryPool;
 use crate::recovery::RecoveredState;
@@ -37,14 +37,8 @@ pub(crate) struct Shared {
     pub(crate) view: RwLock<Arc<CommittedView>>,
     /// Set if the scheduler stopped on an error it cannot recover from.
     pub(crate) failure: Mutex<Option<String>>,
-    /// Rounds executed since open.
-    pub(crate) rounds: AtomicU64,
-    /// Update messages executed since open.
-    pub(crate) messages: AtomicU64,
-    /// Pages rounds wrote since open.
-    pub(crate) dirty_pages: AtomicU64,
-    /// Checkpoints written since open.
-    pub(crate) checkpoints: AtomicU64,
+    /// Work done, durations and sizes.
+    pub(crate) metrics: HostMetrics,
 }
 
 impl Shared {
@@ -253,6 +247,7 @@ impl Scheduler {
         &mut self,
         ops: Vec<(Operation, Sender<Reply>)>,
     ) -> Result<Option<(NotApplied, Vec<(Operation, Sender<Reply>)>)>, HostError> {
+        let started = Instant::now();
         let height = self.round.height + 1;
         let time = self.next_time();
         let (operations, replies): (Vec<Operation>, Vec<Sender<Reply>>) = ops.into_iter().unzip();
@@ -285,11 +280,16 @@ impl Scheduler {
         };
         // Group commit: the round is durable before anyone hears of it. If
         // that fails, the state in memory is ahead of the log: stop.
+        let append_started = Instant::now();
         self.wal.append(height, &record.encode())?;
+        let metrics = &self.shared.metrics;
+        metrics.log_append_seconds.observe(seconds_since(append_started));
+        metrics.round_seconds.observe(seconds_since(started));
         self.round = LastRound { height, time };
-        self.shared.rounds.fetch_add(1, Ordering::Relaxed);
-        self.shared.messages.fetch_add(result.messages as u64, Ordering::Relaxed);
-        self.shared.dirty_pages.fetch_add(result.dirty_pages as u64, Ordering::Relaxed);
+        metrics.rounds.inc();
+        metrics.messages.inc_by(result.messages as u64);
+        metrics.instructions.inc_by(result.instructions);
+        metrics.dirty_pages.inc_by(result.dirty_pages as u64);
         self.publish(result.touched.iter().copied());
         for (i, (reply, outcome)) in replies.into_iter().zip(result.outcomes).enumerate() {
             match outcome {
@@ -329,12 +329,14 @@ impl Scheduler {
         // write, but the pruning below still applies (a lowered
         // `keep_checkpoints` takes effect at once).
         if height != self.checkpointed || self.dir.heights()?.last() != Some(&height) {
+            let started = Instant::now();
             let meta = HostMeta::new(height, self.round.time, self.registry.next_index());
             let (checkpoint, modules) = persist::save(&self.dir, &self.registry, &meta, &self.modules)?;
             persist::remap(&mut self.registry, &checkpoint)?;
             self.modules = modules;
             self.checkpointed = height;
-            self.shared.checkpoints.fetch_add(1, Ordering::Relaxed);
+            self.shared.metrics.checkpoints.inc();
+            self.shared.metrics.checkpoint_seconds.observe(seconds_since(started));
             self.publish_all();
         }
         self.dir.prune(self.config.keep_checkpoints.max(1))?;

@@ -12,6 +12,17 @@ pub enum ServeError {
     /// The address could not be bound.
     #[error("cannot listen on {0}: {1} (is another server using the port? try --listen 127.0.0.1:0)")]
     Bind(SocketAddr, std::io::Error),
+    /// The request-status journal could not be read or rewritten.
+    #[error(
+        "cannot open the request-status journal {}: {source} (check the state directory's permissions and free space)",
+        path.display()
+    )]
+    Journal {
+        /// The journal.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// Serving failed.
     #[error("serving failed: {0}")]
     Io(std::io::Error),

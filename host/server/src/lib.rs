@@ -8,7 +8,8 @@
 //!   certificate once the round is durable (202 if it takes too long);
 //! - `POST /api/{v2,v3}/canister/<id>/query`: signed by the node key;
 //! - `POST /api/{v2,v3}/canister/<id>/read_state` (and `subnet/<id>`):
-//!   certificates of time, request statuses, canister facts, the subnet.
+//!   certificates of time, request statuses, canister facts, the subnet;
+//! - `GET /metrics`: Prometheus text (the host's and the server's).
 //!
 //! Nothing is acknowledged before the host has made it durable: a call's
 //! status says `replied` only once its round is in the synced log.
@@ -16,8 +17,11 @@
 mod calls;
 mod errors;
 mod ingress;
+mod journal;
+mod metrics;
 mod queries;
 mod read_state;
+mod stand_ins;
 mod statuses;
 
 use std::net::SocketAddr;
@@ -25,7 +29,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use canister_host::Host;
 use wire::keys::Keys;
@@ -48,6 +55,12 @@ pub struct ServerConfig {
     pub status_retention: Duration,
     /// Most request statuses kept (oldest finished ones go first).
     pub max_statuses: usize,
+    /// Where finished request statuses are journaled so they survive a
+    /// restart (`None`: kept in memory only).
+    pub statuses_journal: Option<std::path::PathBuf>,
+    /// Longest any request may take; past it the server answers 503 and
+    /// the client retries (a call already started keeps running).
+    pub request_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -58,6 +71,8 @@ impl Default for ServerConfig {
             sync_call_timeout: Duration::from_secs(10),
             status_retention: wire::envelope::MAX_INGRESS_TTL + wire::envelope::PERMITTED_DRIFT,
             max_statuses: 100_000,
+            request_timeout: Duration::from_secs(60),
+            statuses_journal: None,
         }
     }
 }
@@ -69,18 +84,26 @@ pub(crate) struct Shared {
     pub statuses: Statuses,
     pub config: ServerConfig,
     pub permits: tokio::sync::Semaphore,
+    pub metrics: metrics::ServerMetrics,
 }
 
-/// The router over `host`, signing with `keys`.
-pub fn router(host: Arc<Host>, keys: Keys, config: ServerConfig) -> Router {
+/// The router over `host`, signing with `keys`. Fails only if the
+/// request-status journal cannot be read or rewritten.
+pub fn router(host: Arc<Host>, keys: Keys, config: ServerConfig) -> Result<Router, ServeError> {
+    let statuses = match &config.statuses_journal {
+        Some(path) => Statuses::journaled(config.status_retention, config.max_statuses, path)
+            .map_err(|source| ServeError::Journal { path: path.clone(), source })?,
+        None => Statuses::new(config.status_retention, config.max_statuses),
+    };
     let shared = Arc::new(Shared {
         host,
         keys,
-        statuses: Statuses::new(config.status_retention, config.max_statuses),
+        statuses,
         permits: tokio::sync::Semaphore::new(config.max_concurrent),
         config: config.clone(),
+        metrics: metrics::ServerMetrics::new(),
     });
-    Router::new()
+    let router = Router::new()
         .route("/api/v2/status", get(read_state::status))
         .route("/api/v2/canister/{id}/call", post(calls::call_v2))
         .route("/api/v3/canister/{id}/call", post(calls::call_sync))
@@ -92,8 +115,24 @@ pub fn router(host: Arc<Host>, keys: Keys, config: ServerConfig) -> Router {
         .route("/api/v3/canister/{id}/read_state", post(read_state::canister))
         .route("/api/v2/subnet/{id}/read_state", post(read_state::subnet))
         .route("/api/v3/subnet/{id}/read_state", post(read_state::subnet))
+        .route("/metrics", get(metrics::metrics))
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
-        .with_state(shared)
+        .layer(middleware::from_fn_with_state(config.request_timeout, time_limit))
+        .layer(middleware::from_fn_with_state(shared.clone(), metrics::record))
+        .with_state(shared);
+    Ok(router)
+}
+
+/// Middleware: answer 503 to a request that takes longer than `limit`.
+async fn time_limit(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => errors::ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("The request took longer than the server's limit of {} s: retry it.", limit.as_secs_f64()),
+        )
+        .into_response(),
+    }
 }
 
 /// Serve `router` on `listener` until `shutdown` resolves, then finish the

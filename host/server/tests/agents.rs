@@ -33,7 +33,7 @@ async fn serve_canister(controller: Principal, wasm: &[u8]) -> Served {
     let counter = host.create_canister(controller, vec![], None).unwrap();
     host.install_code(controller, counter, InstallMode::Install, wasm.to_vec(), vec![]).unwrap();
     let keys = wire::keys::Keys::from_secret(&[7; 64]);
-    let router = server::router(Arc::new(host), keys, server::ServerConfig::default());
+    let router = server::router(Arc::new(host), keys, server::ServerConfig::default()).unwrap();
     let listener = server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -221,4 +221,107 @@ async fn queries_read_a_certificate_of_their_canisters_certified_data() {
     }
     let reply = agent.query(&s.counter, "certificate_present").with_arg(Encode!().unwrap()).call().await.unwrap();
     assert_eq!(Decode!(&reply, u32).unwrap(), 1);
+}
+
+/// The value of the sample `name` (with its labels, exactly as written)
+/// in Prometheus text.
+fn sample(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no sample {name} in:\n{text}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sixty_four_agents_at_once_get_every_update_once_and_metrics_count_them() {
+    const AGENTS: u8 = 64;
+    const CALLS: u64 = 5;
+    let s = serve(Principal::anonymous()).await;
+    let mut clients = Vec::new();
+    for i in 0..AGENTS {
+        let (url, counter) = (s.url.clone(), s.counter);
+        clients.push(tokio::spawn(async move {
+            let agent = agent(&url, BasicIdentity::from_raw_key(&[i; 32])).await;
+            let mut replies = Vec::new();
+            for _ in 0..CALLS {
+                let reply = agent.update(&counter, "inc").with_arg(Encode!().unwrap()).call_and_wait().await.unwrap();
+                let n = Decode!(&reply, u64).unwrap();
+                // A query after an acknowledged update sees it.
+                let seen = agent.query(&counter, "get").with_arg(Encode!().unwrap()).call().await.unwrap();
+                assert!(Decode!(&seen, u64).unwrap() >= n);
+                replies.push(n);
+            }
+            replies
+        }));
+    }
+    let mut all = Vec::new();
+    for client in clients {
+        let replies = tokio::time::timeout(std::time::Duration::from_secs(300), client).await.unwrap().unwrap();
+        all.extend(replies);
+    }
+    // Every increment ran exactly once: the replies are 1..=N, each once.
+    all.sort_unstable();
+    let total = AGENTS as u64 * CALLS;
+    assert_eq!(all, (1..=total).collect::<Vec<_>>());
+
+    let text = reqwest::get(format!("{}/metrics", s.url)).await.unwrap().text().await.unwrap();
+    assert!(sample(&text, "canister_host_messages_total") >= total as f64);
+    assert!(sample(&text, "canister_host_rounds_total") >= 1.0);
+    assert!(sample(&text, "canister_host_instructions_total") > 0.0);
+    assert!(sample(&text, "canister_host_dirty_pages_total") >= 1.0);
+    assert!(sample(&text, "canister_host_update_latency_seconds_count") >= total as f64);
+    assert_eq!(sample(&text, "canister_host_query_latency_seconds_count"), total as f64);
+    assert!(sample(&text, "canister_host_log_append_duration_seconds_count") >= 1.0);
+    assert_eq!(sample(&text, "canister_host_canisters"), 1.0);
+    assert!(sample(&text, "canister_host_memory_bytes") > 0.0);
+    assert!(sample(&text, "canister_host_log_bytes") > 0.0);
+    let call = r#"canister_host_http_responses_total{endpoint="/api/v4/canister/{id}/call",status="200"}"#;
+    assert_eq!(sample(&text, call), total as f64);
+    let query = r#"canister_host_http_request_duration_seconds_count{endpoint="/api/v3/canister/{id}/query"}"#;
+    assert_eq!(sample(&text, query), total as f64);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn icp_clis_create_goes_through_the_cycles_ledger_stand_in() {
+    let s = serve(Principal::anonymous()).await;
+    let me = ed25519();
+    let owner = me.sender().unwrap();
+    let agent = agent(&s.url, me).await;
+    // The CMC stand-in names the host's one subnet.
+    let cmc = Principal::from_text("rkp4c-7iaaa-aaaaa-aaaca-cai").unwrap();
+    let reply = agent.query(&cmc, "get_default_subnets").with_arg(Encode!().unwrap()).call().await.unwrap();
+    let subnets = Decode!(&reply, Vec<Principal>).unwrap();
+    assert_eq!(subnets, [Principal::self_authenticating(agent.read_root_key())]);
+
+    // The cycles ledger's create_canister, as icp-cli sends it (no settings).
+    #[derive(candid::CandidType)]
+    struct CreateCanisterArgs {
+        from_subaccount: Option<Vec<u8>>,
+        created_at_time: Option<u64>,
+        amount: candid::Nat,
+        creation_args: Option<candid::Reserved>,
+    }
+    #[derive(candid::CandidType, candid::Deserialize, Debug)]
+    enum CreateCanisterResult {
+        Ok { block_id: candid::Nat, canister_id: Principal },
+        Err(candid::Reserved),
+    }
+    let ledger = Principal::from_text("um5iw-rqaaa-aaaaq-qaaba-cai").unwrap();
+    let arg = CreateCanisterArgs {
+        from_subaccount: None,
+        created_at_time: None,
+        amount: 2_000_000_000_000u64.into(),
+        creation_args: None,
+    };
+    let reply =
+        agent.update(&ledger, "create_canister").with_arg(Encode!(&arg).unwrap()).call_and_wait().await.unwrap();
+    let CreateCanisterResult::Ok { canister_id, .. } = Decode!(&reply, CreateCanisterResult).unwrap() else {
+        panic!("create_canister failed")
+    };
+    // A new, empty canister controlled by the caller.
+    assert_ne!(canister_id, s.counter);
+    let controllers = agent.read_state_canister_controllers(canister_id).await.unwrap();
+    assert_eq!(controllers, [owner]);
+    // create_canister is an update: as a query it runs nothing.
+    let refused = agent.query(&ledger, "create_canister").with_arg(Encode!(&arg).unwrap()).call().await;
+    assert!(refused.is_err(), "{refused:?}");
 }

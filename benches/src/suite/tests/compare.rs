@@ -115,8 +115,10 @@ fn a_time_regression_is_measured_again_before_it_is_believed() {
     case.ratio = case.ratio.map(|r| r / 1000.0);
 
     let mut started = Vec::new();
+    // A noise threshold of 500%: the thousandfold change is far beyond it,
+    // while the other cases' run-to-run noise (on a loaded machine) is not.
     let comparisons =
-        baseline::confirm(&mut run, &stored, &options, 0.25, 2, &mut |name| started.push(name.to_string())).unwrap();
+        baseline::confirm(&mut run, &stored, &options, 5.0, 2, &mut |name| started.push(name.to_string())).unwrap();
     // Measured twice more, with its baseline, and still a regression.
     assert_eq!(started.iter().filter(|n| *n == "update/empty").count(), 2, "{started:?}");
     assert_eq!(started.iter().filter(|n| *n == "wasmtime/fresh_instance").count(), 2, "{started:?}");

@@ -3,6 +3,7 @@
 //! checkpoints.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use canister_host::HostConfig;
@@ -15,6 +16,9 @@ use crate::state::Context;
 /// Where the server's keys live, inside the state directory (outside
 /// checkpoints: they are the host's identity, not canister state).
 const KEYS: &str = "http/keys.bin";
+/// Where finished request statuses are journaled (outside checkpoints:
+/// they describe requests, not canister state).
+const STATUSES: &str = "http/statuses.journal";
 /// Where a running server records its URL, for other commands to name.
 pub const URL_FILE: &str = "http/url";
 
@@ -23,9 +27,18 @@ pub fn run(cx: &Context, args: Serve) -> anyhow::Result<Report> {
     if args.max_concurrent == 0 {
         return Err(usage("--max-concurrent must be at least 1"));
     }
-    let host = Arc::new(cx.open_with(HostConfig::default())?);
+    let mut host_config = HostConfig::default();
+    host_config.query_threads = args.query_threads.unwrap_or(host_config.query_threads);
+    host_config.query_queue = args.query_queue.unwrap_or(host_config.query_queue);
+    let host = Arc::new(cx.open_with(host_config)?);
     let keys = wire::keys::Keys::load_or_create(&cx.dir.join(KEYS)).context("loading the server's keys")?;
-    let config = server::ServerConfig { max_concurrent: args.max_concurrent, ..server::ServerConfig::default() };
+    let config = server::ServerConfig {
+        max_concurrent: args.max_concurrent,
+        max_body_bytes: args.max_body_bytes,
+        request_timeout: Duration::from_secs(args.request_timeout.max(1)),
+        statuses_journal: Some(cx.dir.join(STATUSES)),
+        ..server::ServerConfig::default()
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     let url_file = cx.dir.join(URL_FILE);
     let served = runtime.block_on(async {
@@ -42,7 +55,7 @@ pub fn run(cx: &Context, args: Serve) -> anyhow::Result<Report> {
                 cx.dir.display()
             );
         }
-        let router = server::router(host.clone(), keys, config);
+        let router = server::router(host.clone(), keys, config)?;
         server::serve(listener, router, shutdown_signal()).await?;
         anyhow::Ok(url)
     });

@@ -41,6 +41,8 @@ pub struct RoundResult {
     pub messages: usize,
     /// Distinct pages written, summed over canisters.
     pub dirty_pages: usize,
+    /// Instructions the round's messages used.
+    pub instructions: u64,
 }
 
 /// A round that was not applied: the host failed (or hit a bug) while
@@ -174,7 +176,7 @@ impl WorkerPool {
             groups.entry(canister.id()).or_default();
         }
         let mut canister_digests = Vec::new();
-        let (mut messages, mut dirty_pages) = (0, 0);
+        let (mut messages, mut dirty_pages, mut instructions) = (0, 0, 0u64);
         for iteration in 0..MAX_ITERATIONS {
             let first = iteration == 0;
             let mut tasks = Vec::with_capacity(groups.len());
@@ -229,6 +231,7 @@ impl WorkerPool {
                 canister_digests.push((done.canister.id(), done.digest));
                 messages += done.messages;
                 dirty_pages += done.dirty_pages;
+                instructions = instructions.saturating_add(done.instructions);
                 sent.push((done.canister.id(), done.sent));
                 registry.put(done.canister);
             }
@@ -277,7 +280,7 @@ impl WorkerPool {
         }
         late.sort_by_key(|(origin, _)| *origin);
         let digest = round_digest(height, time, &outcomes, &canister_digests);
-        Ok(RoundResult { outcomes, late, digest, canister_digests, touched, messages, dirty_pages })
+        Ok(RoundResult { outcomes, late, digest, canister_digests, touched, messages, dirty_pages, instructions })
     }
 }
 
@@ -331,6 +334,7 @@ struct Work {
     /// Requests and responses for other canisters, in order.
     sent: Vec<(Principal, InterMessage)>,
     messages: usize,
+    instructions: u64,
     host_failure: Option<String>,
 }
 
@@ -341,6 +345,7 @@ impl Work {
             self.host_failure.get_or_insert(failure);
         }
         self.dirty.add(result);
+        self.instructions = self.instructions.saturating_add(result.stats.instructions);
     }
 
     fn message(&mut self, entry: Entry, result: &MessageResult) {
@@ -609,6 +614,7 @@ pub(super) fn run_task(
         sent: work.sent,
         messages: work.messages,
         dirty_pages: work.dirty.len(),
+        instructions: work.instructions,
         host_failure: work.host_failure,
     }
 }

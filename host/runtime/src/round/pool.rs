@@ -84,6 +84,8 @@ pub(super) struct TaskDone {
     pub(super) messages: usize,
     /// Distinct pages the round's messages wrote (heap and stable).
     pub(super) dirty_pages: usize,
+    /// Instructions its messages used.
+    pub(super) instructions: u64,
     /// A failure of the host (not of the canister) that the round must not
     /// record: it is not applied.
     pub(super) host_failure: Option<String>,

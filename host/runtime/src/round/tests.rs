@@ -23,6 +23,7 @@ fn done(task: Task) -> TaskDone {
         sent: vec![],
         messages: 0,
         dirty_pages: 0,
+        instructions: 0,
         host_failure: None,
     }
 }
