@@ -53,6 +53,9 @@ pub mod motoko {
     pub const WALLET: &[u8] = include_bytes!("../wasm/motoko/wallet.wasm");
     /// The actor class `FACTORY` instantiates (`inc`).
     pub const CHILD: &[u8] = include_bytes!("../wasm/motoko/child.wasm");
+    /// Serves web pages through the HTTP gateway (`http_request`,
+    /// `http_request_update`, which counts posts).
+    pub const WEB: &[u8] = include_bytes!("../wasm/motoko/web.wasm");
 
     /// Every Motoko canister, by name.
     pub const ALL: &[(&str, &[u8])] = &[
@@ -64,6 +67,7 @@ pub mod motoko {
         ("child", CHILD),
         ("aggregator", AGGREGATOR),
         ("wallet", WALLET),
+        ("web", WEB),
     ];
 }
 

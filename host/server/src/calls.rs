@@ -64,7 +64,7 @@ pub(crate) async fn call_sync(
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
-    let (rid, sender) = match start(&s, &id, &headers, &body) {
+    let rid = match start(&s, &id, &headers, &body) {
         Ok(started) => started,
         Err(Refused::Api(e)) => return e.into_response(),
         Err(Refused::Rejected(r)) => {
@@ -77,8 +77,15 @@ pub(crate) async fn call_sync(
         let changed = s.statuses.changed.notified();
         match s.statuses.get(&rid) {
             Some((_, status)) if status.is_final() => {
-                let certificate = certify_status(&s, rid, sender, &status);
-                return cbor(StatusCode::OK, wire::to_cbor(&Certified { status: "replied", certificate }));
+                let shared = s.clone();
+                let certified = tokio::task::spawn_blocking(move || certify_status(&shared, rid, &status)).await;
+                return match certified {
+                    Ok(certificate) => {
+                        cbor(StatusCode::OK, wire::to_cbor(&Certified { status: "replied", certificate }))
+                    }
+                    Err(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "certifying the call failed (a bug)")
+                        .into_response(),
+                };
             }
             Some(_) => {}
             None => {
@@ -104,8 +111,8 @@ impl From<ApiError> for Refused {
 }
 
 /// Check the request, then start it (unless it is a retry of one already
-/// started). Returns its request id and sender.
-fn start(s: &Arc<Shared>, url_id: &str, headers: &HeaderMap, body: &[u8]) -> Result<([u8; 32], Principal), Refused> {
+/// started). Returns its request id.
+fn start(s: &Arc<Shared>, url_id: &str, headers: &HeaderMap, body: &[u8]) -> Result<[u8; 32], Refused> {
     let (request, url_id) = accept(headers, body, RequestKind::Call, url_id)?;
     let canister = request.canister_id().unwrap_or(url_id);
     let stand_in = request.method_and_arg().and_then(|(method, _)| StandIn::of(&s.host, canister, method));
@@ -129,7 +136,7 @@ fn start(s: &Arc<Shared>, url_id: &str, headers: &HeaderMap, body: &[u8]) -> Res
             tokio::task::spawn_blocking(move || run(&s, request, canister));
         }
     }
-    Ok((rid, sender))
+    Ok(rid)
 }
 
 /// Run the call on the host (blocking until its round is durable) and
@@ -141,7 +148,7 @@ fn run(s: &Shared, request: Request, canister: Principal) {
     let result = if canister == Principal::management_canister() {
         s.host.management_call(sender, method, arg.to_vec())
     } else if let Some(stand_in) = StandIn::of(&s.host, canister, method) {
-        stand_in.call(&s.host, s.keys.subnet_id(), sender, arg)
+        stand_in.call(&s.host, s.signer.keys().subnet_id(), sender, arg)
     } else {
         s.host.update_call(canister, sender, method, arg.to_vec())
     };

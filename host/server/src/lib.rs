@@ -9,13 +9,16 @@
 //! - `POST /api/{v2,v3}/canister/<id>/query`: signed by the node key;
 //! - `POST /api/{v2,v3}/canister/<id>/read_state` (and `subnet/<id>`):
 //!   certificates of time, request statuses, canister facts, the subnet;
-//! - `GET /metrics`: Prometheus text (the host's and the server's).
+//! - `GET /metrics`: Prometheus text (the host's and the server's);
+//! - anything else: the HTTP gateway, a canister's `http_request` for
+//!   `<id>.localhost` or `?canister=<id>`.
 //!
 //! Nothing is acknowledged before the host has made it durable: a call's
 //! status says `replied` only once its round is in the synced log.
 
 mod calls;
 mod errors;
+mod gateway;
 mod ingress;
 mod journal;
 mod metrics;
@@ -30,12 +33,14 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use canister_host::Host;
+use tower_http::cors::{Any, CorsLayer};
 use wire::keys::Keys;
+use wire::signer::Signer;
 
 pub use errors::ServeError;
 use statuses::Statuses;
@@ -80,7 +85,8 @@ impl Default for ServerConfig {
 /// What every handler shares.
 pub(crate) struct Shared {
     pub host: Arc<Host>,
-    pub keys: Keys,
+    /// The keys, and the group signer of certificates.
+    pub signer: Signer,
     pub statuses: Statuses,
     pub config: ServerConfig,
     pub permits: tokio::sync::Semaphore,
@@ -97,7 +103,7 @@ pub fn router(host: Arc<Host>, keys: Keys, config: ServerConfig) -> Result<Route
     };
     let shared = Arc::new(Shared {
         host,
-        keys,
+        signer: Signer::new(keys),
         statuses,
         permits: tokio::sync::Semaphore::new(config.max_concurrent),
         config: config.clone(),
@@ -116,11 +122,24 @@ pub fn router(host: Arc<Host>, keys: Keys, config: ServerConfig) -> Result<Route
         .route("/api/v2/subnet/{id}/read_state", post(read_state::subnet))
         .route("/api/v3/subnet/{id}/read_state", post(read_state::subnet))
         .route("/metrics", get(metrics::metrics))
+        .fallback(gateway::serve)
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(middleware::from_fn_with_state(config.request_timeout, time_limit))
         .layer(middleware::from_fn_with_state(shared.clone(), metrics::record))
+        .layer(cors())
         .with_state(shared);
     Ok(router)
+}
+
+/// Browsers may call from any origin, as they may call the IC's boundary
+/// nodes: a front-end on its own dev server talks to this host directly.
+fn cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::POST, Method::HEAD, Method::OPTIONS])
+        .allow_headers(Any)
+        .expose_headers(Any)
+        .max_age(Duration::from_secs(7200))
 }
 
 /// Middleware: answer 503 to a request that takes longer than `limit`.

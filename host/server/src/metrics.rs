@@ -1,7 +1,7 @@
 //! `GET /metrics`: the host's metrics and the server's own (requests by
 //! endpoint and status, and their latency), as Prometheus text.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -9,7 +9,7 @@ use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use canister_host::prometheus::{
-    self, Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    self, Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
 };
 
 use crate::Shared;
@@ -24,6 +24,9 @@ pub(crate) struct ServerMetrics {
     registry: Registry,
     latency: HistogramVec,
     responses: IntCounterVec,
+    /// The signer's counts, brought up to date when gathered (under the
+    /// lock, so two scrapes cannot both add the same difference).
+    signing: Mutex<(IntCounter, IntCounter)>,
 }
 
 impl ServerMetrics {
@@ -43,9 +46,19 @@ impl ServerMetrics {
             &["endpoint", "status"],
         )
         .expect("valid counter options");
-        registry.register(Box::new(latency.clone())).expect("registered once");
-        registry.register(Box::new(responses.clone())).expect("registered once");
-        ServerMetrics { registry, latency, responses }
+        let signatures = IntCounter::new(
+            "canister_host_certificate_signatures_total",
+            "BLS signatures made (certificates asked for together share one).",
+        )
+        .expect("valid counter options");
+        let certificates =
+            IntCounter::new("canister_host_certificates_total", "Certificates served.").expect("valid counter options");
+        for metric in [Box::new(latency.clone()) as Box<dyn prometheus::core::Collector>, Box::new(responses.clone())] {
+            registry.register(metric).expect("registered once");
+        }
+        registry.register(Box::new(signatures.clone())).expect("registered once");
+        registry.register(Box::new(certificates.clone())).expect("registered once");
+        ServerMetrics { registry, latency, responses, signing: Mutex::new((signatures, certificates)) }
     }
 }
 
@@ -62,6 +75,12 @@ pub(crate) async fn record(State(s): State<Arc<Shared>>, request: Request, next:
 
 /// `GET /metrics`.
 pub(crate) async fn metrics(State(s): State<Arc<Shared>>) -> Response {
+    {
+        let signing = s.metrics.signing.lock().unwrap_or_else(|e| e.into_inner());
+        let (signatures, certificates) = s.signer.counts();
+        signing.0.inc_by(signatures.saturating_sub(signing.0.get()));
+        signing.1.inc_by(certificates.saturating_sub(signing.1.get()));
+    }
     let mut families = s.host.gather_metrics();
     families.extend(s.metrics.registry.gather());
     let mut text = Vec::new();

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use wire::Principal;
 use wire::RejectCode;
-use wire::certificate::{Tree, certify};
+use wire::certificate::Tree;
 use wire::envelope::RequestKind;
 use wire::query::{QueryOutcome, signed_response};
 
@@ -43,22 +43,14 @@ pub(crate) async fn query(
     let shared = s.clone();
     let result = tokio::task::spawn_blocking(move || {
         if let Some(stand_in) = StandIn::of(&shared.host, canister, &method).filter(|s| s.is_query()) {
-            return stand_in.call(&shared.host, shared.keys.subnet_id(), sender, &arg);
+            return stand_in.call(&shared.host, shared.signer.keys().subnet_id(), sender, &arg);
         }
         if canister == Principal::management_canister() {
             // ic-utils asks for canister_status as a query; the host
             // answers it from the committed state like an update.
             return shared.host.management_call(sender, &method, arg);
         }
-        // Certified variables: the query can read a certificate of its
-        // canister's certified data, signed by the root key.
-        let keys = shared.clone();
-        let certifier: canister_host::Certifier = Arc::new(move |id: Principal, data: &[u8]| {
-            let mut tree = Tree::new();
-            tree.insert(&[b"canister".as_slice(), id.as_slice(), b"certified_data"], data.to_vec());
-            certify(tree, wire::envelope::now_ns(), &keys.keys)
-        });
-        shared.host.query_call_certified(canister, sender, &method, arg, Some(certifier))
+        shared.host.query_call_certified(canister, sender, &method, arg, Some(certifier(&shared)))
     })
     .await;
     let outcome = match result.map(status_of) {
@@ -73,5 +65,16 @@ pub(crate) async fn query(
                 .into_response();
         }
     };
-    cbor(StatusCode::OK, signed_response(outcome, request.request_id, wire::envelope::now_ns(), &s.keys))
+    cbor(StatusCode::OK, signed_response(outcome, request.request_id, wire::envelope::now_ns(), s.signer.keys()))
+}
+
+/// What gives a query a certificate of its canister's certified data,
+/// signed by the root key, so certified variables work.
+pub(crate) fn certifier(s: &Arc<Shared>) -> canister_host::Certifier {
+    let shared = s.clone();
+    Arc::new(move |id: Principal, data: &[u8]| {
+        let mut tree = Tree::new();
+        tree.insert(&[b"canister".as_slice(), id.as_slice(), b"certified_data"], data.to_vec());
+        shared.signer.certify(tree)
+    })
 }

@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use wire::Principal;
-use wire::certificate::{Tree, certify, leb128};
+use wire::certificate::{Tree, leb128};
 use wire::envelope::{Request, RequestKind};
 
 use crate::Shared;
@@ -35,7 +35,7 @@ struct StatusBody {
 pub(crate) async fn status(State(s): State<Arc<Shared>>) -> Response {
     let body = StatusBody {
         impl_version: concat!("canister-host ", env!("CARGO_PKG_VERSION")),
-        root_key: s.keys.root_key_der().to_vec(),
+        root_key: s.signer.keys().root_key_der().to_vec(),
         replica_health_status: "healthy",
     };
     cbor(StatusCode::OK, wire::to_cbor(&body))
@@ -54,7 +54,7 @@ pub(crate) async fn canister(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    respond(&s, &id, &headers, &body, true)
+    respond(s, id, headers, body, true).await
 }
 
 /// `POST /api/{v2,v3}/subnet/<id>/read_state`.
@@ -64,31 +64,39 @@ pub(crate) async fn subnet(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    respond(&s, &id, &headers, &body, false)
+    respond(s, id, headers, body, false).await
 }
 
-fn respond(s: &Shared, id: &str, headers: &HeaderMap, body: &[u8], canister_endpoint: bool) -> Response {
-    let result = permit(&s.permits).and_then(|_permit| {
-        let (request, url_id) = accept(headers, body, RequestKind::ReadState, id)?;
-        let tree = tree_for(s, &request, canister_endpoint.then_some(url_id))?;
-        Ok(certify(tree, wire::envelope::now_ns(), &s.keys))
-    });
+async fn respond(s: Arc<Shared>, id: String, headers: HeaderMap, body: Bytes, canister_endpoint: bool) -> Response {
+    let _permit = match permit(&s.permits) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    // Signing blocks (it may wait for a signature in progress).
+    let shared = s.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let (request, url_id) = accept(&headers, &body, RequestKind::ReadState, &id)?;
+        let tree = tree_for(&shared, &request, canister_endpoint.then_some(url_id))?;
+        Ok::<_, ApiError>(shared.signer.certify(tree))
+    })
+    .await;
     match result {
-        Ok(certificate) => cbor(StatusCode::OK, wire::to_cbor(&ReadStateBody { certificate })),
-        Err(e) => e.into_response(),
+        Ok(Ok(certificate)) => cbor(StatusCode::OK, wire::to_cbor(&ReadStateBody { certificate })),
+        Ok(Err(e)) => e.into_response(),
+        Err(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "read_state failed (a bug).").into_response(),
     }
 }
 
 /// The tree holding every path `request` asks for.
 fn tree_for(s: &Shared, request: &Request, effective: Option<Principal>) -> Result<Tree, ApiError> {
     let wire::envelope::Request { envelope, .. } = request;
-    let ic_transport_types_paths = match envelope.content.as_ref() {
+    let paths = match envelope.content.as_ref() {
         wire::envelope::EnvelopeContent::ReadState { paths, .. } => paths,
         _ => return Err(ApiError::bad_request("not a read_state request")),
     };
     let mut tree = Tree::new();
     let mut request_ids: Vec<Vec<u8>> = Vec::new();
-    for path in ic_transport_types_paths {
+    for path in paths {
         let labels: Vec<&[u8]> = path.iter().map(|l| l.as_bytes()).collect();
         match labels.as_slice() {
             [] => return Err(invalid_path()),
@@ -135,15 +143,16 @@ fn invalid_path() -> ApiError {
 
 /// The whole `subnet` subtree: one subnet (this host), one node.
 fn add_subnet(s: &Shared, tree: &mut Tree) {
-    let sid = s.keys.subnet_id();
+    let keys = s.signer.keys();
+    let sid = keys.subnet_id();
     let sid = sid.as_slice();
-    tree.insert(&[b"subnet".as_slice(), sid, b"public_key"], s.keys.root_key_der().to_vec());
+    tree.insert(&[b"subnet".as_slice(), sid, b"public_key"], keys.root_key_der().to_vec());
     // Every canister id this host can hand out: ids are 8 bytes then 0x01 0x01.
     let low = Principal::from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 1, 1]);
     let high = Principal::from_slice(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 1]);
     tree.insert(&[b"subnet".as_slice(), sid, b"canister_ranges"], wire::to_cbor(&vec![(low, high)]));
-    let nid = s.keys.node_id();
-    tree.insert(&[b"subnet".as_slice(), sid, b"node", nid.as_slice(), b"public_key"], s.keys.node_key_der().to_vec());
+    let nid = keys.node_id();
+    tree.insert(&[b"subnet".as_slice(), sid, b"node", nid.as_slice(), b"public_key"], keys.node_key_der().to_vec());
 }
 
 /// `request_status/<id>/...` for a known request.
@@ -164,11 +173,12 @@ fn add_status(tree: &mut Tree, id: RequestId, status: &Status) {
     }
 }
 
-/// The certificate a synchronous call answers with.
-pub(crate) fn certify_status(s: &Shared, id: RequestId, _sender: Principal, status: &Status) -> Vec<u8> {
+/// The certificate a synchronous call answers with (signing: call it on
+/// a blocking thread).
+pub(crate) fn certify_status(s: &Shared, id: RequestId, status: &Status) -> Vec<u8> {
     let mut tree = Tree::new();
     add_status(&mut tree, id, status);
-    certify(tree, wire::envelope::now_ns(), &s.keys)
+    s.signer.certify(tree)
 }
 
 /// `canister/<id>/<rest>` facts, for a canister that exists.

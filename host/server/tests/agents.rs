@@ -278,6 +278,13 @@ async fn sixty_four_agents_at_once_get_every_update_once_and_metrics_count_them(
     assert_eq!(sample(&text, call), total as f64);
     let query = r#"canister_host_http_request_duration_seconds_count{endpoint="/api/v3/canister/{id}/query"}"#;
     assert_eq!(sample(&text, query), total as f64);
+    // Every call got a certificate; signatures are shared between those
+    // asked for together, never more than one each.
+    let certificates = sample(&text, "canister_host_certificates_total");
+    let signatures = sample(&text, "canister_host_certificate_signatures_total");
+    assert!(certificates >= total as f64, "{certificates}");
+    assert!((1.0..=certificates).contains(&signatures), "{signatures} signatures for {certificates} certificates");
+    eprintln!("{certificates} certificates, {signatures} signatures");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -324,4 +331,89 @@ async fn icp_clis_create_goes_through_the_cycles_ledger_stand_in() {
     // create_canister is an update: as a query it runs nothing.
     let refused = agent.query(&ledger, "create_canister").with_arg(Encode!(&arg).unwrap()).call().await;
     assert!(refused.is_err(), "{refused:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_gateway_serves_a_canisters_web_pages() {
+    let s = serve_canister(Principal::anonymous(), canisters::motoko::WEB).await;
+    let web = s.counter;
+    let client = reqwest::Client::new();
+    // Named by its host, `<id>.localhost`: the `http_request` query answers.
+    let page = client.get(format!("{}/hello?x=1", s.url)).header("host", format!("{web}.localhost:4943"));
+    let page = page.send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["content-type"], "text/plain; charset=utf-8");
+    assert_eq!(page.headers()["x-canister-host-certification"], "unverified");
+    assert_eq!(page.text().await.unwrap(), "hello from /hello?x=1; posts: 0");
+
+    // A POST the canister upgrades to `http_request_update`, which changes
+    // its state; named by the `canister` parameter this time.
+    let post = client.post(format!("{}/form?canister={web}", s.url)).body("hi there").send().await.unwrap();
+    assert_eq!(post.status(), 201);
+    assert_eq!(post.text().await.unwrap(), "post 1: hi there");
+    let page = client.get(format!("{}/?canister={web}", s.url)).send().await.unwrap();
+    assert_eq!(page.text().await.unwrap(), format!("hello from /?canister={web}; posts: 1"));
+
+    // The canister's own status codes pass through.
+    let missing = client.get(format!("{}/missing", s.url)).header("host", format!("{web}.localhost")).send();
+    let missing = missing.await.unwrap();
+    assert_eq!((missing.status().as_u16(), missing.text().await.unwrap().as_str()), (404, "no such page"));
+
+    // Requests naming no canister, a malformed one, or one not on the host.
+    let unnamed = client.get(format!("{}/hello", s.url)).send().await.unwrap();
+    assert_eq!(unnamed.status(), 404);
+    assert!(unnamed.text().await.unwrap().contains(".localhost"));
+    let malformed = client.get(format!("{}/?canister=not-an-id", s.url)).send().await.unwrap();
+    assert_eq!(malformed.status(), 400);
+    let absent = client.get(format!("{}/?canister=aaaaa-aa", s.url)).send().await.unwrap();
+    assert_eq!(absent.status(), 404);
+    assert!(absent.text().await.unwrap().contains("not found"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_gateway_reports_a_canister_without_web_pages() {
+    let s = serve(Principal::anonymous()).await;
+    let page = reqwest::get(format!("{}/?canister={}", s.url, s.counter)).await.unwrap();
+    assert_eq!(page.status(), 502);
+    assert!(page.text().await.unwrap().contains("http_request"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn queries_that_cannot_read_a_certificate_cost_no_signature() {
+    let s = serve(Principal::anonymous()).await;
+    let agent = agent(&s.url, ed25519()).await;
+    let get = || agent.query(&s.counter, "get").with_arg(Encode!().unwrap()).call();
+    // The first query also reads the subnet's node keys (one certificate).
+    get().await.unwrap();
+    let metrics = || async { reqwest::get(format!("{}/metrics", s.url)).await.unwrap().text().await.unwrap() };
+    let before = sample(&metrics().await, "canister_host_certificates_total");
+    for _ in 0..3 {
+        get().await.unwrap();
+    }
+    // The counter imports no ic0.data_certificate_*: nothing was signed.
+    assert_eq!(sample(&metrics().await, "canister_host_certificates_total"), before);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn browsers_may_call_from_any_origin() {
+    let s = serve(Principal::anonymous()).await;
+    let preflight = reqwest::Client::new()
+        .request(reqwest::Method::OPTIONS, format!("{}/api/v3/canister/{}/call", s.url, s.counter))
+        .header("origin", "http://localhost:5173")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    let headers = preflight.headers();
+    assert_eq!(headers["access-control-allow-origin"], "*");
+    assert!(headers["access-control-allow-methods"].to_str().unwrap().contains("POST"));
+    let status = reqwest::Client::new()
+        .get(format!("{}/api/v2/status", s.url))
+        .header("origin", "http://localhost:5173")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status.headers()["access-control-allow-origin"], "*");
 }

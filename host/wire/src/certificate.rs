@@ -2,13 +2,18 @@
 //! hash signed by the root key (no delegation: this host is its own root
 //! subnet).
 //!
-//! Each response gets its own tree, holding `time` and exactly the paths
-//! asked for, with nothing pruned: a path it lacks is then provably absent
-//! (what an agent polling for a request's status needs to keep polling).
+//! Each response is built as its own tree, holding `time` and exactly the
+//! paths asked for. Trees requested at about the same time are signed
+//! together (see [`crate::signer`]): each response is then a witness of
+//! the union, revealing its own paths in full and, at every level it
+//! passes through, the other labels with their contents pruned. So a path
+//! a response lacks is still provably absent (what an agent polling for a
+//! request's status needs to keep polling), and nobody sees another
+//! request's reply.
 
 use std::collections::BTreeMap;
 
-use ic_certification::{Certificate, HashTree, empty, fork, label, leaf};
+use ic_certification::{Certificate, HashTree, empty, fork, label, leaf, pruned};
 
 use crate::keys::Keys;
 
@@ -67,18 +72,54 @@ impl Tree {
     /// As an `ic-certification` hash tree: each level a balanced binary
     /// tree of forks over its labelled children, in label order.
     pub fn to_hash_tree(&self) -> HashTree {
+        self.witness(None)
+    }
+
+    /// Put every path of `other` into this tree (its values win).
+    pub fn merge(&mut self, other: &Tree) {
+        for (l, node) in &other.0 {
+            match (self.0.get_mut(l), node) {
+                (Some(Node::Sub(mine)), Node::Sub(theirs)) => mine.merge(theirs),
+                _ => drop(self.0.insert(l.clone(), node.clone())),
+            }
+        }
+    }
+
+    /// This tree as a hash tree revealing what `keep` holds (`None`: all of
+    /// it). At each level `keep` reaches, every label stays, with the
+    /// contents of those `keep` lacks pruned; the root hash is the same
+    /// whatever is kept.
+    pub fn witness(&self, keep: Option<&Tree>) -> HashTree {
         let children: Vec<HashTree> = self
             .0
             .iter()
             .map(|(l, node)| {
-                let sub = match node {
-                    Node::Leaf(v) => leaf(v.clone()),
-                    Node::Sub(t) => t.to_hash_tree(),
+                let kept = match keep {
+                    None => Some(None),
+                    Some(k) => match k.0.get(l) {
+                        None => None,
+                        Some(Node::Leaf(_)) => Some(None),
+                        Some(Node::Sub(sub)) => Some(Some(sub)),
+                    },
+                };
+                let sub = match (node, kept) {
+                    (Node::Leaf(v), Some(_)) => leaf(v.clone()),
+                    (Node::Sub(t), Some(keep)) => t.witness(keep),
+                    (node, None) => pruned(node.to_hash_tree().digest()),
                 };
                 label(l.clone(), sub)
             })
             .collect();
         balanced(children)
+    }
+}
+
+impl Node {
+    fn to_hash_tree(&self) -> HashTree {
+        match self {
+            Node::Leaf(v) => leaf(v.clone()),
+            Node::Sub(t) => t.to_hash_tree(),
+        }
     }
 }
 
@@ -95,12 +136,34 @@ fn balanced(mut nodes: Vec<HashTree>) -> HashTree {
 
 /// The certificate of `tree` (with `time` set to `time_ns`), CBOR-encoded
 /// with the self-describe tag.
-pub fn certify(mut tree: Tree, time_ns: u64, keys: &Keys) -> Vec<u8> {
-    tree.insert(&["time"], leb128(time_ns));
-    let tree = tree.to_hash_tree();
-    let message = [STATE_ROOT_DOMAIN, &tree.digest()].concat();
+pub fn certify(tree: Tree, time_ns: u64, keys: &Keys) -> Vec<u8> {
+    certify_together(vec![tree], time_ns, keys).pop().expect("one certificate per tree")
+}
+
+/// The certificates of `trees` (each with `time` set to `time_ns`), made
+/// with one signature: of the root of their union, of which each
+/// certificate is a witness revealing only its own tree.
+pub fn certify_together(trees: Vec<Tree>, time_ns: u64, keys: &Keys) -> Vec<Vec<u8>> {
+    let time = leb128(time_ns);
+    let mut union = Tree::new();
+    for tree in &trees {
+        union.merge(tree);
+    }
+    union.insert(&["time"], time.clone());
+    let full = union.to_hash_tree();
+    let message = [STATE_ROOT_DOMAIN, &full.digest()].concat();
     let signature = keys.sign_root(&message).to_vec();
-    crate::to_cbor(&Certificate { tree, signature, delegation: None })
+    if trees.len() == 1 {
+        return vec![crate::to_cbor(&Certificate { tree: full, signature, delegation: None })];
+    }
+    trees
+        .into_iter()
+        .map(|mut keep| {
+            keep.insert(&["time"], time.clone());
+            let tree = union.witness(Some(&keep));
+            crate::to_cbor(&Certificate { tree, signature: signature.clone(), delegation: None })
+        })
+        .collect()
 }
 
 /// Unsigned LEB128, the encoding of numbers in the state tree.

@@ -21,6 +21,7 @@ pub mod certificate;
 pub mod envelope;
 pub mod keys;
 pub mod query;
+pub mod signer;
 
 pub use candid::Principal;
 pub use ic_transport_types::{EnvelopeContent, RejectCode, RequestId};

@@ -5,6 +5,7 @@ mod checkpoints;
 mod disk;
 mod history;
 mod host_calls;
+mod http;
 mod install;
 mod load;
 mod message;
@@ -27,6 +28,7 @@ pub(crate) fn run_all(r: &mut Runner) -> Result<(), BenchError> {
     plain::run(r)?;
     message::run(r)?;
     host_calls::run(r)?;
+    http::run(r)?;
     install::run(r)?;
     scaling::run(r)?;
     load::run(r)?;
