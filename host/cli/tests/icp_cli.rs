@@ -1,6 +1,6 @@
 //! icp-cli (`icp` 1.5.0, npm `@icp-sdk/icp-cli-linux-x64`, pinned by
 //! `tests/js/package-lock.json`) against `canister-host serve`: create,
-//! install, call and status, exactly as a user types them against a
+//! install (plain and chunked), call and status, exactly as a user types them against a
 //! network given by URL with a fetched root key. icp-cli creates canisters
 //! through the cycles ledger, which the server stands in for.
 
@@ -12,6 +12,8 @@ use sha2::{Digest, Sha256};
 mod common;
 
 const COUNTER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../canisters/wasm/counter.wasm");
+/// Over 2 MiB: icp-cli installs it in chunks (upload_chunk, install_chunked_code).
+const INTERNET_IDENTITY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../canisters/fixtures/internet_identity.wasm");
 
 fn icp_bin() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/js/node_modules/@icp-sdk/icp-cli-linux-x64/bin/icp")
@@ -80,5 +82,14 @@ fn icp_cli_creates_installs_calls_and_reads_status() {
     assert!(text.contains(&hash), "the module hash {hash} is missing from {text}");
     assert!(text.contains(&me), "the controller {me} is missing from {text}");
     assert!(text.to_lowercase().contains("running"), "{text}");
+
+    // A module over the 2 MiB ingress limit goes through the chunk store.
+    let wasm = std::fs::read(INTERNET_IDENTITY).unwrap();
+    assert!(wasm.len() > 2 << 20);
+    let ii = icp.run(&["canister", "create", "--detached", "-q"]).trim().to_string();
+    icp.run(&["canister", "install", &ii, "--wasm", INTERNET_IDENTITY, "-m", "install", "-y"]);
+    let status: serde_json::Value = serde_json::from_str(&icp.run(&["canister", "status", &ii, "--json"])).unwrap();
+    let hash = hex::encode(Sha256::digest(&wasm));
+    assert!(status.to_string().contains(&hash), "the module hash {hash} is missing from {status}");
     drop(server);
 }

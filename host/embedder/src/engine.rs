@@ -9,6 +9,7 @@ use wasmtime::{Config, InstancePre, Linker, Module, OptLevel};
 use memory_tracker::{MemoryBackend, SignalBackend};
 
 use crate::module::{self, ModuleError, ModuleInfo};
+use crate::module_cache::ModuleCache;
 use crate::system_api::{self, HostState};
 
 /// Address space reserved per 32-bit linear memory: all of wasm32, so
@@ -43,6 +44,7 @@ pub struct Engine {
     pub(crate) backend: Arc<Backend>,
     narrow: Flavour,
     wide: Flavour,
+    cache: Option<ModuleCache>,
 }
 
 /// A wasmtime engine and its linker.
@@ -91,7 +93,33 @@ impl Engine {
     pub(crate) fn with_backend(backend: Arc<Backend>) -> Result<Engine, EngineError> {
         let narrow = Flavour::new(&backend, false)?;
         let wide = Flavour::new(&backend, true)?;
-        Ok(Engine { backend, narrow, wide })
+        Ok(Engine { backend, narrow, wide, cache: None })
+    }
+
+    /// This engine, keeping compiled modules in `cache`.
+    pub fn with_module_cache(mut self, cache: ModuleCache) -> Engine {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// The compiled-module cache, if there is one.
+    pub fn module_cache(&self) -> Option<&ModuleCache> {
+        self.cache.as_ref()
+    }
+
+    /// `prepared` compiled by `engine`: from the cache if it holds it, else
+    /// by Cranelift (and then stored).
+    fn machine_code(&self, engine: &wasmtime::Engine, prepared: &[u8]) -> Result<Module, ModuleError> {
+        let Some(cache) = &self.cache else {
+            return Module::new(engine, prepared).map_err(|e| ModuleError::Invalid(format!("{e:#}")));
+        };
+        let key = ModuleCache::key(engine, prepared);
+        if let Some(module) = cache.load(engine, &key) {
+            return Ok(module);
+        }
+        let module = Module::new(engine, prepared).map_err(|e| ModuleError::Invalid(format!("{e:#}")))?;
+        cache.store(&key, &module);
+        Ok(module)
     }
 
     /// Check, prepare and compile a canister module.
@@ -129,8 +157,7 @@ impl Engine {
                 .map_err(|e| ModuleError::Invalid(format!("cannot link ic0.{}: {e:#}", import.name)))?,
             }
         }
-        let compiled =
-            Module::new(&flavour.wasmtime, &rewritten).map_err(|e| ModuleError::Invalid(format!("{e:#}")))?;
+        let compiled = self.machine_code(&flavour.wasmtime, &rewritten)?;
         let pre = linker.instantiate_pre(&compiled).map_err(|e| ModuleError::Invalid(format!("{e:#}")))?;
         Ok(Arc::new(CanisterModule { wasm: wasm.into(), hash: Sha256::digest(wasm).into(), info, pre }))
     }

@@ -18,6 +18,7 @@ pub mod codes;
 mod engine;
 pub mod execution;
 pub mod module;
+mod module_cache;
 pub mod system_api;
 mod units;
 
@@ -29,5 +30,6 @@ pub use execution::{
 };
 pub use memory_tracker::{MemoryCounters, TrackingMode};
 pub use module::{EntryPoint, MethodKind, ModuleError};
+pub use module_cache::{ModuleCache, ModuleCacheCounters};
 pub use system_api::{CanisterEnv, Response};
 pub use units::WasmPages;

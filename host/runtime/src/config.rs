@@ -57,6 +57,10 @@ pub struct HostConfig {
     pub idle_round_interval: Duration,
     /// How thoroughly the checkpoint is checked at open.
     pub verification: Verification,
+    /// Most bytes of compiled modules kept in the state directory's
+    /// `compiled/` cache, so reopening or reinstalling a module loads its
+    /// machine code instead of compiling it; 0 turns the cache off.
+    pub module_cache_bytes: u64,
 }
 
 impl HostConfig {
@@ -116,6 +120,7 @@ impl Default for HostConfig {
             time: TimeSource::WallClock,
             idle_round_interval: Duration::from_millis(100),
             verification: Verification::Full,
+            module_cache_bytes: 2 << 30,
         }
     }
 }

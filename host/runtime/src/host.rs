@@ -11,7 +11,7 @@ use std::time::Instant;
 use candid::Principal;
 use checkpoint::{Hash, StateDir};
 use crossbeam_channel::{Receiver, Sender};
-use embedder::{Engine, EntryPoint, Executor};
+use embedder::{Engine, EntryPoint, Executor, ModuleCache};
 
 use crate::admission::Admission;
 use crate::canister::{self, CanisterError, CanisterLogRecord, CanisterStatus, InstallMode};
@@ -24,6 +24,10 @@ use crate::recovery::{RecoveryReport, recover};
 use crate::round::{self, Operation, Outcome};
 use crate::scheduler::{Command, Reply, Scheduler, Shared};
 use crate::view::{CanisterInfo, CommittedView, LastRound};
+
+/// The compiled-module cache, inside the state directory but outside
+/// checkpoints: machine code is derived data, never canister state.
+pub const MODULE_CACHE: &str = "compiled";
 
 pub(crate) fn call_result(reply: Reply) -> Result<Vec<u8>, CallError> {
     match reply.map_err(CallError::NotApplied)? {
@@ -92,7 +96,11 @@ impl Host {
     /// the newest state, and start running.
     pub fn open(path: &Path, config: HostConfig) -> Result<Host, HostError> {
         config.validate().map_err(HostError::InvalidConfig)?;
-        let engine = Arc::new(Engine::new()?);
+        let mut engine = Engine::new()?;
+        if config.module_cache_bytes > 0 {
+            engine = engine.with_module_cache(ModuleCache::new(path.join(MODULE_CACHE), config.module_cache_bytes));
+        }
+        let engine = Arc::new(engine);
         let executor = Arc::new(Executor::new(engine, config.execution.clone()));
         let dir = StateDir::open(path)?;
         let recovered = on_wasm_stack(|| recover(&dir, &config, &executor))?;

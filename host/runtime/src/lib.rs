@@ -50,10 +50,10 @@ pub use composite::{INSTRUCTIONS_PER_QUERY_CALL, MAX_COMPOSITE_INSTRUCTIONS, MAX
 pub use config::{HostConfig, TimeSource};
 pub use embedder::{
     CanisterModule, CanisterState, Engine, ErrorCode, ExecutionConfig, ExecutionError, Executor, MessageResult,
-    MethodKind, RejectCode, TrackingMode, WasmPages,
+    MethodKind, ModuleCache, ModuleCacheCounters, RejectCode, TrackingMode, WasmPages,
 };
 pub use error::{CallError, HostError};
-pub use host::{CallHandle, Host, HostCounters};
+pub use host::{CallHandle, Host, HostCounters, MODULE_CACHE};
 pub use prometheus;
 pub use query::Certifier;
 pub use recovery::RecoveryReport;

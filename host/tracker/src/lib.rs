@@ -16,6 +16,10 @@
 //!   one with [`TrackedMemory::rearm`]. Every access that touches the bytes
 //!   takes the instance's store, which proves no wasm runs on the memory.
 //!
+//! - [`load_compiled_module`]: a compiled module loaded back from the
+//!   bytes `Module::serialize` wrote (the compiled-module cache's one
+//!   unsafe step).
+//!
 //! Inside, every page is *untouched*, *clean* or *dirty*, and its protection
 //! always matches (see `tracker`). The fault handler allocates nothing, takes
 //! no lock and logs nothing.
@@ -25,6 +29,7 @@
 #[allow(unsafe_code)] // declares the unsafe tracker interface and wraps it
 mod backend;
 mod bitmap;
+mod compiled;
 mod counters;
 #[allow(unsafe_code)]
 mod creator;
@@ -35,6 +40,7 @@ mod signal;
 mod tracker;
 
 pub use backend::{AccessError, AttachError, MemoryBackend, ProtectFailure, TrackOptions, TrackedMemory};
+pub use compiled::{TrustedCompiledModule, load_compiled_module};
 pub use counters::MemoryCounters;
 pub use creator::is_reservation_failure;
 pub use signal::SignalBackend;

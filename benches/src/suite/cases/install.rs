@@ -36,7 +36,7 @@ pub(super) fn run(r: &mut Runner) -> Result<(), BenchError> {
 
 /// `wasm` with a custom section appended (custom sections may follow any
 /// section and do not change what the module does).
-fn with_custom_section(wasm: &[u8], name: &str, payload: &[u8]) -> Vec<u8> {
+pub(super) fn with_custom_section(wasm: &[u8], name: &str, payload: &[u8]) -> Vec<u8> {
     use wasm_encoder::Section;
     let mut out = wasm.to_vec();
     wasm_encoder::CustomSection { name: name.into(), data: payload.into() }.append_to(&mut out);

@@ -10,6 +10,7 @@ mod install;
 mod load;
 mod message;
 mod plain;
+mod reopen;
 mod scaling;
 
 use std::path::Path;
@@ -33,6 +34,7 @@ pub(crate) fn run_all(r: &mut Runner) -> Result<(), BenchError> {
     scaling::run(r)?;
     load::run(r)?;
     history::run(r)?;
+    reopen::run(r)?;
     checkpoints::run(r)?;
     Ok(())
 }
@@ -58,9 +60,10 @@ pub(crate) fn published() -> Vec<Published> {
     figures
 }
 
-/// A host that checkpoints only when asked.
+/// A host that checkpoints only when asked, and compiles every module (the
+/// compiled-module cache has its own cases, in `reopen`).
 fn host_config(fsync: bool, workers: usize) -> HostConfig {
-    HostConfig { fsync, workers, checkpoint_interval: u64::MAX / 2, ..HostConfig::default() }
+    HostConfig { fsync, workers, checkpoint_interval: u64::MAX / 2, module_cache_bytes: 0, ..HostConfig::default() }
 }
 
 /// Open a host on a fresh directory `name` in the scratch directory.
