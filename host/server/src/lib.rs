@@ -124,6 +124,7 @@ pub fn router(host: Arc<Host>, keys: Keys, config: ServerConfig) -> Result<Route
         .route("/metrics", get(metrics::metrics))
         .fallback(gateway::serve)
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(middleware::from_fn_with_state(config.max_body_bytes, refuse_oversized))
         .layer(middleware::from_fn_with_state(config.request_timeout, time_limit))
         .layer(middleware::from_fn_with_state(shared.clone(), metrics::record))
         .layer(cors())
@@ -140,6 +141,34 @@ fn cors() -> CorsLayer {
         .allow_headers(Any)
         .expose_headers(Any)
         .max_age(Duration::from_secs(7200))
+}
+
+/// Bodies up to this size are read (and discarded) before an oversized
+/// request is refused, so the client, still sending, reads the 413 instead
+/// of a broken connection. Larger ones are refused at once.
+const DRAIN_BYTES: u64 = 64 << 20;
+
+/// Middleware: answer 413 to a request declaring a body over `max` bytes,
+/// after draining it if it is not huge.
+async fn refuse_oversized(State(max): State<usize>, request: Request, next: Next) -> Response {
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(length) if length > max as u64 => {
+            if length <= DRAIN_BYTES {
+                let _ = axum::body::to_bytes(request.into_body(), DRAIN_BYTES as usize).await;
+            }
+            errors::ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("The request body is {length} bytes, over the limit of {max} bytes."),
+            )
+            .into_response()
+        }
+        _ => next.run(request).await,
+    }
 }
 
 /// Middleware: answer 503 to a request that takes longer than `limit`.

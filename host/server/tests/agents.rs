@@ -164,8 +164,8 @@ async fn bad_requests_get_the_ics_status_and_a_clear_reason() {
     let (status, body) = post(&s.url, &path, "application/json", good.clone()).await;
     assert_eq!((status, text(&body).contains("expected application/cbor")), (400, true));
 
-    let (status, _) = post(&s.url, &path, "application/cbor", vec![0; 4 << 20]).await;
-    assert_eq!(status, 413);
+    let (status, body) = post(&s.url, &path, "application/cbor", vec![0; 4 << 20]).await;
+    assert_eq!((status, text(&body).contains("over the limit")), (413, true), "{}", text(&body));
 
     // Expired: agents look for this exact prefix to re-sync their clocks.
     let expired = encode(call(s.counter, Principal::anonymous(), 1), None, None);

@@ -11,7 +11,7 @@ use page_delta::PageMap;
 use super::{Canister, CanisterError};
 
 /// How `install_code` treats the existing canister.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, candid::CandidType, serde::Deserialize)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, candid::CandidType, serde::Serialize, serde::Deserialize)]
 pub enum InstallMode {
     /// The canister must be empty; runs `canister_init`.
     Install,
@@ -34,7 +34,7 @@ pub enum InstallMode {
 }
 
 /// What an upgrade does with the heap.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, candid::CandidType, serde::Deserialize)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, candid::CandidType, serde::Serialize, serde::Deserialize)]
 pub enum WasmMemoryPersistence {
     /// Keep it exactly (the new module must support enhanced orthogonal
     /// persistence).

@@ -2,6 +2,7 @@
 
 use candid::{CandidType, Deserialize, Principal};
 use embedder::{ErrorCode, MessageResult, Response};
+use serde::Serialize;
 
 use crate::canister::{CanisterError, InstallMode};
 
@@ -9,7 +10,10 @@ use crate::canister::{CanisterError, InstallMode};
 /// endian) of every record body. Bumped whenever the encoding of records,
 /// what their digests cover, or how a round's operations are spread over
 /// rounds changes (any of which makes an old log replay differently).
-pub const ROUND_RECORD_FORMAT: u32 = 4;
+pub const ROUND_RECORD_FORMAT: u32 = 5;
+/// The last format whose records were Candid; this build still reads them
+/// (they differ from the current one in encoding only).
+const CANDID_RECORD_FORMAT: u32 = 4;
 
 /// What an operation takes in a record besides its variable parts (a
 /// generous bound: two principals, tags, lengths).
@@ -18,7 +22,7 @@ pub const OPERATION_OVERHEAD: usize = 256;
 /// One state-changing request, as recorded in the log. `sender` is who
 /// asks, `canister` the canister it is for; each variant is the `Host`
 /// method of the same name.
-#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(CandidType, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[allow(missing_docs)] // see above: the variants mirror `Host`'s methods and their arguments
 pub enum Operation {
     CreateCanister {
@@ -34,7 +38,9 @@ pub enum Operation {
         sender: Principal,
         canister: Principal,
         mode: InstallMode,
+        #[serde(with = "serde_bytes")]
         wasm: Vec<u8>,
+        #[serde(with = "serde_bytes")]
         arg: Vec<u8>,
     },
     Uninstall {
@@ -169,7 +175,7 @@ impl Outcome {
 }
 
 /// A round as the log records it: its input, and digests of its results.
-#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(CandidType, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct RoundRecord {
     /// The round's height.
     pub height: u64,
@@ -178,16 +184,38 @@ pub struct RoundRecord {
     /// Its operations, in arrival order.
     pub operations: Vec<Operation>,
     /// The round's digest.
+    #[serde(with = "serde_bytes")]
     pub digest: Vec<u8>,
     /// The digest of each canister that did anything, in id order.
+    #[serde(with = "digest_pairs")]
     pub canister_digests: Vec<(Principal, Vec<u8>)>,
 }
 
+/// `canister_digests` with each digest as a CBOR byte string: a fixed
+/// size, where an array of small integers would vary with the digest.
+mod digest_pairs {
+    use candid::Principal;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use serde_bytes::{ByteBuf, Bytes};
+
+    pub fn serialize<S: Serializer>(pairs: &[(Principal, Vec<u8>)], s: S) -> Result<S::Ok, S::Error> {
+        let as_bytes: Vec<(&Principal, &Bytes)> = pairs.iter().map(|(p, d)| (p, Bytes::new(d))).collect();
+        as_bytes.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(Principal, Vec<u8>)>, D::Error> {
+        let pairs = Vec::<(Principal, ByteBuf)>::deserialize(d)?;
+        Ok(pairs.into_iter().map(|(p, b)| (p, b.into_vec())).collect())
+    }
+}
+
 impl RoundRecord {
-    /// The record's bytes: the format version, then the record in Candid.
+    /// The record's bytes: the format version, then the record in CBOR
+    /// (Candid, as format 4 used, cost half a round's time to encode: it
+    /// rebuilds the type table of every operation kind for each record).
     pub fn encode(&self) -> Vec<u8> {
         let mut bytes = ROUND_RECORD_FORMAT.to_le_bytes().to_vec();
-        bytes.extend(candid::encode_one(self).expect("round records always encode"));
+        serde_cbor::to_writer(&mut bytes, self).expect("round records always encode");
         bytes
     }
 
@@ -197,14 +225,14 @@ impl RoundRecord {
         let Some((version, body)) = bytes.split_first_chunk::<4>() else {
             return Err("the record is too short to hold a format version".into());
         };
-        let version = u32::from_le_bytes(*version);
-        if version != ROUND_RECORD_FORMAT {
-            return Err(format!(
-                "it has format version {version}, and this build reads version {ROUND_RECORD_FORMAT}; use the build \
-                 that wrote it"
-            ));
+        match u32::from_le_bytes(*version) {
+            ROUND_RECORD_FORMAT => serde_cbor::from_slice(body).map_err(|e| e.to_string()),
+            CANDID_RECORD_FORMAT => candid::decode_one(body).map_err(|e| e.to_string()),
+            version => Err(format!(
+                "it has format version {version}, and this build reads versions {CANDID_RECORD_FORMAT} and \
+                 {ROUND_RECORD_FORMAT}; use the build that wrote it"
+            )),
         }
-        candid::decode_one(body).map_err(|e| e.to_string())
     }
 }
 
@@ -222,19 +250,102 @@ mod tests {
         }
     }
 
+    fn update() -> RoundRecord {
+        let sender = Principal::from_slice(&[7; 29]);
+        let canister = Principal::from_slice(&[0, 0, 0, 0, 0, 0, 0, 1, 1, 1]);
+        let operations = vec![
+            Operation::Update { sender, canister, method: "transfer".into(), arg: vec![0, 1, 2, 255] },
+            Operation::InstallCode {
+                sender,
+                canister,
+                mode: InstallMode::Upgrade {
+                    wasm_memory_persistence: Some(crate::canister::WasmMemoryPersistence::Keep),
+                    skip_pre_upgrade: true,
+                },
+                wasm: b"\0asm".to_vec(),
+                arg: vec![],
+            },
+        ];
+        RoundRecord {
+            height: 9,
+            time: 10,
+            operations,
+            digest: vec![2; 32],
+            canister_digests: vec![(canister, vec![3; 32])],
+        }
+    }
+
     #[test]
     fn records_carry_their_format_version_and_other_versions_are_refused() {
         let bytes = record().encode();
-        assert_eq!(bytes[..4], 4u32.to_le_bytes(), "the version leads the record");
+        assert_eq!(bytes[..4], 5u32.to_le_bytes(), "the version leads the record");
         assert_eq!(RoundRecord::decode(&bytes).unwrap(), record());
+        assert_eq!(RoundRecord::decode(&update().encode()).unwrap(), update());
 
         let mut newer = bytes.clone();
-        newer[..4].copy_from_slice(&5u32.to_le_bytes());
+        newer[..4].copy_from_slice(&6u32.to_le_bytes());
         let error = RoundRecord::decode(&newer).unwrap_err();
-        assert!(error.contains("format version 5") && error.contains("reads version 4"), "{error}");
+        assert!(error.contains("format version 6") && error.contains("reads versions 4 and 5"), "{error}");
         // A record from before records were versioned (bare Candid).
         let bare = candid::encode_one(record()).unwrap();
         assert!(RoundRecord::decode(&bare).unwrap_err().contains("format version"));
         assert!(RoundRecord::decode(&[1, 0]).unwrap_err().contains("too short"));
+    }
+
+    #[test]
+    fn a_records_size_does_not_depend_on_its_digests() {
+        let sizes: Vec<usize> = [[0u8; 32], [0xff; 32], [23; 32], [24; 32]]
+            .iter()
+            .map(|d| {
+                let mut r = update();
+                r.digest = d.to_vec();
+                r.canister_digests[0].1 = d.to_vec();
+                r.encode().len()
+            })
+            .collect();
+        assert!(sizes.iter().all(|s| *s == sizes[0]), "{sizes:?}");
+    }
+
+    #[test]
+    fn records_written_in_candid_by_format_4_still_decode() {
+        for record in [record(), update()] {
+            let mut bytes = 4u32.to_le_bytes().to_vec();
+            bytes.extend(candid::encode_one(&record).unwrap());
+            assert_eq!(RoundRecord::decode(&bytes).unwrap(), record);
+        }
+    }
+
+    #[test]
+    fn the_encoding_is_fixed() {
+        // Written out by hand from the CBOR encoding of `record()`: a change
+        // here makes logs unreadable, so it needs a new format version.
+        let digest = "01".repeat(32);
+        let expected: String = [
+            ("05000000", "format 5"),
+            ("a5", "a map of 5"),
+            ("66686569676874", "\"height\""),
+            ("03", "3"),
+            ("6474696d65", "\"time\""),
+            ("04", "4"),
+            ("6a6f7065726174696f6e73", "\"operations\""),
+            ("81", "an array of 1"),
+            ("a1", "a map of 1"),
+            ("6453746f70", "\"Stop\""),
+            ("a2", "a map of 2"),
+            ("6673656e646572", "\"sender\""),
+            ("4104", "h'04' (the anonymous principal)"),
+            ("6863616e6973746572", "\"canister\""),
+            ("4104", "h'04'"),
+            ("66646967657374", "\"digest\""),
+            ("5820", "32 bytes:"),
+            (digest.as_str(), "1, 32 times"),
+            ("7063616e69737465725f64696765737473", "\"canister_digests\""),
+            ("80", "an empty array"),
+        ]
+        .iter()
+        .map(|(bytes, _meaning)| *bytes)
+        .collect();
+        let hex: String = record().encode().iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, expected);
     }
 }
