@@ -133,21 +133,21 @@ fn start(s: &Arc<Shared>, url_id: &str, headers: &HeaderMap, body: &[u8]) -> Res
         }
         Admission::New => {
             let s = s.clone();
-            tokio::task::spawn_blocking(move || run(&s, request, canister));
+            tokio::task::spawn_blocking(move || run(&s, request, canister, stand_in));
         }
     }
     Ok(rid)
 }
 
-/// Run the call on the host (blocking until its round is durable) and
-/// record how it ended.
-fn run(s: &Shared, request: Request, canister: Principal) {
+/// Run the call on the host (or the stand-in that answers it), blocking
+/// until its round is durable, and record how it ended.
+fn run(s: &Shared, request: Request, canister: Principal, stand_in: Option<StandIn>) {
     let rid = *request.request_id;
     let sender = request.sender();
     let Some((method, arg)) = request.method_and_arg() else { return };
     let result = if canister == Principal::management_canister() {
         s.host.management_call(sender, method, arg.to_vec())
-    } else if let Some(stand_in) = StandIn::of(&s.host, canister, method) {
+    } else if let Some(stand_in) = stand_in {
         stand_in.call(&s.host, s.signer.keys().subnet_id(), sender, arg)
     } else {
         s.host.update_call(canister, sender, method, arg.to_vec())

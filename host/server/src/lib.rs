@@ -143,7 +143,8 @@ fn cors() -> CorsLayer {
         .max_age(Duration::from_secs(7200))
 }
 
-/// Bodies up to this size are read (and discarded) before an oversized
+/// Bodies up to this size are read (and discarded as they come, never
+/// buffered) before an oversized
 /// request is refused, so the client, still sending, reads the 413 instead
 /// of a broken connection. Larger ones are refused at once.
 const DRAIN_BYTES: u64 = 64 << 20;
@@ -159,7 +160,7 @@ async fn refuse_oversized(State(max): State<usize>, request: Request, next: Next
     match declared {
         Some(length) if length > max as u64 => {
             if length <= DRAIN_BYTES {
-                let _ = axum::body::to_bytes(request.into_body(), DRAIN_BYTES as usize).await;
+                drain(request.into_body()).await;
             }
             errors::ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -168,6 +169,18 @@ async fn refuse_oversized(State(max): State<usize>, request: Request, next: Next
             .into_response()
         }
         _ => next.run(request).await,
+    }
+}
+
+/// Read and drop `body`, up to [`DRAIN_BYTES`].
+async fn drain(mut body: axum::body::Body) {
+    use axum::body::HttpBody;
+    let mut read = 0u64;
+    while read <= DRAIN_BYTES {
+        match std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await {
+            Some(Ok(frame)) => read += frame.data_ref().map_or(0, |data| data.len() as u64),
+            Some(Err(_)) | None => return,
+        }
     }
 }
 

@@ -53,11 +53,15 @@ impl ServerMetrics {
         .expect("valid counter options");
         let certificates =
             IntCounter::new("canister_host_certificates_total", "Certificates served.").expect("valid counter options");
-        for metric in [Box::new(latency.clone()) as Box<dyn prometheus::core::Collector>, Box::new(responses.clone())] {
+        let metrics: [Box<dyn prometheus::core::Collector>; 4] = [
+            Box::new(latency.clone()),
+            Box::new(responses.clone()),
+            Box::new(signatures.clone()),
+            Box::new(certificates.clone()),
+        ];
+        for metric in metrics {
             registry.register(metric).expect("registered once");
         }
-        registry.register(Box::new(signatures.clone())).expect("registered once");
-        registry.register(Box::new(certificates.clone())).expect("registered once");
         ServerMetrics { registry, latency, responses, signing: Mutex::new((signatures, certificates)) }
     }
 }

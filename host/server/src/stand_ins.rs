@@ -30,12 +30,14 @@ impl StandIn {
     /// The stand-in for `method` of `canister`, unless the host runs a
     /// canister with that id.
     pub fn of(host: &Host, canister: Principal, method: &str) -> Option<StandIn> {
-        let stand_in = match (canister.to_text().as_str(), method) {
-            (CYCLES_MINTING_CANISTER, "get_default_subnets") => StandIn::DefaultSubnets,
-            (CYCLES_LEDGER, "create_canister") => StandIn::CreateCanister,
+        // The method first: it rules out nearly every call without
+        // rendering the id as text.
+        let (id, stand_in) = match method {
+            "get_default_subnets" => (CYCLES_MINTING_CANISTER, StandIn::DefaultSubnets),
+            "create_canister" => (CYCLES_LEDGER, StandIn::CreateCanister),
             _ => return None,
         };
-        host.canister_info(canister).is_err().then_some(stand_in)
+        (canister.to_text() == id && host.canister_info(canister).is_err()).then_some(stand_in)
     }
 
     /// Whether it may run as a query (it changes nothing).

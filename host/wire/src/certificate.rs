@@ -134,12 +134,6 @@ fn balanced(mut nodes: Vec<HashTree>) -> HashTree {
     }
 }
 
-/// The certificate of `tree` (with `time` set to `time_ns`), CBOR-encoded
-/// with the self-describe tag.
-pub fn certify(tree: Tree, time_ns: u64, keys: &Keys) -> Vec<u8> {
-    certify_together(vec![tree], time_ns, keys).pop().expect("one certificate per tree")
-}
-
 /// The certificates of `trees` (each with `time` set to `time_ns`), made
 /// with one signature: of the root of their union, of which each
 /// certificate is a witness revealing only its own tree.
