@@ -1,7 +1,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use page_delta::PageMap;
+use page_delta::{Page, PageIndex, PageMap};
 
 use crate::error::{Error, Result};
 use crate::fs::{Fs, read_all};
@@ -83,6 +83,15 @@ impl Checkpoint {
     pub fn read(&self, file: &str) -> Result<Vec<u8>> {
         let path = self.path(file)?;
         read_all(self.fs.as_ref(), &path).map_err(Error::io("read", &path))
+    }
+
+    /// The pages of an overlay file, ascending.
+    pub fn read_overlay(&self, file: &str) -> Result<Vec<(PageIndex, Page)>> {
+        crate::overlay::decode_overlay(&self.read(file)?).map_err(|reason| Error::OverlayCorrupt {
+            height: self.height,
+            file: file.to_string(),
+            reason,
+        })
     }
 
     /// Open a memory file as the base of a page map (memory-mapped, so this

@@ -58,6 +58,11 @@ pub enum Error {
     GuardMismatch { height: u64, file: String, chunk: u64 },
 
     /// Checkpoint heights must increase.
+    /// An overlay file does not decode (its hashes matched, so it was
+    /// written wrong or by another version).
+    #[error("checkpoint {height:016x}: overlay {file} is damaged: {reason}; fall back to an older checkpoint")]
+    OverlayCorrupt { height: u64, file: String, reason: crate::overlay::OverlayError },
+
     #[error("checkpoint {height:016x} must be newer than the newest checkpoint {newest:016x}")]
     HeightNotIncreasing { height: u64, newest: u64 },
 

@@ -17,6 +17,11 @@
 //! - everything is built in `tmp/`, synced, renamed into
 //!   `checkpoints/<height:016x>/`, and the parent directory is synced.
 //!
+//! - an overlay file ([`overlay`]) holds just the pages a memory changed
+//!   since the checkpoint its base file comes from; the caller links the
+//!   base and the older overlays and writes only the new one, so the cost
+//!   follows the pages that changed, not the memory's size;
+//!
 //! So a crash at any point leaves either the previous checkpoint or the new
 //! one, never a mix. A failed fsync aborts the checkpoint.
 //!
@@ -33,6 +38,7 @@ pub mod hash;
 pub mod layout;
 mod manifest;
 mod memory_hash;
+pub mod overlay;
 #[allow(unsafe_code)] // FICLONE and sync_file_range, which nix does not wrap
 mod real_fs;
 pub mod sim;

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use page_delta::{PAGE_SIZE, PageDelta, PageMap};
+use page_delta::{PAGE_SIZE, Page, PageDelta, PageIndex, PageMap};
 
 use crate::checkpoint::{Checkpoint, FileRef};
 use crate::error::{Error, Result};
@@ -13,6 +13,7 @@ use crate::hash::{Hash, chunk_hashes_of};
 use crate::layout::{MANIFEST_FILE, checkpoint_dir_name, validate_rel_path};
 use crate::manifest::{FileEntry, Manifest};
 use crate::memory_hash::{HashCounts, JobError, MemoryJob};
+use crate::overlay::{overlay_size, write_overlay};
 use crate::state_dir::StateDir;
 
 /// Pages written with one `pwrite` at most.
@@ -55,6 +56,11 @@ pub enum FileSource<'a> {
         /// The file's size in bytes.
         size: u64,
     },
+    /// An overlay file (see [`crate::overlay`]) of these pages, ascending
+    /// with no index twice: a memory's pages written since the checkpoint
+    /// its other files come from. Costs the pages, whatever the memory's
+    /// size.
+    Overlay(&'a [(PageIndex, Page)]),
 }
 
 /// What staging a checkpoint cost.
@@ -68,6 +74,10 @@ pub struct StageStats {
     pub files_written: u64,
     /// Delta pages written over clones.
     pub pages_written: u64,
+    /// Overlay files written.
+    pub overlays_written: u64,
+    /// Pages in those overlay files.
+    pub overlay_pages: u64,
     /// Chunks hashed.
     pub chunks_hashed: u64,
     /// Chunk hashes reused from the previous manifest.
@@ -238,6 +248,16 @@ impl StateDir {
                 }
                 FileSource::Memory { base, map, size } => {
                     self.write_memory(base.as_ref(), map.delta(), *size, &target, stats)?
+                }
+                FileSource::Overlay(pages) => {
+                    let mut file = fs.create_file(&target).map_err(Error::io("create", &target))?;
+                    let chunks = write_overlay(file.as_mut(), pages, &target)?;
+                    file.sync().map_err(Error::io("sync", &target))?;
+                    stats.overlays_written += 1;
+                    stats.overlay_pages += pages.len() as u64;
+                    stats.chunks_hashed += chunks.len() as u64;
+                    let size = overlay_size(pages.len() as u64);
+                    entries.push(FileEntry { path: f.path.clone(), size, chunks });
                 }
             }
         }

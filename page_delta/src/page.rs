@@ -66,6 +66,14 @@ impl fmt::Debug for Page {
     }
 }
 
+impl Page {
+    /// Whether both are the same allocation: one page, not merely equal
+    /// bytes.
+    pub(crate) fn same_allocation(&self, other: &Page) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
 impl PartialEq for Page {
     fn eq(&self, other: &Page) -> bool {
         Arc::ptr_eq(&self.0, &other.0) || self.0[..] == other.0[..]

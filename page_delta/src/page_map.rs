@@ -145,6 +145,42 @@ impl PageMap {
         self.clone()
     }
 
+    /// This memory as a page map on `onto`, a base file holding exactly the
+    /// contents of `written`: `onto` plus the pages where this memory
+    /// differs from `written`. `written` must sit on the same base file as
+    /// this map (or both on none); `None` if it does not.
+    ///
+    /// This is how a memory moves onto the file a checkpoint just wrote
+    /// while it kept changing: `written` is the version the checkpoint
+    /// wrote, `self` the version now. It costs the pages in either delta.
+    pub fn rebased(&self, written: &PageMap, onto: Arc<BaseFile>) -> Option<PageMap> {
+        let same_base = match (&self.base, &written.base) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        if !same_base {
+            return None;
+        }
+        let mut pages = Vec::new();
+        // Pages this map wrote: kept unless `written` holds the very same
+        // page (and so `onto` has it).
+        for (index, page) in self.delta.iter() {
+            if !written.delta.get(index).is_some_and(|w| w.same_allocation(page)) {
+                pages.push((index, page.clone()));
+            }
+        }
+        // Pages only `written` wrote: `onto` has them, this map has the
+        // base's (or zeros).
+        for (index, _) in written.delta.iter().filter(|(index, _)| self.delta.get(*index).is_none()) {
+            pages.push((index, Page::new(self.get_page(index))));
+        }
+        pages.sort_unstable_by_key(|(index, _)| *index);
+        let mut map = PageMap::with_base(onto);
+        map.apply(pages);
+        Some(map)
+    }
+
     /// Split `range` into maximal runs by where their bytes come from.
     pub fn runs(&self, range: Range<PageIndex>) -> Vec<Run> {
         let mut runs = RunBuilder { runs: Vec::new(), base_end: self.base_pages() };

@@ -23,6 +23,17 @@ enum Op {
     Rebase {
         pages: u64,
     },
+    /// Write an earlier fork (a checkpoint of that version) to a file and
+    /// move the live map onto it with `rebased`, as a background checkpoint
+    /// does once written.
+    RebaseOntoFork {
+        fork: usize,
+    },
+    /// Go back to an earlier fork, as loading a canister snapshot does, so
+    /// the live map no longer descends from later forks.
+    LoadFork {
+        fork: usize,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -32,6 +43,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => prop::collection::vec((0..PAGES, any::<u8>()), 1..6).prop_map(Op::ApplyPages),
         2 => Just(Op::Fork),
         1 => (0..=PAGES).prop_map(|pages| Op::Rebase { pages }),
+        2 => (0..8usize).prop_map(|fork| Op::RebaseOntoFork { fork }),
+        1 => (0..8usize).prop_map(|fork| Op::LoadFork { fork }),
     ]
 }
 
@@ -116,6 +129,28 @@ proptest! {
                         map.write(len as u64, tail).unwrap();
                     }
                     live.map = map;
+                }
+                Op::LoadFork { fork } => {
+                    let Some(earlier) = forks.get(fork) else { continue };
+                    live = Model { map: earlier.map.fork(), bytes: earlier.bytes.clone() };
+                }
+                Op::RebaseOntoFork { fork } => {
+                    let Some(written) = forks.get(fork) else { continue };
+                    let path = dir.path().join(format!("written-{step}"));
+                    std::fs::write(&path, &written.bytes).unwrap();
+                    let onto = page_delta::BaseFile::open(&path).unwrap();
+                    let same_base = match (live.map.base(), written.map.base()) {
+                        (Some(a), Some(b)) => std::sync::Arc::ptr_eq(a, b),
+                        (a, b) => a.is_none() && b.is_none(),
+                    };
+                    match live.map.rebased(&written.map, onto) {
+                        Some(map) => {
+                            prop_assert!(same_base);
+                            prop_assert!(map.delta().len() <= live.map.delta().len() + written.map.delta().len());
+                            live.map = map;
+                        }
+                        None => prop_assert!(!same_base, "rebasing refused a map on the same base"),
+                    }
                 }
             }
             check(&live.map, &live.bytes);

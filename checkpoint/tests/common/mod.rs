@@ -73,6 +73,9 @@ pub struct Gen2 {
     pub heap_a: PageMap,
     pub heap_b: PageMap,
     pub heap_c: PageMap,
+    /// Pages written over b's heap since checkpoint 1, kept as an overlay
+    /// beside its linked base (crossing a chunk boundary).
+    pub overlay_b: Vec<(PageIndex, Page)>,
 }
 
 impl Gen2 {
@@ -82,6 +85,7 @@ impl Gen2 {
             heap_a: changed(&open("canisters/a/heap.bin"), 9, &[1, 299, 300, 301, 900]),
             heap_b: open("canisters/b/heap.bin"),
             heap_c: fresh_map(3, &[0, 1]),
+            overlay_b: pages(4, &(0..260).map(|i| i * 2).collect::<Vec<_>>()),
         }
     }
 
@@ -98,6 +102,7 @@ impl Gen2 {
                 bytes("canisters/a/meta", b"meta a v2"),
                 mem("canisters/b/heap.bin", Some(r("canisters/b/heap.bin")), &self.heap_b, MIB / 2),
                 FileSpec { path: "canisters/b/meta".into(), source: FileSource::Link(r("canisters/b/meta")) },
+                FileSpec { path: "canisters/b/heap.bin.ovl-2".into(), source: FileSource::Overlay(&self.overlay_b) },
                 mem("canisters/c/heap.bin", None, &self.heap_c, 64 * 1024),
                 bytes("canisters/c/meta", b"meta c v1"),
                 bytes("host.meta", b"height 2"),

@@ -61,6 +61,12 @@ pub struct HostConfig {
     /// `compiled/` cache, so reopening or reinstalling a module loads its
     /// machine code instead of compiling it; 0 turns the cache off.
     pub module_cache_bytes: u64,
+    /// Most overlay files a memory keeps on its base file. A checkpoint
+    /// writes only the pages a memory changed since the previous one, as an
+    /// overlay; past this many (or past a quarter of the base in overlay
+    /// pages) the memory is rewritten whole, which also releases its pages
+    /// from memory. 0 rewrites every changed memory whole.
+    pub max_overlays: usize,
 }
 
 impl HostConfig {
@@ -121,6 +127,7 @@ impl Default for HostConfig {
             idle_round_interval: Duration::from_millis(100),
             verification: Verification::Full,
             module_cache_bytes: 2 << 30,
+            max_overlays: 8,
         }
     }
 }

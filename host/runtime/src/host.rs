@@ -95,6 +95,14 @@ impl Host {
     /// Open the state directory at `path` (creating it if needed), recover
     /// the newest state, and start running.
     pub fn open(path: &Path, config: HostConfig) -> Result<Host, HostError> {
+        Host::open_with_fs(path, config, Arc::new(checkpoint::RealFs))
+    }
+
+    /// [`Host::open`], with the state directory's file operations (its
+    /// checkpoints and log) going through `fs`: for injecting faults and
+    /// delays. Memory files are mapped from `path` itself, so `fs` must act
+    /// on the real files (wrap [`checkpoint::RealFs`]).
+    pub fn open_with_fs(path: &Path, config: HostConfig, fs: Arc<dyn checkpoint::Fs>) -> Result<Host, HostError> {
         config.validate().map_err(HostError::InvalidConfig)?;
         let mut engine = Engine::new()?;
         if config.module_cache_bytes > 0 {
@@ -102,7 +110,14 @@ impl Host {
         }
         let engine = Arc::new(engine);
         let executor = Arc::new(Executor::new(engine, config.execution.clone()));
-        let dir = StateDir::open(path)?;
+        if !path.exists() {
+            std::fs::create_dir_all(path).map_err(|source| checkpoint::Error::Io {
+                op: "create state directory",
+                path: path.to_path_buf(),
+                source,
+            })?;
+        }
+        let dir = StateDir::open_with(path, fs)?;
         let recovered = on_wasm_stack(|| recover(&dir, &config, &executor))?;
         let report = recovered.report.clone();
         let queries = QueryPool::new(config.query_threads, config.query_queue)

@@ -22,6 +22,7 @@
 
 mod admission;
 pub mod canister;
+mod checkpointer;
 mod composite;
 mod config;
 mod error;

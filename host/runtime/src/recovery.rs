@@ -8,7 +8,7 @@ use embedder::Executor;
 
 use crate::config::HostConfig;
 use crate::error::HostError;
-use crate::persist::{self, HostMeta, LoadedState, ModuleFiles};
+use crate::persist::{self, HostMeta, LoadedState, Published};
 use crate::registry::Registry;
 use crate::replay::replay;
 use crate::round::WorkerPool;
@@ -31,7 +31,7 @@ pub struct RecoveryReport {
 /// The state a host resumes from.
 pub(crate) struct RecoveredState {
     pub(crate) registry: Registry,
-    pub(crate) modules: ModuleFiles,
+    pub(crate) published: Published,
     pub(crate) wal: Wal,
     pub(crate) pool: WorkerPool,
     /// The last round (replayed or checkpointed).
@@ -50,7 +50,7 @@ pub(crate) fn recover(
     executor: &Arc<Executor>,
 ) -> Result<RecoveredState, HostError> {
     let mut report = RecoveryReport::default();
-    let LoadedState { mut registry, meta, modules } = match dir.newest(config.verification)? {
+    let LoadedState { mut registry, meta, published } = match dir.newest(config.verification)? {
         Some(loaded) => {
             for (height, error) in &loaded.skipped {
                 tracing::warn!(height, %error, "a checkpoint failed verification; falling back to an older one");
@@ -59,7 +59,7 @@ pub(crate) fn recover(
             persist::load(&loaded.checkpoint, executor, &Default::default())?
         }
         None => {
-            LoadedState { registry: Registry::default(), meta: HostMeta::new(0, 0, 0), modules: ModuleFiles::default() }
+            LoadedState { registry: Registry::default(), meta: HostMeta::new(0, 0, 0), published: Published::default() }
         }
     };
     report.checkpoint = meta.height;
@@ -78,5 +78,5 @@ pub(crate) fn recover(
     if report.replayed_rounds > 0 || !report.skipped_checkpoints.is_empty() {
         tracing::info!(checkpoint = meta.height, replayed = report.replayed_rounds, "recovered from the log");
     }
-    Ok(RecoveredState { registry, modules, wal, pool, round, checkpointed: meta.height, report })
+    Ok(RecoveredState { registry, published, wal, pool, round, checkpointed: meta.height, report })
 }

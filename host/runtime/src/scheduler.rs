@@ -15,10 +15,11 @@ use embedder::Executor;
 
 use crate::admission::Admission;
 use crate::canister::Origin;
+use crate::checkpointer::{CheckpointOutcome, InFlight};
 use crate::config::{HostConfig, TimeSource};
 use crate::error::HostError;
 use crate::metrics::{HostMetrics, seconds_since};
-use crate::persist::{self, HostMeta, ModuleFiles};
+use crate::persist::{self, HostMeta, Published, StateCopy};
 use crate::query_pool::QueryPool;
 use crate::recovery::RecoveredState;
 use crate::registry::Registry;
@@ -75,14 +76,19 @@ pub(crate) enum Command {
 /// The scheduler thread's state.
 pub(crate) struct Scheduler {
     config: HostConfig,
-    dir: StateDir,
+    dir: Arc<StateDir>,
     wal: Wal,
     pub(crate) registry: Registry,
     pool: WorkerPool,
     round: LastRound,
     /// Height of the newest checkpoint.
     checkpointed: u64,
-    modules: ModuleFiles,
+    /// Height of the newest checkpoint started (written or being written).
+    checkpoint_started: u64,
+    /// The checkpoint being written beside rounds, if any.
+    in_flight: Option<InFlight>,
+    /// The newest checkpoint's files the next one can link.
+    published: Arc<Published>,
     shared: Arc<Shared>,
     /// Reply channels of operations still pending (behind or as a long
     /// message), by where they arrived.
@@ -92,9 +98,22 @@ pub(crate) struct Scheduler {
 impl Scheduler {
     /// A scheduler continuing from `recovered`; it publishes the view at once.
     pub(crate) fn new(config: HostConfig, dir: StateDir, recovered: RecoveredState, shared: Arc<Shared>) -> Scheduler {
-        let RecoveredState { registry, modules, wal, pool, round, checkpointed, .. } = recovered;
+        let RecoveredState { registry, published, wal, pool, round, checkpointed, .. } = recovered;
         let pending = HashMap::new();
-        let scheduler = Scheduler { config, dir, wal, registry, pool, round, checkpointed, modules, shared, pending };
+        let scheduler = Scheduler {
+            config,
+            dir: Arc::new(dir),
+            wal,
+            registry,
+            pool,
+            round,
+            checkpointed,
+            checkpoint_started: checkpointed,
+            in_flight: None,
+            published: Arc::new(published),
+            shared,
+            pending,
+        };
         scheduler.publish_all();
         scheduler
     }
@@ -104,14 +123,21 @@ impl Scheduler {
         // An operation that did not fit the last round opens the next.
         let mut carried: Option<Command> = None;
         loop {
+            self.poll_checkpoint();
             // Unfinished work (a long message) needs rounds at once.
             let wait = if self.registry.iter().any(|c| c.is_busy()) {
                 Duration::ZERO
             } else {
                 self.config.idle_round_interval
             };
-            let first = match carried.take().map_or_else(|| commands.recv_timeout(wait), Ok) {
-                Ok(command) => command,
+            let next = match carried.take() {
+                Some(command) => Ok(Some(command)),
+                None => self.next_command(&commands, wait),
+            };
+            let first = match next {
+                Ok(Some(command)) => command,
+                // A checkpoint finished: it was taken in; look again.
+                Ok(None) => continue,
                 Err(RecvTimeoutError::Timeout) => {
                     if let Err(error) = self.idle_round() {
                         self.fail(error);
@@ -155,12 +181,14 @@ impl Scheduler {
             }
             match control {
                 Some(Command::Checkpoint(reply)) => {
-                    let _ = reply.send(self.checkpoint().map_err(|e| e.to_string()));
+                    let _ = reply.send(self.checkpoint_now().map_err(|e| e.to_string()));
                 }
                 Some(Command::Read(f)) => f(&self),
                 Some(Command::Close(reply)) => {
-                    let result =
-                        if self.round.height > self.checkpointed { self.checkpoint().map(drop) } else { Ok(()) };
+                    let result = match self.wait_for_checkpoint() {
+                        Ok(()) if self.round.height > self.checkpointed => self.checkpoint_now().map(drop),
+                        other => other,
+                    };
                     let _ = reply.send(result.map_err(|e| e.to_string()));
                     return;
                 }
@@ -302,13 +330,39 @@ impl Scheduler {
                 let _ = reply.send(Ok(outcome));
             }
         }
-        if height - self.checkpointed >= self.config.checkpoint_interval
-            && let Err(error) = self.checkpoint()
-        {
-            // The log still holds every round; the next attempt may succeed.
-            tracing::error!(%error, "checkpoint failed; keeping the previous one");
+        if height - self.checkpoint_started >= self.config.checkpoint_interval {
+            // Back-pressure: at most one checkpoint is written at a time.
+            let started = self.wait_for_checkpoint().and_then(|()| self.start_checkpoint());
+            if let Err(error) = started {
+                // The log still holds every round; the next attempt may succeed.
+                tracing::error!(%error, "checkpoint failed; keeping the previous one");
+            }
         }
         Ok(None)
+    }
+
+    /// The next command, waiting at most `wait`; `Ok(None)` when a
+    /// checkpoint being written finished instead (and was taken in).
+    fn next_command(
+        &mut self,
+        commands: &Receiver<Command>,
+        wait: Duration,
+    ) -> Result<Option<Command>, RecvTimeoutError> {
+        let Some(done) = self.in_flight.as_ref().map(|f| f.done().clone()) else {
+            return commands.recv_timeout(wait).map(Some);
+        };
+        crossbeam_channel::select! {
+            recv(commands) -> command => command.map(Some).map_err(|_| RecvTimeoutError::Disconnected),
+            recv(done) -> outcome => {
+                if let Some(mut in_flight) = self.in_flight.take() {
+                    let outcome = in_flight.finished(outcome.ok());
+                    let result = self.take_in(outcome);
+                    self.log_failure(in_flight.height(), result);
+                }
+                Ok(None)
+            }
+            default(wait) => Err(RecvTimeoutError::Timeout),
+        }
     }
 
     /// Make the canisters `touched` (and the round) visible to queries.
@@ -323,26 +377,77 @@ impl Scheduler {
         self.publish(ids);
     }
 
-    fn checkpoint(&mut self) -> Result<u64, HostError> {
+    /// Write a checkpoint of the current state and wait for it; returns
+    /// its height (the newest checkpoint's, when nothing changed since).
+    fn checkpoint_now(&mut self) -> Result<u64, HostError> {
+        self.wait_for_checkpoint()?;
+        self.start_checkpoint()?;
+        self.wait_for_checkpoint()?;
+        Ok(self.checkpointed)
+    }
+
+    /// Start writing a checkpoint of the current state beside the rounds
+    /// that follow. With nothing new since the newest checkpoint, only
+    /// prune (a lowered `keep_checkpoints` takes effect at once).
+    fn start_checkpoint(&mut self) -> Result<(), HostError> {
         let height = self.round.height;
-        // With nothing new since the last checkpoint there is nothing to
-        // write, but the pruning below still applies (a lowered
-        // `keep_checkpoints` takes effect at once).
-        if height != self.checkpointed || self.dir.heights()?.last() != Some(&height) {
-            let started = Instant::now();
-            let meta = HostMeta::new(height, self.round.time, self.registry.next_index());
-            let (checkpoint, modules) = persist::save(&self.dir, &self.registry, &meta, &self.modules)?;
-            persist::remap(&mut self.registry, &checkpoint)?;
-            self.modules = modules;
-            self.checkpointed = height;
-            self.shared.metrics.checkpoints.inc();
-            self.shared.metrics.checkpoint_seconds.observe(seconds_since(started));
-            self.publish_all();
+        let keep = self.config.keep_checkpoints.max(1);
+        if height == self.checkpointed && self.dir.heights()?.last() == Some(&height) {
+            self.dir.prune(keep)?;
+            return self.prune_log();
         }
-        self.dir.prune(self.config.keep_checkpoints.max(1))?;
+        let meta = HostMeta::new(height, self.round.time, self.registry.next_index());
+        let copy = StateCopy::of(&self.registry, meta);
+        let published = self.published.clone();
+        self.in_flight = Some(InFlight::start(self.dir.clone(), copy, published, self.config.max_overlays, keep)?);
+        self.checkpoint_started = height;
+        Ok(())
+    }
+
+    /// Take in the checkpoint being written, if it has finished.
+    fn poll_checkpoint(&mut self) {
+        if let Some(outcome) = self.in_flight.as_mut().and_then(InFlight::try_finish) {
+            let height = self.in_flight.take().map_or(0, |f| f.height());
+            let result = self.take_in(outcome);
+            self.log_failure(height, result);
+        }
+    }
+
+    fn log_failure(&self, height: u64, result: Result<(), HostError>) {
+        if let Err(error) = result {
+            // The log still holds every round; the next attempt may succeed.
+            tracing::error!(height, %error, "checkpoint failed; keeping the previous one");
+        }
+    }
+
+    /// Wait for the checkpoint being written, if any, and take it in.
+    fn wait_for_checkpoint(&mut self) -> Result<(), HostError> {
+        match self.in_flight.take() {
+            Some(in_flight) => self.take_in(in_flight.finish()),
+            None => Ok(()),
+        }
+    }
+
+    /// A written checkpoint becomes the newest: memories it rewrote move
+    /// onto their new files, and the log it covers is pruned.
+    fn take_in(&mut self, outcome: CheckpointOutcome) -> Result<(), HostError> {
+        let (written, mut published) = outcome?;
+        persist::rebase(&mut self.registry, &written.checkpoint, written.rewritten, &mut published)?;
+        self.published = Arc::new(published);
+        self.checkpointed = written.checkpoint.height();
+        self.shared.metrics.checkpoints.inc();
+        self.shared.metrics.checkpoint_seconds.observe(written.elapsed.as_secs_f64());
+        self.publish_all();
+        if let Some(oldest) = written.oldest {
+            self.wal.prune_through(oldest)?;
+        }
+        Ok(())
+    }
+
+    fn prune_log(&mut self) -> Result<(), HostError> {
         if let Some(&oldest) = self.dir.heights()?.first() {
             self.wal.prune_through(oldest)?;
         }
-        Ok(height)
+        Ok(())
     }
 }

@@ -219,11 +219,12 @@ fn checkpoints_every_n_rounds_prune_old_checkpoints_and_log() {
     for i in 0..10 {
         step(&host, &ids, i);
     }
-    // A read goes through the scheduler after the last round, so the
-    // checkpoint that round triggers (taken after its replies are sent) is
-    // on disk before the directory is listed.
+    // Checkpoints are written beside rounds; closing the host waits for
+    // the one being written, so it is on disk before the directory is
+    // listed.
     let digest = host.state_digest().unwrap();
     let height = host.height().height;
+    drop(host);
     let mut checkpoints: Vec<String> = std::fs::read_dir(tmp.path().join("checkpoints"))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -240,7 +241,6 @@ fn checkpoints_every_n_rounds_prune_old_checkpoints_and_log() {
         .collect();
     segments.sort();
     assert!(segments[0] > 1 && segments[0] <= oldest + 1, "segments {segments:?}, oldest checkpoint {oldest}");
-    drop(host);
     let host = Host::open(tmp.path(), config).unwrap();
     assert_eq!(host.state_digest().unwrap(), digest);
 }

@@ -33,6 +33,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         checkpoint_interval: 7,
         keep_checkpoints: 2,
         wal_segment_bytes: 16 << 10,
+        // Few overlays, so kills also land in checkpoints that rewrite
+        // memories whole, not only in ones that add overlays.
+        max_overlays: 2,
         ..HostConfig::default()
     };
     let host = Host::open(&PathBuf::from(state), config)?;

@@ -3,13 +3,18 @@
 //! the previous checkpoint, against `cp --sparse=always` of the memory's
 //! file (`cp/{sparse,dense}_{size}`). A sparse memory has 1/16 of its
 //! bytes in data; a dense one, all.
+//!
+//! `checkpoint/overlay_{sparse,dense}_{size}_{dirty}_dirty`: the same
+//! checkpoint as the host writes it while the memory is within its overlay
+//! budget: the base hard-linked and the dirty pages written as an overlay,
+//! against the whole rewrite above and `cp`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use checkpoint::{Checkpoint, CheckpointSpec, FileSource, FileSpec, StateDir};
-use page_delta::{PAGE_SIZE, PageMap};
+use page_delta::{PAGE_SIZE, Page, PageIndex, PageMap};
 
 use super::{BenchError, Runner, count_label, size_label};
 use crate::suite::error::CaseContext;
@@ -21,6 +26,10 @@ fn name(dense: bool, size: u64, dirty: u64) -> String {
     format!("checkpoint/{}_{}_{}_dirty", density(dense), size_label(size), count_label(dirty))
 }
 
+fn overlay_name(dense: bool, size: u64, dirty: u64) -> String {
+    format!("checkpoint/overlay_{}_{}_{}_dirty", density(dense), size_label(size), count_label(dirty))
+}
+
 fn density(dense: bool) -> &'static str {
     if dense { "dense" } else { "sparse" }
 }
@@ -30,7 +39,8 @@ pub(super) fn run(r: &mut Runner) -> Result<(), BenchError> {
     for &size in sizes {
         for dense in [false, true] {
             let names: Vec<String> = DIRTY.iter().map(|d| name(dense, size, *d)).collect();
-            if !r.any(&names) {
+            let overlay_names: Vec<String> = DIRTY.iter().map(|d| overlay_name(dense, size, *d)).collect();
+            if !r.any(&names) && !r.any(&overlay_names) {
                 continue;
             }
             let data = if dense { size } else { size / 16 };
@@ -44,13 +54,18 @@ pub(super) fn run(r: &mut Runner) -> Result<(), BenchError> {
             let cp = format!("cp/{}_{}", density(dense), size_label(size));
             let (heap, copy) = (fx.heap()?, r.scratch().join("cp-baseline"));
             r.timed(&cp, &[], samples, || cp_sparse(&heap, &copy, &cp))?;
-            for (dirty, name) in DIRTY.iter().zip(&names) {
-                if !r.selected(name) {
-                    continue;
-                }
+            for ((dirty, name), overlay) in DIRTY.iter().zip(&names).zip(&overlay_names) {
                 let (map, pages) = fx.map_with(*dirty, name)?;
-                let result = r.timed(name, &[&cp], samples, || fx.checkpoint(&map, name))?;
-                result.counts.insert("dirty_pages".into(), pages);
+                // The whole rewrite is the overlay's baseline.
+                if r.selected(name) || r.selected(overlay) {
+                    let result = r.timed(name, &[&cp], samples, || fx.checkpoint(&map, name))?;
+                    result.counts.insert("dirty_pages".into(), pages);
+                }
+                if r.selected(overlay) {
+                    let dirty: Vec<_> = map.delta().iter().map(|(i, p)| (i, p.clone())).collect();
+                    let result = r.timed(overlay, &[name, &cp], samples, || fx.overlay_checkpoint(&dirty, overlay))?;
+                    result.counts.insert("dirty_pages".into(), pages);
+                }
             }
             fx.remove()?;
         }
@@ -101,6 +116,23 @@ impl Fixture {
         let start = Instant::now();
         let spec = CheckpointSpec { height, files: vec![memory(base, map, self.size)] };
         let created = self.dir.create(spec).case(case)?;
+        let elapsed = start.elapsed();
+        std::fs::remove_dir_all(created.dir()).case(case)?;
+        Ok(elapsed)
+    }
+
+    /// Time creating one checkpoint that links the base's file and writes
+    /// `dirty` as an overlay; deleted afterwards, untimed.
+    fn overlay_checkpoint(&mut self, dirty: &[(PageIndex, Page)], case: &str) -> Result<Duration, BenchError> {
+        let height = self.next_height;
+        self.next_height += 1;
+        let base = self.base.file_ref("heap").case(case)?;
+        let start = Instant::now();
+        let files = vec![
+            FileSpec { path: "heap".into(), source: FileSource::Link(base) },
+            FileSpec { path: "heap.overlay".into(), source: FileSource::Overlay(dirty) },
+        ];
+        let created = self.dir.create(CheckpointSpec { height, files }).case(case)?;
         let elapsed = start.elapsed();
         std::fs::remove_dir_all(created.dir()).case(case)?;
         Ok(elapsed)

@@ -4,7 +4,11 @@
 //!
 //! - `micropayments/{10k,1M,10M}_accounts`: 8 threads, fsync on;
 //! - `throughput/{fsync,no_fsync}_{1,2,4,8}_threads`: 10k accounts, so the
-//!   report can plot throughput against client threads.
+//!   report can plot throughput against client threads;
+//! - `checkpointing/{none,every_20_rounds}_64_threads`: 64 clients, fsync
+//!   on, over 1M accounts (10k with `--quick`), with no checkpoints and
+//!   with one every 20 rounds, written beside the rounds: compare their
+//!   p99s.
 //!
 //! Latency percentiles are per transfer; the throughput is the run's.
 
@@ -12,7 +16,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use candid::Encode;
-use canister_host::{Host, Principal};
+use canister_host::{Host, HostConfig, Principal};
 
 use super::disk::FLOOR;
 use super::{BenchError, OWNER, Runner, count_label, host_config, install, open_host};
@@ -31,6 +35,16 @@ fn throughput_name(fsync: bool, threads: usize) -> String {
     format!("throughput/{}_{threads}_threads", if fsync { "fsync" } else { "no_fsync" })
 }
 
+/// Clients of the checkpointing cases.
+const CHECKPOINTING_THREADS: usize = 64;
+
+fn checkpointing_name(every: Option<u64>) -> String {
+    match every {
+        None => format!("checkpointing/none_{CHECKPOINTING_THREADS}_threads"),
+        Some(n) => format!("checkpointing/every_{n}_rounds_{CHECKPOINTING_THREADS}_threads"),
+    }
+}
+
 pub(super) fn run(r: &mut Runner) -> Result<(), BenchError> {
     let (accounts, threads): (&[u64], &[usize]) =
         if r.quick() { (&[10_000], &[1, 8]) } else { (&[10_000, 1_000_000, 10_000_000], &[1, 2, 4, 8]) };
@@ -38,6 +52,8 @@ pub(super) fn run(r: &mut Runner) -> Result<(), BenchError> {
     for fsync in [false, true] {
         names.extend(threads.iter().map(|t| throughput_name(fsync, *t)));
     }
+    let checkpointing = [None, Some(20)];
+    names.extend(checkpointing.iter().map(|e| checkpointing_name(*e)));
     if !r.any(&names) {
         return Ok(());
     }
@@ -54,14 +70,25 @@ pub(super) fn run(r: &mut Runner) -> Result<(), BenchError> {
                 (true, _) => vec![throughput_name(false, t), FLOOR.to_string()],
             };
             let baselines: Vec<&str> = baselines.iter().map(String::as_str).collect();
-            transfers(r, &name, &baselines, fsync, 10_000, t, seconds)?;
+            transfers(r, &name, &baselines, host_config(fsync, 2), 10_000, t, seconds)?;
+        }
+    }
+    let wanted: Vec<String> = checkpointing.iter().map(|e| checkpointing_name(*e)).collect();
+    if r.any(&wanted) {
+        let accounts = if r.quick() { 10_000 } else { 1_000_000 };
+        for every in checkpointing {
+            let name = checkpointing_name(every);
+            let config = HostConfig { checkpoint_interval: every.unwrap_or(u64::MAX / 2), ..host_config(true, 2) };
+            let baselines: Vec<String> = every.map(|_| checkpointing_name(None)).into_iter().collect();
+            let baselines: Vec<&str> = baselines.iter().map(String::as_str).collect();
+            transfers(r, &name, &baselines, config, accounts, CHECKPOINTING_THREADS, seconds)?;
         }
     }
     for &a in accounts {
         let name = micropayments_name(a);
         if r.selected(&name) {
             let baseline = throughput_name(true, 8);
-            transfers(r, &name, &[&baseline, FLOOR], true, a, 8, seconds)?;
+            transfers(r, &name, &[&baseline, FLOOR], host_config(true, 2), a, 8, seconds)?;
         }
     }
     Ok(())
@@ -72,21 +99,25 @@ fn transfers(
     r: &mut Runner,
     name: &str,
     baselines: &[&str],
-    fsync: bool,
+    config: HostConfig,
     accounts: u64,
     threads: usize,
     seconds: Duration,
 ) -> Result<(), BenchError> {
-    let host = open_host(r, name, host_config(fsync, 2))?;
+    let host = open_host(r, name, config)?;
     let init = Encode!(&accounts, &INITIAL_BALANCE).case(name)?;
     let ledger = install(&host, name, canisters::LEDGER, init)?;
     let zipf = Zipf::new(accounts as usize, ZIPF_EXPONENT, accounts);
     // Warm up: the first transfers fault the ledger's pages in.
     load(&host, ledger, &zipf, threads, seconds / 10, name)?;
     let start = Instant::now();
+    let checkpoints = host.counters().checkpoints;
     let latencies = load(&host, ledger, &zipf, threads, seconds, name)?;
     let elapsed = start.elapsed();
-    r.throughput(name, baselines, latencies.len() as u64, elapsed, latencies);
+    let checkpoints = host.counters().checkpoints - checkpoints;
+    r.throughput(name, baselines, latencies.len() as u64, elapsed, latencies)
+        .counts
+        .insert("checkpoints".into(), checkpoints);
     Ok(())
 }
 

@@ -201,21 +201,29 @@ impl Canister {
         self.next_snapshot
     }
 
-    /// Swap the memories of the state (`None`) and of each snapshot for
-    /// equal ones, e.g. freshly mapped from a new checkpoint. The live
-    /// instance is dropped: its memory maps the old files.
+    /// Swap memories of the state (`None`) and of each snapshot for equal
+    /// ones, e.g. freshly mapped from a new checkpoint: `f` returns the
+    /// replacement heap and stable memory, or `None` to keep one. Replacing
+    /// a memory of the state drops the live instance: its memory maps the
+    /// old files.
     pub fn remap<E>(
         &mut self,
-        mut f: impl FnMut(Option<u64>, &CanisterState) -> Result<(PageMap, PageMap), E>,
+        mut f: impl FnMut(Option<u64>, &CanisterState) -> Result<(Option<PageMap>, Option<PageMap>), E>,
     ) -> Result<(), E> {
         let (heap, stable) = f(None, self.exec.state())?;
-        let state = self.exec.state_mut();
-        state.heap = heap;
-        state.stable = stable;
+        if heap.is_some() || stable.is_some() {
+            let state = self.exec.state_mut();
+            state.heap = heap.unwrap_or_else(|| state.heap.clone());
+            state.stable = stable.unwrap_or_else(|| state.stable.clone());
+        }
         for snapshot in self.snapshots.values_mut() {
             let (heap, stable) = f(Some(snapshot.id), &snapshot.state)?;
-            snapshot.state.heap = heap;
-            snapshot.state.stable = stable;
+            if let Some(heap) = heap {
+                snapshot.state.heap = heap;
+            }
+            if let Some(stable) = stable {
+                snapshot.state.stable = stable;
+            }
         }
         Ok(())
     }

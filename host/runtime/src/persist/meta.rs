@@ -14,8 +14,12 @@ use crate::canister::{Backlog, CallState, Canister, CanisterHistory, CanisterLog
 use crate::round::Operation;
 
 /// The version of the state format: `host.json` records it, and a
-/// checkpoint of another version is refused.
-pub(crate) const STATE_FORMAT: u32 = 2;
+/// checkpoint of another version is refused. Format 3 added overlay files
+/// (a format-2 checkpoint is one without them, and still loads).
+pub(crate) const STATE_FORMAT: u32 = 3;
+
+/// The oldest format this build loads.
+pub(crate) const STATE_FORMAT_WITHOUT_OVERLAYS: u32 = 2;
 
 /// Host-wide facts stored with every checkpoint.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -197,6 +201,12 @@ pub(super) struct StateMeta {
     pub(super) globals: Vec<GlobalValue>,
     pub(super) certified_data: String,
     pub(super) global_timer: u64,
+    /// Heights of the heap's overlay files, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(super) heap_overlays: Vec<u64>,
+    /// Heights of stable memory's overlay files, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(super) stable_overlays: Vec<u64>,
 }
 
 impl StateMeta {
@@ -208,6 +218,8 @@ impl StateMeta {
             globals: state.globals.clone(),
             certified_data: hex::encode(&state.certified_data),
             global_timer: state.global_timer,
+            heap_overlays: vec![],
+            stable_overlays: vec![],
         }
     }
 

@@ -4,14 +4,21 @@
 //! host.json                                   height, time, next canister index
 //! canisters/<id>/meta.json                    identity, controllers, status, log, globals...
 //! canisters/<id>/{module.wasm, heap.bin, stable.bin}
-//! canisters/<id>/snapshots/<sid:016x>/{module.wasm, heap.bin, stable.bin}
+//! canisters/<id>/{heap,stable}.<height:016x>.overlay  the pages changed at each height since the base
+//! canisters/<id>/snapshots/<sid:016x>/{module.wasm, heap.bin, stable.bin, *.overlay}
 //!                                      module_upload.bin   (a module being uploaded)
 //! ```
 //!
-//! Memory files are built from each page map's base file (the previous
-//! checkpoint's) plus its delta, so an unchanged canister is hard-linked.
-//! Modules already stored in the previous checkpoint are hard-linked too.
+//! A memory is its `.bin` base file with its overlays (listed in
+//! `meta.json`) applied oldest first. A checkpoint hard-links the base and
+//! the older overlays of every memory and writes the pages each changed
+//! since the previous checkpoint as a new overlay ([`layers`]), so it costs
+//! the pages that changed; an unchanged memory costs a few links. A memory
+//! past its overlay budget is rewritten whole (cloned from its base, its
+//! delta written over it) and remapped. Modules already stored in the
+//! previous checkpoint are hard-linked too.
 
+mod layers;
 mod meta;
 
 use std::collections::HashMap;
@@ -20,20 +27,28 @@ use std::sync::Arc;
 use candid::Principal;
 use checkpoint::{Checkpoint, CheckpointSpec, FileRef, FileSource, FileSpec, Hash, StateDir};
 use embedder::{CanisterModule, CanisterState, Executor, WasmPages};
-use page_delta::{PAGE_SIZE, PageMap};
+use page_delta::{BaseFile, PAGE_SIZE, Page, PageIndex, PageMap};
 use sha2::{Digest, Sha256};
 
 use crate::canister::{Canister, CanisterParts, ChunkStore, Snapshot};
 use crate::error::HostError;
 use crate::registry::Registry;
 use crate::round::ModuleOverrides;
+use layers::{Layers, MemoryFiles, MemoryPlan};
+use meta::STATE_FORMAT_WITHOUT_OVERLAYS;
 use meta::{CanisterMeta, StateMeta};
 pub(crate) use meta::{HostMeta, STATE_FORMAT};
 
-/// Where each module lives in the newest checkpoint, by its SHA-256, so the
-/// next checkpoint can link instead of copying it.
+/// What the newest checkpoint holds that the next one can link instead of
+/// writing: modules by their SHA-256, memories by their base file.
 #[derive(Default)]
-pub(crate) struct ModuleFiles(HashMap<Hash, FileRef>);
+pub(crate) struct Published {
+    modules: HashMap<Hash, FileRef>,
+    memories: MemoryFiles,
+}
+
+/// The memories of a state, by file name.
+const MEMORIES: [&str; 2] = ["heap", "stable"];
 
 /// One memory (heap or stable) or module of a canister or snapshot.
 struct Part<'a> {
@@ -60,58 +75,178 @@ fn memory_size(map: &PageMap, pages: WasmPages) -> u64 {
     pages.bytes().max(map.base_pages() * PAGE_SIZE as u64)
 }
 
+/// The memories of a state: (name, page map, size).
+fn memories(state: &CanisterState) -> [(&'static str, &PageMap, WasmPages); 2] {
+    [(MEMORIES[0], &state.heap, state.heap_pages), (MEMORIES[1], &state.stable, state.stable_pages)]
+}
+
+fn base_name(memory: &str) -> String {
+    format!("{memory}.bin")
+}
+
+fn overlay_name(memory: &str, height: u64) -> String {
+    format!("{memory}.{height:016x}.overlay")
+}
+
 /// What a checkpoint holds, loaded.
 pub(crate) struct LoadedState {
     pub(crate) registry: Registry,
     pub(crate) meta: HostMeta,
-    pub(crate) modules: ModuleFiles,
+    pub(crate) published: Published,
 }
 
-/// Write checkpoint `meta.height` of `registry`.
+/// A checkpoint's contents, copied out of the registry between rounds so
+/// another thread can write them while rounds go on. Page maps, modules and
+/// chunks are shared, not copied: this costs the canisters' metadata.
+pub(crate) struct StateCopy {
+    meta: HostMeta,
+    /// Each canister's `meta.json`, in the order of `canisters`.
+    metas: Vec<CanisterMeta>,
+    canisters: Vec<CanisterCopy>,
+}
+
+struct CanisterCopy {
+    id: Principal,
+    chunks: ChunkStore,
+    state: CanisterState,
+    snapshots: Vec<Snapshot>,
+}
+
+impl StateCopy {
+    /// The state of `registry`, to be checkpointed as `meta` says.
+    pub(crate) fn of(registry: &Registry, meta: HostMeta) -> StateCopy {
+        let metas = registry.iter().map(CanisterMeta::of).collect();
+        let canisters = registry
+            .iter()
+            .map(|record| CanisterCopy {
+                id: record.id(),
+                chunks: record.chunk_store().clone(),
+                state: record.state().clone(),
+                snapshots: record.snapshots().cloned().collect(),
+            })
+            .collect();
+        StateCopy { meta, metas, canisters }
+    }
+
+    /// The height it will be checkpointed at.
+    pub(crate) fn height(&self) -> u64 {
+        self.meta.height
+    }
+}
+
+/// A memory a checkpoint rewrote whole: its file, and the version of the
+/// page map it holds.
+struct RewrittenMemory {
+    path: String,
+    written: PageMap,
+}
+
+/// The memories a checkpoint rewrote whole, which [`rebase`] moves onto
+/// their new files.
+pub(crate) struct Rewritten(Vec<RewrittenMemory>);
+
+/// How one memory of one part is saved.
+struct MemoryOut<'p> {
+    part: usize,
+    memory: &'static str,
+    plan: MemoryPlan<'p>,
+}
+
+/// Write `copy` as a checkpoint, linking what `published` (the newest
+/// checkpoint's files) already holds. Memories past `max_overlays` are
+/// rewritten whole; [`rebase`] must then be called with the returned
+/// [`Rewritten`]. Needs nothing of the scheduler's, so it runs beside
+/// rounds.
 pub(crate) fn save(
     dir: &StateDir,
-    registry: &Registry,
-    meta: &HostMeta,
-    modules: &ModuleFiles,
-) -> Result<(Checkpoint, ModuleFiles), HostError> {
-    let host_json = serde_json::to_vec_pretty(meta).expect("host metadata always serialises");
-    let mut metas: Vec<(String, Vec<u8>)> = Vec::new();
+    copy: &mut StateCopy,
+    published: &Published,
+    max_overlays: usize,
+) -> Result<(Checkpoint, Published, Rewritten), HostError> {
+    let height = copy.meta.height;
+    let host_json = serde_json::to_vec_pretty(&copy.meta).expect("host metadata always serialises");
     let mut parts: Vec<Part<'_>> = Vec::new();
     let mut chunks: Vec<(String, &[u8])> = Vec::new();
     let mut uploads: Vec<(String, &[u8])> = Vec::new();
-    for record in registry.iter() {
-        for (hash, chunk) in record.chunk_store().iter() {
-            chunks.push((format!("{}/chunks/{}.bin", canister_dir(&record.id()), hex::encode(hash)), chunk));
+    for canister in &copy.canisters {
+        let id = canister.id;
+        for (hash, chunk) in canister.chunks.iter() {
+            chunks.push((format!("{}/chunks/{}.bin", canister_dir(&id), hex::encode(hash)), chunk));
         }
-        let json = serde_json::to_vec_pretty(&CanisterMeta::of(record)).expect("canister metadata always serialises");
-        metas.push((format!("{}/meta.json", canister_dir(&record.id())), json));
-        parts.push(Part { dir: canister_dir(&record.id()), state: record.state() });
-        for snapshot in record.snapshots() {
-            parts.push(Part { dir: snapshot_dir(&record.id(), snapshot.id), state: &snapshot.state });
+        parts.push(Part { dir: canister_dir(&id), state: &canister.state });
+        for snapshot in &canister.snapshots {
+            parts.push(Part { dir: snapshot_dir(&id, snapshot.id), state: &snapshot.state });
             if let Some(module) = &snapshot.uploaded_module {
-                uploads.push((format!("{}/module_upload.bin", snapshot_dir(&record.id(), snapshot.id)), &module[..]));
+                uploads.push((format!("{}/module_upload.bin", snapshot_dir(&id, snapshot.id)), &module[..]));
             }
         }
     }
+    let mut outs: Vec<MemoryOut<'_>> = Vec::new();
+    for (index, part) in parts.iter().enumerate() {
+        for (memory, map, _) in memories(part.state) {
+            outs.push(MemoryOut { part: index, memory, plan: layers::plan(&published.memories, map, max_overlays) });
+        }
+    }
+    // Each part's overlay heights go into its canister's meta.json: the
+    // canister's own state first, then its snapshots in order (as `parts`).
+    let mut overlay_heights: Vec<[Vec<u64>; 2]> = vec![Default::default(); parts.len()];
+    for out in &outs {
+        if let MemoryPlan::Layered { layers, new } = &out.plan {
+            let mut heights: Vec<u64> = layers.overlays.iter().map(|(h, _)| *h).collect();
+            if !new.is_empty() {
+                heights.push(height);
+            }
+            overlay_heights[out.part][memory_slot(out.memory)] = heights;
+        }
+    }
+    let mut next_part = 0;
+    let mut meta_json = Vec::with_capacity(copy.metas.len());
+    for (m, canister) in copy.metas.iter_mut().zip(&copy.canisters) {
+        for state in std::iter::once(&mut m.state).chain(m.snapshots.iter_mut().map(|s| &mut s.state)) {
+            [state.heap_overlays, state.stable_overlays] = std::mem::take(&mut overlay_heights[next_part]);
+            next_part += 1;
+        }
+        let json = serde_json::to_vec_pretty(m).expect("canister metadata always serialises");
+        meta_json.push((format!("{}/meta.json", canister_dir(&canister.id)), json));
+    }
+
     let mut files = vec![FileSpec { path: "host.json".into(), source: FileSource::Bytes(&host_json) }];
-    for (path, json) in &metas {
+    for (path, json) in &meta_json {
         files.push(FileSpec { path: path.clone(), source: FileSource::Bytes(json) });
     }
     for (path, chunk) in chunks.iter().chain(&uploads) {
         files.push(FileSpec { path: path.clone(), source: FileSource::Bytes(chunk) });
     }
-    let memory = |map: &PageMap| map.base().and_then(|b| dir.file_ref_for(b.path()));
+    let by_path = |map: &PageMap| map.base().and_then(|b| dir.file_ref_for(b.path()));
+    let mut rewritten = Rewritten(Vec::new());
+    for out in &outs {
+        let part = &parts[out.part];
+        let (_, map, pages) = memories(part.state)[memory_slot(out.memory)];
+        let path = part.file(&base_name(out.memory));
+        match &out.plan {
+            MemoryPlan::Layered { layers, new } => {
+                files.push(FileSpec { path, source: FileSource::Link(layers.base.clone()) });
+                for (h, file) in &layers.overlays {
+                    let path = part.file(&overlay_name(out.memory, *h));
+                    files.push(FileSpec { path, source: FileSource::Link(file.clone()) });
+                }
+                if !new.is_empty() {
+                    let path = part.file(&overlay_name(out.memory, height));
+                    files.push(FileSpec { path, source: FileSource::Overlay(new) });
+                }
+            }
+            MemoryPlan::Whole { base } => {
+                let base = base.clone().or_else(|| by_path(map));
+                let source = FileSource::Memory { base, map, size: memory_size(map, pages) };
+                files.push(FileSpec { path: path.clone(), source });
+                rewritten.0.push(RewrittenMemory { path, written: map.clone() });
+            }
+        }
+    }
     let mut written_modules = Vec::new();
     for part in &parts {
-        let state = part.state;
-        for (name, map, pages) in
-            [("heap.bin", &state.heap, state.heap_pages), ("stable.bin", &state.stable, state.stable_pages)]
-        {
-            let source = FileSource::Memory { base: memory(map), map, size: memory_size(map, pages) };
-            files.push(FileSpec { path: part.file(name), source });
-        }
-        if let Some(module) = &state.module {
-            let source = match modules.0.get(&module.hash) {
+        if let Some(module) = &part.state.module {
+            let source = match published.modules.get(&module.hash) {
                 Some(file) => FileSource::Link(file.clone()),
                 None => FileSource::Bytes(&module.wasm),
             };
@@ -119,25 +254,74 @@ pub(crate) fn save(
             written_modules.push((module.hash, part.file("module.wasm")));
         }
     }
-    let checkpoint = dir.create(CheckpointSpec { height: meta.height, files })?;
-    let mut next = ModuleFiles::default();
+    let checkpoint = dir.create(CheckpointSpec { height, files })?;
+
+    let mut next = Published::default();
     for (hash, path) in written_modules {
-        next.0.entry(hash).or_insert(FileRef { height: meta.height, path });
+        next.modules.entry(hash).or_insert(FileRef { height, path });
     }
-    Ok((checkpoint, next))
+    let here = |path: String| FileRef { height, path };
+    for out in &outs {
+        let MemoryPlan::Layered { layers, new } = &out.plan else { continue };
+        let part = &parts[out.part];
+        let (_, map, _) = memories(part.state)[memory_slot(out.memory)];
+        let mut overlays: Vec<(u64, FileRef)> =
+            layers.overlays.iter().map(|(h, _)| (*h, here(part.file(&overlay_name(out.memory, *h))))).collect();
+        if !new.is_empty() {
+            overlays.push((height, here(part.file(&overlay_name(out.memory, height)))));
+        }
+        let base = here(part.file(&base_name(out.memory)));
+        next.memories.insert(layers.linked(map, base, overlays, new.len() as u64));
+    }
+    Ok((checkpoint, next, rewritten))
 }
 
-/// Point every memory in `registry` at its file in `checkpoint`, so deltas
-/// start empty again.
-pub(crate) fn remap(registry: &mut Registry, checkpoint: &Checkpoint) -> Result<(), HostError> {
+fn memory_slot(memory: &str) -> usize {
+    usize::from(memory != MEMORIES[0])
+}
+
+/// Move every memory in `registry` that sits on the version a checkpoint
+/// rewrote whole onto that new file (`PageMap::rebased`): its delta keeps
+/// only what changed since, so the rest of its pages leave memory. Memories
+/// the checkpoint linked keep their page maps. The new files are remembered
+/// in `published`.
+pub(crate) fn rebase(
+    registry: &mut Registry,
+    checkpoint: &Checkpoint,
+    rewritten: Rewritten,
+    published: &mut Published,
+) -> Result<(), HostError> {
+    if rewritten.0.is_empty() {
+        return Ok(());
+    }
+    // Each new file, and the version it holds, by path and by the base file
+    // that version sits on: a map moves onto the file written from its own
+    // path, else onto any written from its base.
+    let mut targets: Vec<(PageMap, Arc<BaseFile>)> = Vec::new();
+    let mut by_path: HashMap<String, usize> = HashMap::new();
+    let mut by_base: HashMap<usize, usize> = HashMap::new();
+    for RewrittenMemory { path, written } in rewritten.0 {
+        let fresh = checkpoint.open_page_map(&path)?;
+        let onto = fresh.base().expect("a mapped file is a base").clone();
+        published.memories.insert(Layers::whole(&fresh, checkpoint.file_ref(&path)?).expect("it has a base"));
+        if let Some(base) = written.base() {
+            by_base.entry(Arc::as_ptr(base) as usize).or_insert(targets.len());
+        }
+        by_path.insert(path, targets.len());
+        targets.push((written, onto));
+    }
     for record in registry.iter_mut() {
         let id = record.id();
-        record.remap(|snapshot, _| {
+        record.remap(|snapshot, state| {
             let dir = snapshot.map_or_else(|| canister_dir(&id), |s| snapshot_dir(&id, s));
-            Ok::<_, HostError>((
-                checkpoint.open_page_map(&format!("{dir}/heap.bin"))?,
-                checkpoint.open_page_map(&format!("{dir}/stable.bin"))?,
-            ))
+            let mut out = [None, None];
+            for (slot, (memory, live, _)) in out.iter_mut().zip(memories(state)) {
+                let own = by_path.get(&format!("{dir}/{}", base_name(memory)));
+                let shared = live.base().and_then(|b| by_base.get(&(Arc::as_ptr(b) as usize)));
+                *slot = own.into_iter().chain(shared).find_map(|&t| live.rebased(&targets[t].0, targets[t].1.clone()));
+            }
+            let [heap, stable] = out;
+            Ok::<_, HostError>((heap, stable))
         })?;
     }
     Ok(())
@@ -154,7 +338,7 @@ pub(crate) fn load(
         |what: String, reason: String| HostError::CorruptCheckpoint { height: checkpoint.height(), what, reason };
     let meta: HostMeta = serde_json::from_slice(&checkpoint.read("host.json")?)
         .map_err(|e| corrupt("host.json".into(), e.to_string()))?;
-    if meta.format != STATE_FORMAT {
+    if !(STATE_FORMAT_WITHOUT_OVERLAYS..=STATE_FORMAT).contains(&meta.format) {
         let reason = format!(
             "it is in state format {}, and this build reads format {STATE_FORMAT}; use the build that wrote it",
             meta.format
@@ -165,7 +349,7 @@ pub(crate) fn load(
         return Err(corrupt("host.json".into(), format!("it names height {}", meta.height)));
     }
     let mut compiled: HashMap<Hash, Arc<CanisterModule>> = HashMap::new();
-    let mut modules = ModuleFiles::default();
+    let mut published = Published::default();
     let mut records = Vec::new();
     let meta_files: Vec<String> = checkpoint
         .manifest()
@@ -192,7 +376,7 @@ pub(crate) fn load(
                     if hex::encode(hash) != *hash_hex {
                         return Err(corrupt(file, "the module does not match its recorded hash".into()));
                     }
-                    modules.0.entry(hash).or_insert(checkpoint.file_ref(&file)?);
+                    published.modules.entry(hash).or_insert(checkpoint.file_ref(&file)?);
                     let module = match compiled.get(&hash) {
                         Some(m) => m.clone(),
                         None => {
@@ -207,13 +391,17 @@ pub(crate) fn load(
                     Some(module)
                 }
             };
+            let mut open_memory = |memory: &str, overlays: &[u64], pages: WasmPages| {
+                let map = load_memory(checkpoint, &dir, memory, overlays, pages, &mut published.memories)?;
+                Ok::<_, HostError>(map)
+            };
             Ok(CanisterState {
                 env: Arc::default(),
                 module,
-                heap: checkpoint.open_page_map(&format!("{dir}/heap.bin"))?,
+                heap: open_memory(MEMORIES[0], &s.heap_overlays, s.heap_pages())?,
                 heap_pages: s.heap_pages(),
                 globals: s.globals.clone(),
-                stable: checkpoint.open_page_map(&format!("{dir}/stable.bin"))?,
+                stable: open_memory(MEMORIES[1], &s.stable_overlays, s.stable_pages())?,
                 stable_pages: s.stable_pages(),
                 certified_data: hex::decode(&s.certified_data)
                     .map_err(|_| corrupt(dir.clone(), "bad certified data".into()))?,
@@ -268,5 +456,41 @@ pub(crate) fn load(
         };
         records.push(Canister::restore(parts, exec));
     }
-    Ok(LoadedState { registry: Registry::from_parts(records, meta.next_canister_index), meta, modules })
+    Ok(LoadedState { registry: Registry::from_parts(records, meta.next_canister_index), meta, published })
+}
+
+/// Open memory `memory` of the state in `dir`: its base file with its
+/// `overlays` applied oldest first, remembered in `files` for the next
+/// checkpoint. Overlay pages must lie inside the memory.
+fn load_memory(
+    checkpoint: &Checkpoint,
+    dir: &str,
+    memory: &str,
+    overlays: &[u64],
+    pages: WasmPages,
+    files: &mut MemoryFiles,
+) -> Result<PageMap, HostError> {
+    let base = format!("{dir}/{}", base_name(memory));
+    let mut map = checkpoint.open_page_map(&base)?;
+    let limit = pages.bytes().max(map.base_pages() * PAGE_SIZE as u64);
+    let mut refs = Vec::with_capacity(overlays.len());
+    let mut count = 0;
+    for (i, &height) in overlays.iter().enumerate() {
+        let file = format!("{dir}/{}", overlay_name(memory, height));
+        let in_order = i == 0 || overlays[i - 1] < height;
+        if !in_order || height > checkpoint.height() {
+            let reason = format!("overlay heights must ascend and not exceed the checkpoint's: {overlays:?}");
+            return Err(HostError::CorruptCheckpoint { height: checkpoint.height(), what: base, reason });
+        }
+        let pages: Vec<(PageIndex, Page)> = checkpoint.read_overlay(&file)?;
+        if let Some((index, _)) = pages.iter().find(|(index, _)| index.byte_offset() >= limit) {
+            let reason = format!("it holds {index}, outside the memory's {limit} bytes");
+            return Err(HostError::CorruptCheckpoint { height: checkpoint.height(), what: file, reason });
+        }
+        count += pages.len() as u64;
+        map.apply(pages);
+        refs.push((height, checkpoint.file_ref(&file)?));
+    }
+    files.insert(Layers::loaded(&map, checkpoint.file_ref(&base)?, refs, count).expect("a mapped file is a base"));
+    Ok(map)
 }
