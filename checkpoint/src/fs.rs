@@ -84,6 +84,11 @@ pub trait FsFile: Send {
     fn sync(&mut self) -> io::Result<()>;
     /// Byte ranges that may hold data, in order; the rest reads as zeros.
     fn data_ranges(&mut self) -> io::Result<Vec<Range<u64>>>;
+    /// Write `range` out to the device and wait for it, without a cache
+    /// flush: pacing, not durability (only [`FsFile::sync`] is durable). A
+    /// writer that calls it after each piece keeps little unwritten data
+    /// queued, so other files' syncs meanwhile do not wait behind a burst.
+    fn write_out(&mut self, _range: Range<u64>) {}
 }
 
 /// Read a whole file.

@@ -120,6 +120,7 @@ impl ChunkWriter<'_> {
     fn flush(&mut self) -> Result<()> {
         if !self.buf.is_empty() {
             self.file.write_at(self.offset, &self.buf).map_err(Error::io("write", self.target))?;
+            self.file.write_out(self.offset..self.offset + self.buf.len() as u64);
             self.hashes.extend(chunk_hashes_of(&self.buf));
             self.offset += self.buf.len() as u64;
             self.buf.clear();

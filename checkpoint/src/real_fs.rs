@@ -162,6 +162,23 @@ fn start_writeback(file: &File, range: Range<u64>) {
     };
 }
 
+/// `sync_file_range(WAIT_BEFORE | WRITE | WAIT_AFTER)`: write a range out
+/// and wait for it, with no cache flush. Pacing only, so failures are
+/// ignored (the fsync that follows reports real I/O errors).
+fn write_out(file: &File, range: Range<u64>) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: the descriptor is open for the duration of the call, and
+    // sync_file_range reads no user memory.
+    let _ = unsafe {
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            range.start as libc::off64_t,
+            (range.end - range.start) as libc::off64_t,
+            libc::SYNC_FILE_RANGE_WAIT_BEFORE | libc::SYNC_FILE_RANGE_WRITE | libc::SYNC_FILE_RANGE_WAIT_AFTER,
+        )
+    };
+}
+
 fn copy_range(src: &File, dst: &File, range: Range<u64>) -> io::Result<()> {
     let (mut off_in, mut off_out) = (range.start as i64, range.start as i64);
     while (off_in as u64) < range.end {
@@ -234,6 +251,10 @@ impl FsFile for RealFile {
 
     fn sync(&mut self) -> io::Result<()> {
         self.0.sync_all()
+    }
+
+    fn write_out(&mut self, range: Range<u64>) {
+        write_out(&self.0, range);
     }
 
     fn data_ranges(&mut self) -> io::Result<Vec<Range<u64>>> {

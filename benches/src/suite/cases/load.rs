@@ -5,9 +5,9 @@
 //! - `micropayments/{10k,1M,10M}_accounts`: 8 threads, fsync on;
 //! - `throughput/{fsync,no_fsync}_{1,2,4,8}_threads`: 10k accounts, so the
 //!   report can plot throughput against client threads;
-//! - `checkpointing/{none,every_20_rounds}_64_threads`: 64 clients, fsync
+//! - `checkpointing/{none,every_100_rounds}_64_threads`: 64 clients, fsync
 //!   on, over 1M accounts (10k with `--quick`), with no checkpoints and
-//!   with one every 20 rounds, written beside the rounds: compare their
+//!   with one every 100 rounds (the default), written beside the rounds: compare their
 //!   p99s.
 //!
 //! Latency percentiles are per transfer; the throughput is the run's.
@@ -52,7 +52,7 @@ pub(super) fn run(r: &mut Runner) -> Result<(), BenchError> {
     for fsync in [false, true] {
         names.extend(threads.iter().map(|t| throughput_name(fsync, *t)));
     }
-    let checkpointing = [None, Some(20)];
+    let checkpointing = [None, Some(100)];
     names.extend(checkpointing.iter().map(|e| checkpointing_name(*e)));
     if !r.any(&names) {
         return Ok(());

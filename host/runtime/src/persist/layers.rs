@@ -16,9 +16,11 @@ use std::sync::Arc;
 use checkpoint::FileRef;
 use page_delta::{BaseFile, Page, PageDelta, PageIndex, PageMap};
 
-/// Overlay pages a memory may keep without a rewrite, whatever its size:
-/// below this, rewriting would cost little but rewriting often would.
-const MIN_OVERLAY_BUDGET_PAGES: u64 = 2048;
+/// Distinct pages a memory's overlays may hold (and so its delta keeps in
+/// memory) before a rewrite, whatever the memory's size: 16 MiB. Below
+/// this, a rewrite would be cheap to write but would cost the canister its
+/// live instance (its memory maps the old file) every few checkpoints.
+const MIN_DELTA_BUDGET_PAGES: u64 = 4096;
 
 /// The files of the newest checkpoint that hold one memory.
 pub(crate) struct Layers {
@@ -94,16 +96,22 @@ pub(crate) enum MemoryPlan<'a> {
     Whole { base: Option<FileRef> },
 }
 
-/// Decide how `map` is saved: as layers while at most `max_overlays`
-/// overlays, holding at most a quarter of the base's pages (or
-/// [`MIN_OVERLAY_BUDGET_PAGES`]) between them, describe it; otherwise whole.
+/// Decide how `map` is saved: as layers while they stay within budget,
+/// otherwise whole. The budget: at most `max_overlays` overlays (bounding
+/// the files read when loading), whose distinct pages (the delta kept in
+/// memory) are at most a quarter of the base's or
+/// [`MIN_DELTA_BUDGET_PAGES`], and whose pages all told (the space on disk,
+/// where a hot page is counted once per overlay) at most four times that.
 pub(crate) fn plan<'a>(files: &'a MemoryFiles, map: &PageMap, max_overlays: usize) -> MemoryPlan<'a> {
     let candidates = files.candidates(map);
-    let budget = (map.base_pages() / 4).max(MIN_OVERLAY_BUDGET_PAGES);
+    let delta_budget = (map.base_pages() / 4).max(MIN_DELTA_BUDGET_PAGES);
     for layers in candidates.iter().filter(|_| max_overlays > 0) {
         let Some(new) = map.delta().changes_since(&layers.saved) else { continue };
         let count = layers.overlays.len() + usize::from(!new.is_empty());
-        if count <= max_overlays && layers.overlay_pages + new.len() as u64 <= budget {
+        let within = count <= max_overlays
+            && map.delta().len() as u64 <= delta_budget
+            && layers.overlay_pages + new.len() as u64 <= 4 * delta_budget;
+        if within {
             return MemoryPlan::Layered { layers, new };
         }
         break;
@@ -133,7 +141,7 @@ mod tests {
 
     #[test]
     fn a_descendant_saves_its_new_pages_until_the_budget_is_spent() {
-        let (_dir, mut map) = base(16_384); // budget: 4096 pages
+        let (_dir, mut map) = base(16_384); // budget: 4096 distinct pages
         let mut files = MemoryFiles::default();
         files.insert(Layers::whole(&map, file("heap.bin")).unwrap());
         write(&mut map, 0..3);
@@ -164,8 +172,29 @@ mod tests {
         let mut files = MemoryFiles::default();
         files.insert(Layers::whole(&map, file("heap.bin")).unwrap());
         let mut big = map.fork();
-        write(&mut big, 0..4097);
-        assert!(matches!(plan(&files, &big, 8), MemoryPlan::Whole { .. }));
+        write(&mut big, 0..4096);
+        assert!(matches!(plan(&files, &big, 8), MemoryPlan::Layered { .. }));
+        write(&mut big, [4096]);
+        assert!(matches!(plan(&files, &big, 8), MemoryPlan::Whole { .. }), "past the delta budget");
+        // The same 1000 hot pages rewritten at every checkpoint: few in
+        // memory, but counted on disk once per overlay.
+        let mut hot = map.fork();
+        let mut layers = Layers::whole(&hot, file("heap.bin")).unwrap();
+        for round in 0..17u64 {
+            write(&mut hot, 0..1000);
+            let mut files = MemoryFiles::default();
+            files.insert(layers);
+            match plan(&files, &hot, 100) {
+                MemoryPlan::Layered { layers: l, new } => {
+                    assert!(round < 16, "16 overlays of 1000 pages fill four times the budget");
+                    layers = l.linked(&hot, file("heap.bin"), vec![], new.len() as u64);
+                }
+                MemoryPlan::Whole { .. } => {
+                    assert_eq!(round, 16);
+                    break;
+                }
+            }
+        }
         // A map whose delta lacks pages the saved version holds (say, a
         // snapshot's older state loaded back) cannot be told as an overlay.
         let mut files = MemoryFiles::default();
