@@ -111,13 +111,9 @@ fn transfers(
     // Warm up: the first transfers fault the ledger's pages in.
     load(&host, ledger, &zipf, threads, seconds / 10, name)?;
     let start = Instant::now();
-    let checkpoints = host.counters().checkpoints;
     let latencies = load(&host, ledger, &zipf, threads, seconds, name)?;
     let elapsed = start.elapsed();
-    let checkpoints = host.counters().checkpoints - checkpoints;
-    r.throughput(name, baselines, latencies.len() as u64, elapsed, latencies)
-        .counts
-        .insert("checkpoints".into(), checkpoints);
+    r.throughput(name, baselines, latencies.len() as u64, elapsed, latencies);
     Ok(())
 }
 
