@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::compile::Compiler;
 use super::instance::Invoke;
 use super::instance::{LiveInstance, Pacing};
+use super::query_instances;
 use super::{
     Call, CallbackKind, CanisterState, DirtyPages, Executable, ExecutionConfig, ExecutionError, MessageResult,
     MessageStats, PACING_REPORTS_PER_SLICE, SliceGate, Target,
@@ -272,41 +273,68 @@ impl Executor {
     /// Run a query (or inspect_message) on `state`. Nothing it does
     /// persists. A method is always called as a query, so an update method
     /// is refused.
+    ///
+    /// With `reuse_instances`, the query runs on an instance this thread
+    /// kept from an earlier query of the canister (`query_instances`),
+    /// rolled back afterwards, instead of a fresh one.
     pub fn query(&self, state: &CanisterState, call: Call<'_>) -> MessageResult {
         let target = match call.target {
             Target::Method { name, .. } => Target::Method { name, kind: MethodKind::Query },
             other => other,
         };
-        self.run_detached(state, Call { target, ..call })
+        let call = Call { target, ..call };
+        let (context, limit, _) = self.context_and_limit(call.target);
+        // Untracked memory cannot tell what a query wrote, so cannot undo it.
+        let reuse = self.config.reuse_instances && self.config.tracking != TrackingMode::Untracked;
+        self.run_detached_in(state, call, context, limit, reuse)
     }
 
     /// Run a query method called as an update on a fresh instance over
     /// `state`, keeping nothing.
     fn run_replicated_query(&self, state: &CanisterState, call: Call<'_>) -> MessageResult {
         let limit = self.config.update_instruction_limit;
-        self.run_detached_in(state, call, ApiContext::ReplicatedQuery, limit)
+        self.run_detached_in(state, call, ApiContext::ReplicatedQuery, limit, false)
     }
 
     /// Run `call` on a fresh instance over `state`, keeping nothing.
     fn run_detached(&self, state: &CanisterState, call: Call<'_>) -> MessageResult {
         let (context, limit, _) = self.context_and_limit(call.target);
-        self.run_detached_in(state, call, context, limit)
+        self.run_detached_in(state, call, context, limit, false)
     }
 
-    /// `run_detached` in `context`, with `limit` instructions.
-    fn run_detached_in(&self, state: &CanisterState, call: Call<'_>, context: ApiContext, limit: u64) -> MessageResult {
+    /// Run `call` over `state` in `context`, with `limit` instructions,
+    /// changing nothing: on a fresh instance, or if `reuse`, on one this
+    /// thread kept, which is rolled back and kept again unless it trapped.
+    fn run_detached_in(
+        &self,
+        state: &CanisterState,
+        call: Call<'_>,
+        context: ApiContext,
+        limit: u64,
+        reuse: bool,
+    ) -> MessageResult {
         let started = std::time::Instant::now();
         let Some(module) = state.module.clone() else { return MessageResult::failed(ExecutionError::NoModule) };
         let export = match Self::resolve(&module, call.target) {
             Ok(export) => export,
             Err(e) => return MessageResult::failed(e),
         };
-        let mut live = match LiveInstance::new(&self.engine, &self.config, &module, state, false) {
-            Ok(live) => live,
-            Err(e) => return MessageResult::failed(e),
+        // A kept instance must know which pages a query wrote, to undo
+        // them: it tracks writes, where a throwaway one need not.
+        let kept = if reuse { query_instances::take(state) } else { None };
+        let mut live = match kept {
+            Some(live) => live,
+            None => match LiveInstance::new(&self.engine, &self.config, &module, state, reuse) {
+                Ok(live) => live,
+                Err(e) => return MessageResult::failed(e),
+            },
         };
         let message = self.message(state, context, call, limit);
+        let globals = if reuse { live.read_globals() } else { Vec::new() };
         let run = live.run(&export, message, limit, None);
+        if reuse && run.result.is_ok() {
+            query_instances::keep(state, live, &globals);
+        }
         let outcome = run.result.and_then(|()| match (run.message.response.clone(), call.target) {
             (Response::None, Target::Method { .. }) => Err(ExecutionError::DidNotReply),
             (response, _) => Ok(response),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use memory_tracker::{AttachError, MemoryCounters, ProtectFailure, TrackOptions, TrackedMemory};
-use page_delta::{PageIndex, PageMap};
+use page_delta::{Page, PageIndex, PageMap};
 use wasmtime::{Func, Instance, Ref, Store, Trap, TypedFunc, Val, ValType};
 
 use super::{Cancelled, CanisterState, ExecutionConfig, ExecutionError, GlobalValue, SliceGate};
@@ -108,7 +108,8 @@ impl LiveInstance {
         Ok(live)
     }
 
-    fn restore_globals(&mut self, values: &[GlobalValue]) -> Result<(), ExecutionError> {
+    /// Set the mutable globals to `values` (module order; none when empty).
+    pub(super) fn restore_globals(&mut self, values: &[GlobalValue]) -> Result<(), ExecutionError> {
         for (i, (global, value)) in self.globals.iter().zip(values).enumerate() {
             global
                 .set(&mut self.store, value.to_val())
@@ -144,6 +145,44 @@ impl LiveInstance {
             memory.rearm(&mut self.store, heap.clone(), &changed)?;
         }
         Ok(Some((changed, size)))
+    }
+
+    /// After a query that did not trap: give every page it changed its
+    /// bytes in `heap` again, re-protect them, and restore `globals` (their
+    /// values before the query), so the instance is exactly as before. Fails (and
+    /// the instance must be dropped) if the memory's size is not
+    /// `heap_pages`: a query that grew memory cannot be undone in place.
+    pub(super) fn roll_back(
+        &mut self,
+        heap: &PageMap,
+        heap_pages: WasmPages,
+        globals: &[GlobalValue],
+    ) -> Result<(), ExecutionError> {
+        if let Some(memory) = &self.heap {
+            if memory.byte_size() as u64 != heap_pages.bytes() {
+                return Err(ExecutionError::Instantiation("the query grew the heap".into()));
+            }
+            let dirty = memory.collect_dirty(&self.store)?;
+            let changed: Vec<PageIndex> = dirty.into_iter().map(|(index, _)| index).collect();
+            for &index in &changed {
+                memory.write(&mut self.store, index.byte_offset(), heap.get_page(index))?;
+            }
+            memory.rearm(&mut self.store, heap.clone(), &changed)?;
+        }
+        self.restore_globals(globals)
+    }
+
+    /// Bring an instance that holds an older version of the heap up to
+    /// `heap`, given the pages that changed since (`changes`, as
+    /// `PageDelta::changes_since` tells them).
+    pub(super) fn catch_up(&mut self, changes: &[(PageIndex, Page)], heap: PageMap) -> Result<(), ExecutionError> {
+        let Some(memory) = &self.heap else { return Ok(()) };
+        let changed: Vec<PageIndex> = changes.iter().map(|(index, _)| *index).collect();
+        for (index, page) in changes {
+            memory.write(&mut self.store, index.byte_offset(), page.bytes())?;
+        }
+        memory.rearm(&mut self.store, heap, &changed)?;
+        Ok(())
     }
 
     /// Run `export` for `message` with `limit` instructions of fuel; if
