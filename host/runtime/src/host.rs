@@ -59,7 +59,7 @@ impl CallHandle {
     /// reply.
     pub fn wait(self) -> Result<Vec<u8>, CallError> {
         let rx = self.reply?;
-        let reply = rx.recv();
+        let reply = crate::spin::recv(&rx);
         if let Some((submitted, latency)) = self.timing {
             latency.observe(seconds_since(submitted));
         }

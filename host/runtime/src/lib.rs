@@ -37,6 +37,7 @@ mod replay;
 mod restore;
 pub mod round;
 mod scheduler;
+mod spin;
 mod time_travel;
 mod verify;
 mod view;

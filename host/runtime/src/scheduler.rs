@@ -349,7 +349,7 @@ impl Scheduler {
         wait: Duration,
     ) -> Result<Option<Command>, RecvTimeoutError> {
         let Some(done) = self.in_flight.as_ref().map(|f| f.done().clone()) else {
-            return commands.recv_timeout(wait).map(Some);
+            return crate::spin::recv_timeout(commands, wait).map(Some);
         };
         crossbeam_channel::select! {
             recv(commands) -> command => command.map(Some).map_err(|_| RecvTimeoutError::Disconnected),
