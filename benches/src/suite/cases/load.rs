@@ -3,6 +3,9 @@
 //! workload), each waiting for its reply.
 //!
 //! - `micropayments/{10k,1M,10M}_accounts`: 8 threads, fsync on;
+//! - `micropayments/{10k,10M}_accounts_512_in_flight`: the same, each
+//!   thread keeping 64 transfers in flight (as many clients would), so
+//!   rounds fill up;
 //! - `throughput/{fsync,no_fsync}_{1,2,4,8}_threads`: 10k accounts, so the
 //!   report can plot throughput against client threads;
 //! - `checkpointing/{none,every_100_rounds}_64_threads`: 64 clients, fsync
@@ -31,6 +34,15 @@ fn micropayments_name(accounts: u64) -> String {
     format!("micropayments/{}_accounts", count_label(accounts))
 }
 
+/// Transfers each client thread keeps in flight in the pipelined cases.
+const DEPTH: usize = 64;
+/// Client threads of the micropayments cases.
+const CLIENTS: usize = 8;
+
+fn pipelined_name(accounts: u64) -> String {
+    format!("micropayments/{}_accounts_{}_in_flight", count_label(accounts), CLIENTS * DEPTH)
+}
+
 fn throughput_name(fsync: bool, threads: usize) -> String {
     format!("throughput/{}_{threads}_threads", if fsync { "fsync" } else { "no_fsync" })
 }
@@ -48,7 +60,9 @@ fn checkpointing_name(every: Option<u64>) -> String {
 pub(super) fn run(r: &mut Runner) -> Result<(), BenchError> {
     let (accounts, threads): (&[u64], &[usize]) =
         if r.quick() { (&[10_000], &[1, 8]) } else { (&[10_000, 1_000_000, 10_000_000], &[1, 2, 4, 8]) };
+    let pipelined: &[u64] = if r.quick() { &[10_000] } else { &[10_000, 10_000_000] };
     let mut names: Vec<String> = accounts.iter().map(|a| micropayments_name(*a)).collect();
+    names.extend(pipelined.iter().map(|a| pipelined_name(*a)));
     for fsync in [false, true] {
         names.extend(threads.iter().map(|t| throughput_name(fsync, *t)));
     }
@@ -88,7 +102,21 @@ pub(super) fn run(r: &mut Runner) -> Result<(), BenchError> {
         let name = micropayments_name(a);
         if r.selected(&name) {
             let baseline = throughput_name(true, 8);
-            transfers(r, &name, &[&baseline, FLOOR], host_config(true, 2), a, 8, seconds)?;
+            transfers(r, &name, &[&baseline, FLOOR], host_config(true, 2), a, CLIENTS, seconds)?;
+        }
+    }
+    for &a in pipelined {
+        let name = pipelined_name(a);
+        if r.selected(&name) {
+            let baseline = micropayments_name(a);
+            let baselines: Vec<&str> = [baseline.as_str()].into_iter().filter(|b| r.has(b)).collect();
+            let host = open_host(r, &name, host_config(true, 2))?;
+            let ledger = install(&host, &name, canisters::LEDGER, Encode!(&a, &INITIAL_BALANCE).case(&name)?)?;
+            let zipf = Zipf::new(a as usize, ZIPF_EXPONENT, a);
+            pipelined_load(&host, ledger, &zipf, seconds / 10, &name)?;
+            let start = Instant::now();
+            let latencies = pipelined_load(&host, ledger, &zipf, seconds, &name)?;
+            r.throughput(&name, &baselines, latencies.len() as u64, start.elapsed(), latencies);
         }
     }
     Ok(())
@@ -115,6 +143,49 @@ fn transfers(
     let elapsed = start.elapsed();
     r.throughput(name, baselines, latencies.len() as u64, elapsed, latencies);
     Ok(())
+}
+
+/// Send transfers from [`CLIENTS`] threads, each keeping [`DEPTH`] in
+/// flight (waiting for the oldest before sending the next), until
+/// `duration` has passed; the latency of each, in ns.
+fn pipelined_load(
+    host: &Host,
+    ledger: Principal,
+    zipf: &Zipf,
+    duration: Duration,
+    name: &str,
+) -> Result<Vec<f64>, BenchError> {
+    let until = Instant::now() + duration;
+    let all = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..CLIENTS)
+            .map(|t| {
+                let mut zipf = zipf.reseeded(t as u64 + 1);
+                let all = &all;
+                s.spawn(move || -> Result<(), BenchError> {
+                    let mut mine = Vec::new();
+                    let mut in_flight = std::collections::VecDeque::with_capacity(DEPTH);
+                    loop {
+                        let sending = Instant::now() < until;
+                        if sending && in_flight.len() < DEPTH {
+                            let arg = Encode!(&zipf.sample(), &zipf.sample(), &1u64).case(name)?;
+                            in_flight.push_back((Instant::now(), host.submit_update(ledger, OWNER, "transfer", arg)));
+                            continue;
+                        }
+                        let Some((sent, call)) = in_flight.pop_front() else { break };
+                        call.wait().case(name)?;
+                        mine.push(sent.elapsed().as_nanos() as f64);
+                    }
+                    all.lock().unwrap_or_else(|e| e.into_inner()).extend(mine);
+                    Ok(())
+                })
+            })
+            .collect();
+        workers.into_iter().try_for_each(|w| {
+            w.join().map_err(|_| BenchError::Case { case: name.into(), message: "a client thread panicked".into() })?
+        })
+    })?;
+    Ok(all.into_inner().unwrap_or_else(|e| e.into_inner()))
 }
 
 /// Send transfers from `threads` threads until `duration` has passed;
