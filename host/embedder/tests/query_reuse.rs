@@ -100,3 +100,38 @@ fn stable_memory_and_arguments_are_per_query() {
     let read: Vec<u8> = reply(&query(&exec, &c, "read_bytes", Encode!(&at, &10u64).unwrap()));
     assert_eq!(read, vec![0u8; 10]);
 }
+
+/// Every message calls table entry 0 and replies what it returns (1 as
+/// installed), then points entry 0 at a function returning 2.
+const TABLE_SWAPPER: &str = r#"(module
+    (import "ic0" "msg_reply" (func $reply))
+    (import "ic0" "msg_reply_data_append" (func $append (param i32 i32)))
+    (memory 1)
+    (type $answer (func (result i32)))
+    (table 2 funcref)
+    (elem (i32.const 0) $one $two)
+    (func $one (result i32) (i32.const 1))
+    (func $two (result i32) (i32.const 2))
+    (func $answer_then_swap
+        (i32.store8 (i32.const 0) (call_indirect (type $answer) (i32.const 0)))
+        (table.set (i32.const 0) (ref.func $two))
+        (call $append (i32.const 0) (i32.const 1)))
+    (func (export "canister_update swap") (call $answer_then_swap) (call $reply))
+    (func (export "canister_query peek") (call $answer_then_swap) (call $reply)))"#;
+
+#[test]
+fn a_table_a_message_changed_is_whole_again_for_the_next() {
+    // The IC starts every message on a fresh instance; a kept instance
+    // would carry the swapped entry into the next message, and replaying
+    // the history on fresh instances would then disagree.
+    for mode in ALL_MODES {
+        let exec = executor(mode, true);
+        let mut c = install(&exec, &wat::parse_str(TABLE_SWAPPER).unwrap(), &[]);
+        for _ in 0..3 {
+            let r = update(&exec, &mut c, "swap", vec![]);
+            assert_eq!(r.outcome, Ok(Response::Reply(vec![1])), "{mode:?}");
+            let r = query(&exec, &c, "peek", vec![]);
+            assert_eq!(r.outcome, Ok(Response::Reply(vec![1])), "{mode:?}");
+        }
+    }
+}

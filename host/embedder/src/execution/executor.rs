@@ -200,8 +200,11 @@ impl Executor {
         let started = std::time::Instant::now();
         let (context, limit, persists) = self.context_and_limit(call.target);
         let limit = fuel.map_or(limit, |fuel| fuel.min(limit));
-        // A paced instance belongs to its thread; it is not kept.
-        let keep = self.config.reuse_instances && paced.is_none();
+        // A paced instance belongs to its thread; it is not kept. Neither
+        // is one whose tables or segments a message may change.
+        let keep = self.config.reuse_instances
+            && paced.is_none()
+            && !canister.state.module.as_ref().is_some_and(|m| m.info.mutates_instance);
         let persists = persists && self.config.tracking != TrackingMode::Untracked;
         let Some(module) = canister.state.module.clone() else {
             return MessageResult::failed(ExecutionError::NoModule);
@@ -285,7 +288,9 @@ impl Executor {
         let call = Call { target, ..call };
         let (context, limit, _) = self.context_and_limit(call.target);
         // Untracked memory cannot tell what a query wrote, so cannot undo it.
-        let reuse = self.config.reuse_instances && self.config.tracking != TrackingMode::Untracked;
+        let reuse = self.config.reuse_instances
+            && self.config.tracking != TrackingMode::Untracked
+            && !state.module.as_ref().is_some_and(|m| m.info.mutates_instance);
         self.run_detached_in(state, call, context, limit, reuse)
     }
 

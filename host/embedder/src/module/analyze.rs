@@ -24,8 +24,12 @@ pub(super) fn analyze(wasm: &[u8]) -> Result<ModuleInfo, ModuleError> {
     let mut has_table = false;
     let mut uses_64_bit = false;
     let mut eop = false;
+    let mut mutates_instance = false;
     for payload in Parser::new(0).parse_all(wasm) {
         match payload.map_err(invalid)? {
+            Payload::CodeSectionEntry(body) if !mutates_instance => {
+                mutates_instance = changes_instance_state(&body).map_err(invalid)?;
+            }
             Payload::TypeSection(reader) => {
                 for group in reader {
                     for sub in group.map_err(invalid)?.into_types() {
@@ -153,7 +157,30 @@ pub(super) fn analyze(wasm: &[u8]) -> Result<ModuleInfo, ModuleError> {
         has_table,
         uses_64_bit,
         enhanced_orthogonal_persistence: eop,
+        mutates_instance,
     })
+}
+
+/// Whether `body` changes instance state that is not the canister's state:
+/// its tables (`table.set`, `grow`, `fill`, `copy`, `init`) or which
+/// segments were dropped. Such changes must not outlive a message.
+fn changes_instance_state(body: &wasmparser::FunctionBody<'_>) -> Result<bool, wasmparser::BinaryReaderError> {
+    let mut operators = body.get_operators_reader()?;
+    while !operators.eof() {
+        if matches!(
+            operators.read()?,
+            Operator::TableSet { .. }
+                | Operator::TableGrow { .. }
+                | Operator::TableFill { .. }
+                | Operator::TableCopy { .. }
+                | Operator::TableInit { .. }
+                | Operator::ElemDrop { .. }
+                | Operator::DataDrop { .. }
+        ) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// The offset of an active data segment. With imports limited to functions,

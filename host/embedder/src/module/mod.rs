@@ -211,6 +211,12 @@ pub struct ModuleInfo {
     /// Whether it carries the enhanced orthogonal persistence marker
     /// (`icp:private` or `icp:public` [`EOP_SECTION`]).
     pub enhanced_orthogonal_persistence: bool,
+    /// Whether its code can change instance state that is not canister
+    /// state (tables, dropped segments). The IC starts every message on a
+    /// fresh instance, so such a module's instances are never kept between
+    /// messages: a kept one would carry the change to the next message,
+    /// and replay (on fresh instances) would diverge.
+    pub mutates_instance: bool,
 }
 
 impl ModuleInfo {
