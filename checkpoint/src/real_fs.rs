@@ -149,23 +149,19 @@ fn sparse_copy(src: &File, dst: &File) -> io::Result<()> {
 /// return at once. Only a hint, so failures are ignored (a real I/O error is
 /// reported by the fsync that always follows).
 fn start_writeback(file: &File, range: Range<u64>) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: the descriptor is open for the duration of the call, and
-    // sync_file_range reads no user memory.
-    let _ = unsafe {
-        libc::sync_file_range(
-            file.as_raw_fd(),
-            range.start as libc::off64_t,
-            (range.end - range.start) as libc::off64_t,
-            libc::SYNC_FILE_RANGE_WRITE,
-        )
-    };
+    sync_file_range(file, range, libc::SYNC_FILE_RANGE_WRITE);
 }
 
 /// `sync_file_range(WAIT_BEFORE | WRITE | WAIT_AFTER)`: write a range out
 /// and wait for it, with no cache flush. Pacing only, so failures are
 /// ignored (the fsync that follows reports real I/O errors).
 fn write_out(file: &File, range: Range<u64>) {
+    let flags = libc::SYNC_FILE_RANGE_WAIT_BEFORE | libc::SYNC_FILE_RANGE_WRITE | libc::SYNC_FILE_RANGE_WAIT_AFTER;
+    sync_file_range(file, range, flags);
+}
+
+/// `sync_file_range` with `flags`, its result ignored (see the callers).
+fn sync_file_range(file: &File, range: Range<u64>, flags: libc::c_uint) {
     use std::os::fd::AsRawFd;
     // SAFETY: the descriptor is open for the duration of the call, and
     // sync_file_range reads no user memory.
@@ -174,7 +170,7 @@ fn write_out(file: &File, range: Range<u64>) {
             file.as_raw_fd(),
             range.start as libc::off64_t,
             (range.end - range.start) as libc::off64_t,
-            libc::SYNC_FILE_RANGE_WAIT_BEFORE | libc::SYNC_FILE_RANGE_WRITE | libc::SYNC_FILE_RANGE_WAIT_AFTER,
+            flags,
         )
     };
 }

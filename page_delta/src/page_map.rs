@@ -86,6 +86,16 @@ impl PageMap {
         self.base.as_ref().map_or(0, |b| b.num_pages())
     }
 
+    /// Whether `other` sits on the very same base file (the same mapping,
+    /// not merely equal contents), or both have none.
+    pub fn same_base(&self, other: &PageMap) -> bool {
+        match (&self.base, &other.base) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        }
+    }
+
     /// The pages written since the base.
     pub fn delta(&self) -> &PageDelta {
         &self.delta
@@ -154,12 +164,7 @@ impl PageMap {
     /// while it kept changing: `written` is the version the checkpoint
     /// wrote, `self` the version now. It costs the pages in either delta.
     pub fn rebased(&self, written: &PageMap, onto: Arc<BaseFile>) -> Option<PageMap> {
-        let same_base = match (&self.base, &written.base) {
-            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-            (None, None) => true,
-            _ => false,
-        };
-        if !same_base {
+        if !self.same_base(written) {
             return None;
         }
         let mut pages = Vec::new();

@@ -139,10 +139,7 @@ proptest! {
                     let path = dir.path().join(format!("written-{step}"));
                     std::fs::write(&path, &written.bytes).unwrap();
                     let onto = page_delta::BaseFile::open(&path).unwrap();
-                    let same_base = match (live.map.base(), written.map.base()) {
-                        (Some(a), Some(b)) => std::sync::Arc::ptr_eq(a, b),
-                        (a, b) => a.is_none() && b.is_none(),
-                    };
+                    let same_base = live.map.same_base(&written.map);
                     match live.map.rebased(&written.map, onto) {
                         Some(map) => {
                             prop_assert!(same_base);

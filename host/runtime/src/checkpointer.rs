@@ -87,15 +87,6 @@ impl InFlight {
         &self.done
     }
 
-    /// The outcome, if the thread has finished.
-    pub(crate) fn try_finish(&mut self) -> Option<CheckpointOutcome> {
-        match self.done.try_recv() {
-            Ok(outcome) => Some(self.finished(Some(outcome))),
-            Err(crossbeam_channel::TryRecvError::Empty) => None,
-            Err(crossbeam_channel::TryRecvError::Disconnected) => Some(self.finished(None)),
-        }
-    }
-
     /// Wait for the outcome.
     pub(crate) fn finish(mut self) -> CheckpointOutcome {
         let received = self.done.recv().ok();

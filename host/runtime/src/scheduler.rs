@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use candid::Principal;
 use checkpoint::StateDir;
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use embedder::Executor;
 
 use crate::admission::Admission;
@@ -354,11 +354,7 @@ impl Scheduler {
         crossbeam_channel::select! {
             recv(commands) -> command => command.map(Some).map_err(|_| RecvTimeoutError::Disconnected),
             recv(done) -> outcome => {
-                if let Some(mut in_flight) = self.in_flight.take() {
-                    let outcome = in_flight.finished(outcome.ok());
-                    let result = self.take_in(outcome);
-                    self.log_failure(in_flight.height(), result);
-                }
+                self.finish_checkpoint(outcome.ok());
                 Ok(None)
             }
             default(wait) => Err(RecvTimeoutError::Timeout),
@@ -406,17 +402,21 @@ impl Scheduler {
 
     /// Take in the checkpoint being written, if it has finished.
     fn poll_checkpoint(&mut self) {
-        if let Some(outcome) = self.in_flight.as_mut().and_then(InFlight::try_finish) {
-            let height = self.in_flight.take().map_or(0, |f| f.height());
-            let result = self.take_in(outcome);
-            self.log_failure(height, result);
+        let Some(in_flight) = &self.in_flight else { return };
+        match in_flight.done().try_recv() {
+            Ok(outcome) => self.finish_checkpoint(Some(outcome)),
+            Err(TryRecvError::Disconnected) => self.finish_checkpoint(None),
+            Err(TryRecvError::Empty) => {}
         }
     }
 
-    fn log_failure(&self, height: u64, result: Result<(), HostError>) {
-        if let Err(error) = result {
-            // The log still holds every round; the next attempt may succeed.
-            tracing::error!(height, %error, "checkpoint failed; keeping the previous one");
+    /// Take in the checkpoint being written, whose thread sent `received`
+    /// (`None`: it ended without sending). A failure is logged: the log
+    /// still holds every round, and the next attempt may succeed.
+    fn finish_checkpoint(&mut self, received: Option<CheckpointOutcome>) {
+        let Some(mut in_flight) = self.in_flight.take() else { return };
+        if let Err(error) = self.take_in(in_flight.finished(received)) {
+            tracing::error!(height = in_flight.height(), %error, "checkpoint failed; keeping the previous one");
         }
     }
 

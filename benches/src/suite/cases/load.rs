@@ -15,6 +15,7 @@
 //!
 //! Latency percentiles are per transfer; the throughput is the run's.
 
+use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -84,7 +85,7 @@ pub(super) fn run(r: &mut Runner) -> Result<(), BenchError> {
                 (true, _) => vec![throughput_name(false, t), FLOOR.to_string()],
             };
             let baselines: Vec<&str> = baselines.iter().map(String::as_str).collect();
-            transfers(r, &name, &baselines, host_config(fsync, 2), 10_000, t, seconds)?;
+            transfers(r, &name, &baselines, host_config(fsync, 2), 10_000, (t, 1), seconds)?;
         }
     }
     let wanted: Vec<String> = checkpointing.iter().map(|e| checkpointing_name(*e)).collect();
@@ -95,14 +96,14 @@ pub(super) fn run(r: &mut Runner) -> Result<(), BenchError> {
             let config = HostConfig { checkpoint_interval: every.unwrap_or(u64::MAX / 2), ..host_config(true, 2) };
             let baselines: Vec<String> = every.map(|_| checkpointing_name(None)).into_iter().collect();
             let baselines: Vec<&str> = baselines.iter().map(String::as_str).collect();
-            transfers(r, &name, &baselines, config, accounts, CHECKPOINTING_THREADS, seconds)?;
+            transfers(r, &name, &baselines, config, accounts, (CHECKPOINTING_THREADS, 1), seconds)?;
         }
     }
     for &a in accounts {
         let name = micropayments_name(a);
         if r.selected(&name) {
             let baseline = throughput_name(true, 8);
-            transfers(r, &name, &[&baseline, FLOOR], host_config(true, 2), a, CLIENTS, seconds)?;
+            transfers(r, &name, &[&baseline, FLOOR], host_config(true, 2), a, (CLIENTS, 1), seconds)?;
         }
     }
     for &a in pipelined {
@@ -110,26 +111,21 @@ pub(super) fn run(r: &mut Runner) -> Result<(), BenchError> {
         if r.selected(&name) {
             let baseline = micropayments_name(a);
             let baselines: Vec<&str> = [baseline.as_str()].into_iter().filter(|b| r.has(b)).collect();
-            let host = open_host(r, &name, host_config(true, 2))?;
-            let ledger = install(&host, &name, canisters::LEDGER, Encode!(&a, &INITIAL_BALANCE).case(&name)?)?;
-            let zipf = Zipf::new(a as usize, ZIPF_EXPONENT, a);
-            pipelined_load(&host, ledger, &zipf, seconds / 10, &name)?;
-            let start = Instant::now();
-            let latencies = pipelined_load(&host, ledger, &zipf, seconds, &name)?;
-            r.throughput(&name, &baselines, latencies.len() as u64, start.elapsed(), latencies);
+            transfers(r, &name, &baselines, host_config(true, 2), a, (CLIENTS, DEPTH), seconds)?;
         }
     }
     Ok(())
 }
 
-/// One ledger of `accounts`, loaded by `threads` clients for `seconds`.
+/// One ledger of `accounts`, loaded for `seconds` by `clients`: (threads,
+/// transfers each keeps in flight).
 fn transfers(
     r: &mut Runner,
     name: &str,
     baselines: &[&str],
     config: HostConfig,
     accounts: u64,
-    threads: usize,
+    clients: (usize, usize),
     seconds: Duration,
 ) -> Result<(), BenchError> {
     let host = open_host(r, name, config)?;
@@ -137,64 +133,22 @@ fn transfers(
     let ledger = install(&host, name, canisters::LEDGER, init)?;
     let zipf = Zipf::new(accounts as usize, ZIPF_EXPONENT, accounts);
     // Warm up: the first transfers fault the ledger's pages in.
-    load(&host, ledger, &zipf, threads, seconds / 10, name)?;
+    load(&host, ledger, &zipf, clients, seconds / 10, name)?;
     let start = Instant::now();
-    let latencies = load(&host, ledger, &zipf, threads, seconds, name)?;
+    let latencies = load(&host, ledger, &zipf, clients, seconds, name)?;
     let elapsed = start.elapsed();
     r.throughput(name, baselines, latencies.len() as u64, elapsed, latencies);
     Ok(())
 }
 
-/// Send transfers from [`CLIENTS`] threads, each keeping [`DEPTH`] in
-/// flight (waiting for the oldest before sending the next), until
-/// `duration` has passed; the latency of each, in ns.
-fn pipelined_load(
-    host: &Host,
-    ledger: Principal,
-    zipf: &Zipf,
-    duration: Duration,
-    name: &str,
-) -> Result<Vec<f64>, BenchError> {
-    let until = Instant::now() + duration;
-    let all = Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        let workers: Vec<_> = (0..CLIENTS)
-            .map(|t| {
-                let mut zipf = zipf.reseeded(t as u64 + 1);
-                let all = &all;
-                s.spawn(move || -> Result<(), BenchError> {
-                    let mut mine = Vec::new();
-                    let mut in_flight = std::collections::VecDeque::with_capacity(DEPTH);
-                    loop {
-                        let sending = Instant::now() < until;
-                        if sending && in_flight.len() < DEPTH {
-                            let arg = Encode!(&zipf.sample(), &zipf.sample(), &1u64).case(name)?;
-                            in_flight.push_back((Instant::now(), host.submit_update(ledger, OWNER, "transfer", arg)));
-                            continue;
-                        }
-                        let Some((sent, call)) = in_flight.pop_front() else { break };
-                        call.wait().case(name)?;
-                        mine.push(sent.elapsed().as_nanos() as f64);
-                    }
-                    all.lock().unwrap_or_else(|e| e.into_inner()).extend(mine);
-                    Ok(())
-                })
-            })
-            .collect();
-        workers.into_iter().try_for_each(|w| {
-            w.join().map_err(|_| BenchError::Case { case: name.into(), message: "a client thread panicked".into() })?
-        })
-    })?;
-    Ok(all.into_inner().unwrap_or_else(|e| e.into_inner()))
-}
-
-/// Send transfers from `threads` threads until `duration` has passed;
-/// the latency of each, in ns.
+/// Send transfers from `threads` threads, each keeping `depth` in flight
+/// (waiting for its oldest before sending another; 1: each waits for its
+/// reply), until `duration` has passed; the latency of each, in ns.
 fn load(
     host: &Host,
     ledger: Principal,
     zipf: &Zipf,
-    threads: usize,
+    (threads, depth): (usize, usize),
     duration: Duration,
     name: &str,
 ) -> Result<Vec<f64>, BenchError> {
@@ -207,11 +161,16 @@ fn load(
                 let all = &all;
                 s.spawn(move || -> Result<(), BenchError> {
                     let mut mine = Vec::new();
-                    while Instant::now() < until {
-                        let arg = Encode!(&zipf.sample(), &zipf.sample(), &1u64).case(name)?;
-                        let start = Instant::now();
-                        host.update_call(ledger, OWNER, "transfer", arg).case(name)?;
-                        mine.push(start.elapsed().as_nanos() as f64);
+                    let mut in_flight = VecDeque::with_capacity(depth);
+                    loop {
+                        if Instant::now() < until && in_flight.len() < depth {
+                            let arg = Encode!(&zipf.sample(), &zipf.sample(), &1u64).case(name)?;
+                            in_flight.push_back((Instant::now(), host.submit_update(ledger, OWNER, "transfer", arg)));
+                            continue;
+                        }
+                        let Some((sent, call)) = in_flight.pop_front() else { break };
+                        call.wait().case(name)?;
+                        mine.push(sent.elapsed().as_nanos() as f64);
                     }
                     all.lock().unwrap_or_else(|e| e.into_inner()).extend(mine);
                     Ok(())

@@ -200,11 +200,8 @@ impl Executor {
         let started = std::time::Instant::now();
         let (context, limit, persists) = self.context_and_limit(call.target);
         let limit = fuel.map_or(limit, |fuel| fuel.min(limit));
-        // A paced instance belongs to its thread; it is not kept. Neither
-        // is one whose tables or segments a message may change.
-        let keep = self.config.reuse_instances
-            && paced.is_none()
-            && !canister.state.module.as_ref().is_some_and(|m| m.info.mutates_instance);
+        // A paced instance belongs to its thread; it is not kept.
+        let keep = self.keeps_instances(&canister.state) && paced.is_none();
         let persists = persists && self.config.tracking != TrackingMode::Untracked;
         let Some(module) = canister.state.module.clone() else {
             return MessageResult::failed(ExecutionError::NoModule);
@@ -215,7 +212,7 @@ impl Executor {
         };
         if !persists {
             // Queries and inspect_message never change state.
-            return self.run_detached(&canister.state, call);
+            return self.run_detached(&canister.state, call, false);
         }
         // An update call resolved to a query method is a replicated query:
         // it answers, and what it changed is dropped.
@@ -285,13 +282,17 @@ impl Executor {
             Target::Method { name, .. } => Target::Method { name, kind: MethodKind::Query },
             other => other,
         };
-        let call = Call { target, ..call };
-        let (context, limit, _) = self.context_and_limit(call.target);
         // Untracked memory cannot tell what a query wrote, so cannot undo it.
-        let reuse = self.config.reuse_instances
-            && self.config.tracking != TrackingMode::Untracked
-            && !state.module.as_ref().is_some_and(|m| m.info.mutates_instance);
-        self.run_detached_in(state, call, context, limit, reuse)
+        let reuse = self.keeps_instances(state) && self.config.tracking != TrackingMode::Untracked;
+        self.run_detached(state, Call { target, ..call }, reuse)
+    }
+
+    /// Whether instances of `state`'s module may be kept between messages:
+    /// if configured, and unless its code can change its tables or drop
+    /// segments (the IC starts every message on a fresh instance, and so
+    /// does replay).
+    fn keeps_instances(&self, state: &CanisterState) -> bool {
+        self.config.reuse_instances && !state.module.as_ref().is_some_and(|m| m.info.mutates_instance)
     }
 
     /// Run a query method called as an update on a fresh instance over
@@ -301,10 +302,11 @@ impl Executor {
         self.run_detached_in(state, call, ApiContext::ReplicatedQuery, limit, false)
     }
 
-    /// Run `call` on a fresh instance over `state`, keeping nothing.
-    fn run_detached(&self, state: &CanisterState, call: Call<'_>) -> MessageResult {
+    /// Run `call` over `state`, changing nothing (on a kept instance if
+    /// `reuse`, see `run_detached_in`).
+    fn run_detached(&self, state: &CanisterState, call: Call<'_>, reuse: bool) -> MessageResult {
         let (context, limit, _) = self.context_and_limit(call.target);
-        self.run_detached_in(state, call, context, limit, false)
+        self.run_detached_in(state, call, context, limit, reuse)
     }
 
     /// Run `call` over `state` in `context`, with `limit` instructions,

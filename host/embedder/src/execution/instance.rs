@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use memory_tracker::{AttachError, MemoryCounters, ProtectFailure, TrackOptions, TrackedMemory};
-use page_delta::{Page, PageIndex, PageMap};
+use page_delta::{Page, PageBytes, PageIndex, PageMap};
 use wasmtime::{Func, Instance, Ref, Store, Trap, TypedFunc, Val, ValType};
 
 use super::{Cancelled, CanisterState, ExecutionConfig, ExecutionError, GlobalValue, SliceGate};
@@ -163,11 +163,9 @@ impl LiveInstance {
                 return Err(ExecutionError::Instantiation("the query grew the heap".into()));
             }
             let dirty = memory.collect_dirty(&self.store)?;
-            let changed: Vec<PageIndex> = dirty.into_iter().map(|(index, _)| index).collect();
-            for &index in &changed {
-                memory.write(&mut self.store, index.byte_offset(), heap.get_page(index))?;
-            }
-            memory.rearm(&mut self.store, heap.clone(), &changed)?;
+            let committed: Vec<(PageIndex, &PageBytes)> =
+                dirty.iter().map(|(index, _)| (*index, heap.get_page(*index))).collect();
+            self.overwrite(&committed, heap.clone())?;
         }
         self.restore_globals(globals)
     }
@@ -176,11 +174,18 @@ impl LiveInstance {
     /// `heap`, given the pages that changed since (`changes`, as
     /// `PageDelta::changes_since` tells them).
     pub(super) fn catch_up(&mut self, changes: &[(PageIndex, Page)], heap: PageMap) -> Result<(), ExecutionError> {
+        let pages: Vec<(PageIndex, &PageBytes)> = changes.iter().map(|(index, page)| (*index, page.bytes())).collect();
+        self.overwrite(&pages, heap)
+    }
+
+    /// Write `pages` into the memory, and re-arm it to hold `heap` (which
+    /// those pages make it equal to).
+    fn overwrite(&mut self, pages: &[(PageIndex, &PageBytes)], heap: PageMap) -> Result<(), ExecutionError> {
         let Some(memory) = &self.heap else { return Ok(()) };
-        let changed: Vec<PageIndex> = changes.iter().map(|(index, _)| *index).collect();
-        for (index, page) in changes {
-            memory.write(&mut self.store, index.byte_offset(), page.bytes())?;
+        for (index, bytes) in pages {
+            memory.write(&mut self.store, index.byte_offset(), &bytes[..])?;
         }
+        let changed: Vec<PageIndex> = pages.iter().map(|(index, _)| *index).collect();
         memory.rearm(&mut self.store, heap, &changed)?;
         Ok(())
     }

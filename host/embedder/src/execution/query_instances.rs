@@ -53,12 +53,7 @@ pub(super) fn take(state: &CanisterState) -> Option<LiveInstance> {
         let at = kept.iter().position(|k| k.canister == state.env.id)?;
         Some(kept.remove(at))
     })?;
-    let same_base = match (kept.heap.base(), state.heap.base()) {
-        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-        (None, None) => true,
-        _ => false,
-    };
-    if !Arc::ptr_eq(&kept.module, module) || kept.heap_pages != state.heap_pages || !same_base {
+    if !Arc::ptr_eq(&kept.module, module) || kept.heap_pages != state.heap_pages || !kept.heap.same_base(&state.heap) {
         return None;
     }
     let mut live = kept.live;

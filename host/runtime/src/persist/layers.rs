@@ -39,10 +39,22 @@ pub(crate) struct Layers {
 }
 
 impl Layers {
+    /// The layers of `map`: its base file, linked as `base`, with
+    /// `overlays` (holding `overlay_pages` pages) making up its delta.
+    /// `None` if `map` has no base file.
+    pub(crate) fn new(
+        map: &PageMap,
+        base: FileRef,
+        overlays: Vec<(u64, FileRef)>,
+        overlay_pages: u64,
+    ) -> Option<Layers> {
+        let base_file = map.base()?.clone();
+        Some(Layers { base_file, base, overlays, overlay_pages, saved: map.delta().clone() })
+    }
+
     /// A memory that is `base` exactly: no overlays.
     pub(crate) fn whole(map: &PageMap, base: FileRef) -> Option<Layers> {
-        let base_file = map.base()?.clone();
-        Some(Layers { base_file, base, overlays: vec![], overlay_pages: 0, saved: map.delta().clone() })
+        Layers::new(map, base, vec![], 0)
     }
 
     /// `map`'s layers after a checkpoint at `height` linked the base to
@@ -56,13 +68,6 @@ impl Layers {
             overlay_pages: self.overlay_pages + new,
             saved: map.delta().clone(),
         }
-    }
-
-    /// The layers of a memory loaded from a checkpoint: `map` holds the base
-    /// with the overlays applied.
-    pub(crate) fn loaded(map: &PageMap, base: FileRef, overlays: Vec<(u64, FileRef)>, pages: u64) -> Option<Layers> {
-        let base_file = map.base()?.clone();
-        Some(Layers { base_file, base, overlays, overlay_pages: pages, saved: map.delta().clone() })
     }
 }
 

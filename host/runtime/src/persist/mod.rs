@@ -145,13 +145,6 @@ struct RewrittenMemory {
 /// their new files.
 pub(crate) struct Rewritten(Vec<RewrittenMemory>);
 
-/// How one memory of one part is saved.
-struct MemoryOut<'p> {
-    part: usize,
-    memory: &'static str,
-    plan: MemoryPlan<'p>,
-}
-
 /// Write `copy` as a checkpoint, linking what `published` (the newest
 /// checkpoint's files) already holds. Memories past `max_overlays` are
 /// rewritten whole; [`rebase`] must then be called with the returned
@@ -181,30 +174,62 @@ pub(crate) fn save(
             }
         }
     }
-    let mut outs: Vec<MemoryOut<'_>> = Vec::new();
-    for (index, part) in parts.iter().enumerate() {
-        for (memory, map, _) in memories(part.state) {
-            outs.push(MemoryOut { part: index, memory, plan: layers::plan(&published.memories, map, max_overlays) });
-        }
-    }
-    // Each part's overlay heights go into its canister's meta.json: the
-    // canister's own state first, then its snapshots in order (as `parts`).
+
+    // Every memory, linked as layers plus an overlay of what changed, or
+    // rewritten whole. What the files will be is known before they are
+    // written: the next checkpoint's layers, and each part's overlay
+    // heights (for meta.json).
+    let here = |path: String| FileRef { height, path };
+    let by_path = |map: &PageMap| map.base().and_then(|b| dir.file_ref_for(b.path()));
+    let plans: Vec<Vec<MemoryPlan<'_>>> = parts
+        .iter()
+        .map(|part| {
+            memories(part.state)
+                .iter()
+                .map(|(_, map, _)| layers::plan(&published.memories, map, max_overlays))
+                .collect()
+        })
+        .collect();
+    let mut memory_files = Vec::new();
     let mut overlay_heights: Vec<[Vec<u64>; 2]> = vec![Default::default(); parts.len()];
-    for out in &outs {
-        if let MemoryPlan::Layered { layers, new } = &out.plan {
-            let mut heights: Vec<u64> = layers.overlays.iter().map(|(h, _)| *h).collect();
-            if !new.is_empty() {
-                heights.push(height);
+    let mut next = Published::default();
+    let mut rewritten = Rewritten(Vec::new());
+    for ((part, plans), heights) in parts.iter().zip(&plans).zip(&mut overlay_heights) {
+        for (((memory, map, pages), plan), heights) in memories(part.state).into_iter().zip(plans).zip(heights) {
+            let path = part.file(&base_name(memory));
+            match plan {
+                MemoryPlan::Layered { layers, new } => {
+                    memory_files.push(FileSpec { path: path.clone(), source: FileSource::Link(layers.base.clone()) });
+                    let mut overlays = Vec::with_capacity(layers.overlays.len() + 1);
+                    for (h, file) in &layers.overlays {
+                        let path = part.file(&overlay_name(memory, *h));
+                        memory_files.push(FileSpec { path: path.clone(), source: FileSource::Link(file.clone()) });
+                        overlays.push((*h, here(path)));
+                    }
+                    if !new.is_empty() {
+                        let path = part.file(&overlay_name(memory, height));
+                        memory_files.push(FileSpec { path: path.clone(), source: FileSource::Overlay(new) });
+                        overlays.push((height, here(path)));
+                    }
+                    *heights = overlays.iter().map(|(h, _)| *h).collect();
+                    next.memories.insert(layers.linked(map, here(path), overlays, new.len() as u64));
+                }
+                MemoryPlan::Whole { base } => {
+                    let base = base.clone().or_else(|| by_path(map));
+                    let source = FileSource::Memory { base, map, size: memory_size(map, pages) };
+                    memory_files.push(FileSpec { path: path.clone(), source });
+                    rewritten.0.push(RewrittenMemory { path, written: map.clone() });
+                }
             }
-            overlay_heights[out.part][memory_slot(out.memory)] = heights;
         }
     }
-    let mut next_part = 0;
+    // meta.json lists each part's overlays: the canister's own state
+    // first, then its snapshots in order (as `parts`).
+    let mut heights = overlay_heights.into_iter();
     let mut meta_json = Vec::with_capacity(copy.metas.len());
     for (m, canister) in copy.metas.iter_mut().zip(&copy.canisters) {
         for state in std::iter::once(&mut m.state).chain(m.snapshots.iter_mut().map(|s| &mut s.state)) {
-            [state.heap_overlays, state.stable_overlays] = std::mem::take(&mut overlay_heights[next_part]);
-            next_part += 1;
+            [state.heap_overlays, state.stable_overlays] = heights.next().expect("one entry per part");
         }
         let json = serde_json::to_vec_pretty(m).expect("canister metadata always serialises");
         meta_json.push((format!("{}/meta.json", canister_dir(&canister.id)), json));
@@ -217,33 +242,7 @@ pub(crate) fn save(
     for (path, chunk) in chunks.iter().chain(&uploads) {
         files.push(FileSpec { path: path.clone(), source: FileSource::Bytes(chunk) });
     }
-    let by_path = |map: &PageMap| map.base().and_then(|b| dir.file_ref_for(b.path()));
-    let mut rewritten = Rewritten(Vec::new());
-    for out in &outs {
-        let part = &parts[out.part];
-        let (_, map, pages) = memories(part.state)[memory_slot(out.memory)];
-        let path = part.file(&base_name(out.memory));
-        match &out.plan {
-            MemoryPlan::Layered { layers, new } => {
-                files.push(FileSpec { path, source: FileSource::Link(layers.base.clone()) });
-                for (h, file) in &layers.overlays {
-                    let path = part.file(&overlay_name(out.memory, *h));
-                    files.push(FileSpec { path, source: FileSource::Link(file.clone()) });
-                }
-                if !new.is_empty() {
-                    let path = part.file(&overlay_name(out.memory, height));
-                    files.push(FileSpec { path, source: FileSource::Overlay(new) });
-                }
-            }
-            MemoryPlan::Whole { base } => {
-                let base = base.clone().or_else(|| by_path(map));
-                let source = FileSource::Memory { base, map, size: memory_size(map, pages) };
-                files.push(FileSpec { path: path.clone(), source });
-                rewritten.0.push(RewrittenMemory { path, written: map.clone() });
-            }
-        }
-    }
-    let mut written_modules = Vec::new();
+    files.extend(memory_files);
     for part in &parts {
         if let Some(module) = &part.state.module {
             let source = match published.modules.get(&module.hash) {
@@ -251,33 +250,11 @@ pub(crate) fn save(
                 None => FileSource::Bytes(&module.wasm),
             };
             files.push(FileSpec { path: part.file("module.wasm"), source });
-            written_modules.push((module.hash, part.file("module.wasm")));
+            next.modules.entry(module.hash).or_insert_with(|| here(part.file("module.wasm")));
         }
     }
     let checkpoint = dir.create(CheckpointSpec { height, files })?;
-
-    let mut next = Published::default();
-    for (hash, path) in written_modules {
-        next.modules.entry(hash).or_insert(FileRef { height, path });
-    }
-    let here = |path: String| FileRef { height, path };
-    for out in &outs {
-        let MemoryPlan::Layered { layers, new } = &out.plan else { continue };
-        let part = &parts[out.part];
-        let (_, map, _) = memories(part.state)[memory_slot(out.memory)];
-        let mut overlays: Vec<(u64, FileRef)> =
-            layers.overlays.iter().map(|(h, _)| (*h, here(part.file(&overlay_name(out.memory, *h))))).collect();
-        if !new.is_empty() {
-            overlays.push((height, here(part.file(&overlay_name(out.memory, height)))));
-        }
-        let base = here(part.file(&base_name(out.memory)));
-        next.memories.insert(layers.linked(map, base, overlays, new.len() as u64));
-    }
     Ok((checkpoint, next, rewritten))
-}
-
-fn memory_slot(memory: &str) -> usize {
-    usize::from(memory != MEMORIES[0])
 }
 
 /// Move every memory in `registry` that sits on the version a checkpoint
@@ -491,6 +468,6 @@ fn load_memory(
         map.apply(pages);
         refs.push((height, checkpoint.file_ref(&file)?));
     }
-    files.insert(Layers::loaded(&map, checkpoint.file_ref(&base)?, refs, count).expect("a mapped file is a base"));
+    files.insert(Layers::new(&map, checkpoint.file_ref(&base)?, refs, count).expect("a mapped file is a base"));
     Ok(map)
 }
