@@ -66,6 +66,24 @@ impl BaseFile {
         map[start..start + PAGE_SIZE].try_into().ok()
     }
 
+    /// Give up this process's mappings of the pages reads brought in
+    /// (`MADV_DONTNEED`). They stay in the page cache and a later read
+    /// maps them again; until then they no longer count in the process's
+    /// resident memory. Reads through [`BaseFile::page`] keep each page
+    /// they touched mapped, so a memory rewritten page by page would
+    /// otherwise hold its old file resident beside the new pages.
+    pub fn release_resident(&self) {
+        if let Some(map) = &self.map {
+            // SAFETY: the mapping is a read-only shared mapping of an
+            // immutable file (see the type's documentation): after
+            // MADV_DONTNEED the next access faults the same bytes back in
+            // from the page cache, so no slice handed out ever sees other
+            // bytes, even one read concurrently.
+            // The advice only unmaps; failing leaves the pages mapped.
+            let _ = unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
+        }
+    }
+
     /// The whole file as one slice (empty for an empty file).
     pub fn bytes(&self) -> &[u8] {
         self.map.as_deref().unwrap_or(&[])

@@ -109,6 +109,27 @@ impl PageMap {
         self.base.as_ref().and_then(|b| b.page(index)).unwrap_or(&ZERO_PAGE)
     }
 
+    /// [`PageMap::get_page`], and whether the bytes came from the base
+    /// file's mapping (which then keeps the page resident until
+    /// [`PageMap::release_base_resident`]).
+    pub fn get_page_traced(&self, index: PageIndex) -> (&PageBytes, bool) {
+        if let Some(page) = self.delta.get(index) {
+            return (page.bytes(), false);
+        }
+        match self.base.as_ref().and_then(|b| b.page(index)) {
+            Some(bytes) => (bytes, true),
+            None => (&ZERO_PAGE, false),
+        }
+    }
+
+    /// Unmap the base file's pages that reads made resident (see
+    /// [`BaseFile::release_resident`]).
+    pub fn release_base_resident(&self) {
+        if let Some(base) = &self.base {
+            base.release_resident();
+        }
+    }
+
     /// Copy `buf.len()` bytes starting at byte `offset` into `buf`.
     pub fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), PageMapError> {
         check_range(offset, buf.len())?;

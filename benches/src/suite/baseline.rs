@@ -40,6 +40,9 @@ pub struct StoredCase {
     pub ratio: Option<f64>,
     /// Deterministic counts.
     pub counts: BTreeMap<String, u64>,
+    /// Sizes that vary from run to run (informative).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub bytes: BTreeMap<String, u64>,
 }
 
 /// How a case compares to its stored figures.
@@ -121,6 +124,7 @@ fn stored_cases(run: &Run) -> BTreeMap<String, StoredCase> {
                 baseline: primary.as_ref().map(|(b, _)| b.clone()),
                 ratio: primary.map(|(_, r)| round(r, 5)),
                 counts: case.counts.clone(),
+                bytes: case.bytes.clone(),
             };
             (case.name.clone(), stored)
         })

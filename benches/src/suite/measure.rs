@@ -155,6 +155,7 @@ impl<'a> Runner<'a> {
             throughput,
             baselines: baselines.iter().map(|b| b.to_string()).collect(),
             counts: BTreeMap::new(),
+            bytes: BTreeMap::new(),
             quantiles,
         });
         self.results.last_mut().expect("just pushed")

@@ -20,6 +20,7 @@ mod error;
 mod machine;
 mod measure;
 pub mod report;
+mod resident;
 mod result;
 mod table;
 

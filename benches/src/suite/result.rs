@@ -54,6 +54,10 @@ pub struct CaseResult {
     /// Deterministic counts (instructions, dirty pages, faults...): the
     /// same code on the same input gives the same numbers on any machine.
     pub counts: BTreeMap<String, u64>,
+    /// Sizes in bytes that vary from run to run (resident memory, files
+    /// on disk): shown and stored, never judged.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub bytes: BTreeMap<String, u64>,
     /// The percentiles 0..=100 of the samples (ns), for plots.
     pub quantiles: Vec<f64>,
 }

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::Run;
+use super::{CaseResult, Run};
 
 /// A duration in ns, in the unit that suits it.
 pub fn human_ns(ns: f64) -> String {
@@ -34,6 +34,21 @@ pub fn human_ratio(ratio: f64) -> String {
     }
 }
 
+/// Bytes in binary units: 512 B, 4.0 KiB, 1.25 GiB.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.2} {}", UNITS[unit])
+}
+
 /// Every case of `run`, one line each: p50, p90, p99, throughput, and the
 /// ratio of its cost to each of its baselines that is known.
 pub fn summary_table(run: &Run) -> String {
@@ -59,6 +74,14 @@ pub fn summary_table(run: &Run) -> String {
             case.throughput.map_or(String::new(), human_rate),
             ratios.join(", ")
         );
+    }
+    let sized: Vec<&CaseResult> = run.results.iter().filter(|c| !c.bytes.is_empty()).collect();
+    if !sized.is_empty() {
+        let _ = writeln!(out, "\nsizes");
+    }
+    for case in sized {
+        let sizes: Vec<String> = case.bytes.iter().map(|(k, v)| format!("{k} {}", human_bytes(*v))).collect();
+        let _ = writeln!(out, "{:<44} {}", case.name, sizes.join(", "));
     }
     let m = &run.machine;
     let _ = writeln!(

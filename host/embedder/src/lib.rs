@@ -28,7 +28,7 @@ pub use execution::{
     Call, CallbackKind, CallbackTarget, Cancelled, CanisterState, DirtyPages, Executable, ExecutionConfig,
     ExecutionError, Executor, GlobalValue, Incoming, MessageResult, MessageStats, SliceGate, Target,
 };
-pub use memory_tracker::{MemoryCounters, TrackingMode};
+pub use memory_tracker::{MemoryCounters, TrackingMode, return_free_memory};
 pub use module::{EntryPoint, MethodKind, ModuleError};
 pub use module_cache::{ModuleCache, ModuleCacheCounters};
 pub use system_api::{CanisterEnv, Response};

@@ -20,6 +20,7 @@ use crate::error::{CallError, HostError};
 use crate::metrics::{HostMetrics, seconds_since};
 use crate::query::{self, refused};
 use crate::query_pool::{QueryPool, WASM_THREAD_STACK, on_wasm_stack};
+use crate::reclaim::Reclaimer;
 use crate::recovery::{RecoveryReport, recover};
 use crate::round::{self, Operation, Outcome};
 use crate::scheduler::{Command, Reply, Scheduler, Shared};
@@ -81,6 +82,14 @@ pub struct HostCounters {
     pub dirty_pages: u64,
     /// Checkpoints written.
     pub checkpoints: u64,
+    /// Times the host asked for freed memory to be handed back to the
+    /// operating system (after checkpoints, and rounds that deleted,
+    /// uninstalled or replaced canister memory), merging requests that
+    /// arrived while one was pending.
+    pub memory_trim_requests: u64,
+    /// Those requests carried out: once equal to `memory_trim_requests`,
+    /// all memory freed before the last request has been handed back.
+    pub memory_trims: u64,
 }
 
 /// A running host.
@@ -130,8 +139,11 @@ impl Host {
             failure: Mutex::new(None),
             metrics: HostMetrics::new(&dir.wal_dir()),
         });
+        let metrics = &shared.metrics;
+        let reclaimer = Reclaimer::start(metrics.memory_trim_requests.clone(), metrics.memory_trims.clone())
+            .map_err(|e| HostError::Stopped(format!("cannot start the memory reclaim thread: {e}")))?;
         let (tx, rx) = crossbeam_channel::unbounded();
-        let scheduler = Scheduler::new(config, dir, recovered, shared.clone());
+        let scheduler = Scheduler::new(config, dir, recovered, shared.clone(), reclaimer);
         let thread = std::thread::Builder::new()
             .name("canister-host-scheduler".into())
             // It runs a share of each round itself.
@@ -398,6 +410,8 @@ impl Host {
             messages: self.shared.metrics.messages.get(),
             dirty_pages: self.shared.metrics.dirty_pages.get(),
             checkpoints: self.shared.metrics.checkpoints.get(),
+            memory_trim_requests: self.shared.metrics.memory_trim_requests.get(),
+            memory_trims: self.shared.metrics.memory_trims.get(),
         }
     }
 

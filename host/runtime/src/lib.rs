@@ -31,6 +31,7 @@ mod metrics;
 mod persist;
 mod query;
 mod query_pool;
+mod reclaim;
 mod recovery;
 mod registry;
 mod replay;

@@ -29,6 +29,8 @@ pub struct HostMetrics {
     pub(crate) instructions: IntCounter,
     pub(crate) dirty_pages: IntCounter,
     pub(crate) checkpoints: IntCounter,
+    pub(crate) memory_trim_requests: IntCounter,
+    pub(crate) memory_trims: IntCounter,
     pub(crate) round_seconds: Histogram,
     pub(crate) log_append_seconds: Histogram,
     pub(crate) checkpoint_seconds: Histogram,
@@ -73,6 +75,14 @@ impl HostMetrics {
                 "4 KiB pages rounds wrote (once per canister and round) since the host opened.",
             ),
             checkpoints: counter("canister_host_checkpoints_total", "Checkpoints written since the host opened."),
+            memory_trim_requests: counter(
+                "canister_host_memory_trim_requests_total",
+                "Times the host asked for freed page data to be returned to the operating system.",
+            ),
+            memory_trims: counter(
+                "canister_host_memory_trims_total",
+                "Times freed page data was returned to the operating system since the host opened.",
+            ),
             round_seconds: histogram(
                 "canister_host_round_duration_seconds",
                 "Time to execute a round and make it durable.",

@@ -21,6 +21,7 @@ use crate::error::HostError;
 use crate::metrics::{HostMetrics, seconds_since};
 use crate::persist::{self, HostMeta, Published, StateCopy};
 use crate::query_pool::QueryPool;
+use crate::reclaim::Reclaimer;
 use crate::recovery::RecoveredState;
 use crate::registry::Registry;
 use crate::round::{NotApplied, Operation, Outcome, RoundRecord, WorkerPool};
@@ -93,11 +94,19 @@ pub(crate) struct Scheduler {
     /// Reply channels of operations still pending (behind or as a long
     /// message), by where they arrived.
     pending: HashMap<Origin, Sender<Reply>>,
+    /// Trims the allocator after memory was freed in bulk.
+    reclaimer: Reclaimer,
 }
 
 impl Scheduler {
     /// A scheduler continuing from `recovered`; it publishes the view at once.
-    pub(crate) fn new(config: HostConfig, dir: StateDir, recovered: RecoveredState, shared: Arc<Shared>) -> Scheduler {
+    pub(crate) fn new(
+        config: HostConfig,
+        dir: StateDir,
+        recovered: RecoveredState,
+        shared: Arc<Shared>,
+        reclaimer: Reclaimer,
+    ) -> Scheduler {
         let RecoveredState { registry, published, wal, pool, round, checkpointed, .. } = recovered;
         let pending = HashMap::new();
         let scheduler = Scheduler {
@@ -113,6 +122,7 @@ impl Scheduler {
             published: Arc::new(published),
             shared,
             pending,
+            reclaimer,
         };
         scheduler.publish_all();
         scheduler
@@ -242,6 +252,20 @@ impl Scheduler {
     /// too, they are all refused. Nothing refused is logged, so replay never
     /// sees it.
     fn round(&mut self, ops: Vec<(Operation, Sender<Reply>)>) -> Result<(), HostError> {
+        // Deleting, uninstalling or replacing code frees a canister's
+        // memory (canisters can delete others through the management
+        // canister too, hence the count).
+        let (canisters, frees) = (self.registry.len(), ops.iter().any(|(op, _)| !op.is_update()));
+        let result = self.round_of(ops);
+        if frees || self.registry.len() < canisters {
+            self.reclaimer.nudge();
+        }
+        result
+    }
+
+    /// [`Scheduler::round`], with the failing canister's operations
+    /// refused and the rest retried when an attempt was not applied.
+    fn round_of(&mut self, ops: Vec<(Operation, Sender<Reply>)>) -> Result<(), HostError> {
         let mut batch = ops;
         let mut last_failure = None;
         for _attempt in 0..2 {
@@ -438,6 +462,8 @@ impl Scheduler {
         self.shared.metrics.checkpoints.inc();
         self.shared.metrics.checkpoint_seconds.observe(written.elapsed.as_secs_f64());
         self.publish_all();
+        // The delta pages the checkpoint wrote are free now.
+        self.reclaimer.nudge();
         if let Some(oldest) = written.oldest {
             self.wal.prune_through(oldest)?;
         }

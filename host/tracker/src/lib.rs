@@ -19,6 +19,8 @@
 //! - [`load_compiled_module`]: a compiled module loaded back from the
 //!   bytes `Module::serialize` wrote (the compiled-module cache's one
 //!   unsafe step).
+//! - [`return_free_memory`]: the C allocator's freed page data given back
+//!   to the operating system after a checkpoint or a deletion.
 //!
 //! Inside, every page is *untouched*, *clean* or *dirty*, and its protection
 //! always matches (see `tracker`). The fault handler allocates nothing, takes
@@ -33,6 +35,8 @@ mod compiled;
 mod counters;
 #[allow(unsafe_code)]
 mod creator;
+#[allow(unsafe_code)] // calls the C allocator's trim
+mod reclaim;
 #[allow(unsafe_code)]
 mod reservation;
 mod signal;
@@ -43,6 +47,7 @@ pub use backend::{AccessError, AttachError, MemoryBackend, ProtectFailure, Track
 pub use compiled::{TrustedCompiledModule, load_compiled_module};
 pub use counters::MemoryCounters;
 pub use creator::is_reservation_failure;
+pub use reclaim::return_free_memory;
 pub use signal::SignalBackend;
 pub use tracker::TrackingMode;
 

@@ -15,17 +15,19 @@
 //!
 //! Latency percentiles are per transfer; the throughput is the run's.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use candid::Encode;
-use canister_host::{Host, HostConfig, Principal};
+use canister_host::{Host, HostConfig, HostError, Principal};
 
 use super::disk::FLOOR;
-use super::{BenchError, OWNER, Runner, count_label, host_config, install, open_host};
+use super::{BenchError, OWNER, Runner, count_label, disk_bytes, host_config, install, open_host};
 use crate::Zipf;
 use crate::suite::error::CaseContext;
+use crate::suite::resident::{reset_peak, resident};
 
 /// The workload's skew (seed 003).
 const ZIPF_EXPONENT: f64 = 1.0001;
@@ -128,6 +130,8 @@ fn transfers(
     clients: (usize, usize),
     seconds: Duration,
 ) -> Result<(), BenchError> {
+    let idle = resident().map(|(now, _)| now);
+    reset_peak();
     let host = open_host(r, name, config)?;
     let init = Encode!(&accounts, &INITIAL_BALANCE).case(name)?;
     let ledger = install(&host, name, canisters::LEDGER, init)?;
@@ -137,8 +141,30 @@ fn transfers(
     let start = Instant::now();
     let latencies = load(&host, ledger, &zipf, clients, seconds, name)?;
     let elapsed = start.elapsed();
-    r.throughput(name, baselines, latencies.len() as u64, elapsed, latencies);
+    let dir = r.scratch().join(name.replace('/', "_"));
+    let result = r.throughput(name, baselines, latencies.len() as u64, elapsed, latencies);
+    if name.starts_with("micropayments/") {
+        result.bytes = sizes(&host, ledger, idle, &dir).case(name)?;
+    }
     Ok(())
+}
+
+/// What a load left: the ledger's memory, the process's peak resident
+/// memory over `idle` (its size before the host opened), and the newest
+/// checkpoint's bytes on disk once one is taken of the final state.
+fn sizes(host: &Host, ledger: Principal, idle: Option<u64>, dir: &Path) -> Result<BTreeMap<String, u64>, HostError> {
+    let memory = host.canister_info(ledger)?.state.size_bytes();
+    let peak = resident().map(|(_, peak)| peak);
+    let height = host.checkpoint()?;
+    let checkpoint = dir.join("checkpoints").join(format!("{height:016x}"));
+    let mut sizes = BTreeMap::from([
+        ("canister_memory".to_string(), memory),
+        ("checkpoint_on_disk".into(), disk_bytes(&checkpoint)),
+    ]);
+    if let (Some(idle), Some(peak)) = (idle, peak) {
+        sizes.insert("peak_rss".into(), peak.saturating_sub(idle));
+    }
+    Ok(sizes)
 }
 
 /// Send transfers from `threads` threads, each keeping `depth` in flight

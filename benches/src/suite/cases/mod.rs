@@ -8,6 +8,7 @@ mod host_calls;
 mod http;
 mod install;
 mod load;
+mod memory;
 mod message;
 mod plain;
 mod reopen;
@@ -26,6 +27,8 @@ const OWNER: Principal = Principal::from_slice(&[0x11; 29]);
 
 /// Run every group.
 pub(crate) fn run_all(r: &mut Runner) -> Result<(), BenchError> {
+    // First, so memory earlier cases freed does not hide what it uses.
+    memory::run(r)?;
     plain::run(r)?;
     message::run(r)?;
     host_calls::run(r)?;
@@ -81,12 +84,24 @@ fn install(host: &Host, case: &str, wasm: &[u8], arg: Vec<u8>) -> Result<Princip
 
 /// Total bytes of the files under `dir`.
 fn bytes_under(dir: &Path) -> u64 {
+    sum_files(dir, &|m| m.len())
+}
+
+/// Bytes the files under `dir` occupy on disk (allocated blocks: holes in
+/// sparse files take none, hard-linked files count once per link).
+fn disk_bytes(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    sum_files(dir, &|m| m.blocks() * 512)
+}
+
+/// `size` summed over the files under `dir`, recursively.
+fn sum_files(dir: &Path, size: &dyn Fn(&std::fs::Metadata) -> u64) -> u64 {
     let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
     entries
         .flatten()
         .map(|e| match e.file_type() {
-            Ok(t) if t.is_dir() => bytes_under(&e.path()),
-            Ok(_) => e.metadata().map_or(0, |m| m.len()),
+            Ok(t) if t.is_dir() => sum_files(&e.path(), size),
+            Ok(_) => e.metadata().map_or(0, |m| size(&m)),
             Err(_) => 0,
         })
         .sum()

@@ -125,3 +125,27 @@ fn a_time_regression_is_measured_again_before_it_is_believed() {
     let regressed: Vec<_> = baseline::regressions(&comparisons).iter().map(|c| c.case.clone()).collect();
     assert_eq!(regressed, ["update/empty"]);
 }
+
+#[test]
+fn sizes_are_stored_and_shown_but_never_judged() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("baseline.json");
+    let sized = |peak: u64| {
+        let mut c = case("memory/rewrite_64MiB", 1000.0, &["wasmtime/fresh_instance"], &[]);
+        c.bytes.insert("peak_rss".into(), peak);
+        run_of(vec![case("wasmtime/fresh_instance", 500.0, &[], &[]), c])
+    };
+    baseline::persist(&path, &sized(3 << 20)).unwrap();
+    let stored = baseline::load(&path).unwrap();
+    assert_eq!(stored.cases["memory/rewrite_64MiB"].bytes["peak_rss"], 3 << 20);
+    // Ten times the memory: shown, not a regression (resident sizes vary).
+    let now = sized(30 << 20);
+    let comparisons = baseline::compare(&stored, &now, 0.25).unwrap();
+    assert!(baseline::regressions(&comparisons).is_empty());
+    let table = crate::suite::summary_table(&now);
+    assert!(table.contains("peak_rss 30.00 MiB"), "{table}");
+    // A baseline stored before sizes existed still loads.
+    let json = std::fs::read_to_string(&path).unwrap().replace(r#""bytes""#, r#""unused""#);
+    std::fs::write(&path, json).unwrap();
+    assert!(baseline::load(&path).unwrap().cases["memory/rewrite_64MiB"].bytes.is_empty());
+}

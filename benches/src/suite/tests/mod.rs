@@ -18,6 +18,7 @@ fn case(name: &str, p50: f64, baselines: &[&str], counts: &[(&str, u64)]) -> Cas
         throughput: None,
         baselines: baselines.iter().map(|b| b.to_string()).collect(),
         counts: counts.iter().map(|(k, v)| (k.to_string(), *v)).collect::<BTreeMap<_, _>>(),
+        bytes: BTreeMap::new(),
         quantiles: (0..=100).map(|p| p50 * (1.0 + p as f64 / 100.0)).collect(),
     }
 }

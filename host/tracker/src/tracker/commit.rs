@@ -13,6 +13,12 @@ const MAX_STICKY_PAGES: usize = 64;
 /// A writable page is re-protected once this many messages in a row left
 /// it unchanged.
 const STICKY_IDLE_MESSAGES: u8 = 16;
+/// After comparing this many dirty pages against the base file's mapping,
+/// its resident pages are released: each comparison maps the old page,
+/// and a memory rewritten page by page would otherwise keep its whole old
+/// file resident beside the new pages until the next checkpoint. 32 MiB
+/// bounds that, at one `madvise` per 8192 first writes.
+const RELEASE_BASE_AFTER: usize = 8192;
 
 impl Tracker {
     /// After a successful message: the dirty pages whose bytes differ from
@@ -31,8 +37,14 @@ impl Tracker {
             // SAFETY: every listed page is dirty, hence mapped read-write,
             // and the caller guarantees no wasm runs to change it.
             let now = unsafe { self.memory.reservation().page(p as usize) };
-            if now != self.contents.get_page(index) {
+            let (before, from_base) = self.contents.get_page_traced(index);
+            if now != before {
                 out.push((index, Page::new(now)));
+            }
+            self.base_reads += usize::from(from_base);
+            if self.base_reads >= RELEASE_BASE_AFTER {
+                self.contents.release_base_resident();
+                self.base_reads = 0;
             }
         }
         out

@@ -83,6 +83,9 @@ pub(crate) struct Tracker {
     /// Pages kept writable between messages, sorted, with the number of
     /// messages since each last changed.
     sticky: Vec<(u32, u8)>,
+    /// Pages compared against the base file's mapping since its resident
+    /// pages were last released (see `collect_dirty`).
+    base_reads: usize,
 }
 
 impl Tracker {
@@ -111,6 +114,7 @@ impl Tracker {
             counters: Counters::default(),
             failure: None,
             sticky: Vec::new(),
+            base_reads: 0,
         };
         tracker.map_base()?;
         Ok(tracker)
