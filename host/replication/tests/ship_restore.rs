@@ -1,0 +1,132 @@
+//! Checkpoints of a real host shipped to a store in a local directory and
+//! restored on a fresh state directory: the restored host has the same
+//! state digest, unchanged chunks are never uploaded twice, an interrupted
+//! shipment resumes, and damaged or missing objects are named, never
+//! loaded.
+
+use std::path::{Path, PathBuf};
+
+use candid::Encode;
+use canister_host::{Host, HostConfig, InstallMode, Principal};
+use replication::{Remote, ReplicationError};
+
+const OWNER: Principal = Principal::from_slice(&[0x5e; 29]);
+const HEAP_START: u64 = canisters::MEMORY_STRESS_HEAP_START;
+
+fn config() -> HostConfig {
+    HostConfig { workers: 1, fsync: false, checkpoint_interval: 1_000_000, ..HostConfig::default() }
+}
+
+/// Write one byte into each of `count` pages from page `first` of the
+/// test region.
+fn write_pages(host: &Host, id: Principal, first: u64, count: u64, value: u8) {
+    let arg = Encode!(&(HEAP_START + first * 4096), &count, &4096u64, &false, &value).unwrap();
+    host.update_call(id, OWNER, "write_pages", arg).unwrap();
+}
+
+/// A host with one canister whose heap holds 8 MiB of data, each MiB
+/// different (identical chunks are stored once), checkpointed.
+fn primary(dir: &Path) -> (Host, Principal) {
+    let host = Host::open(dir, config()).unwrap();
+    let id = host.create_canister(OWNER, vec![], None).unwrap();
+    host.install_code(OWNER, id, InstallMode::Install, canisters::MEMORY_STRESS.to_vec(), vec![]).unwrap();
+    host.update_call(id, OWNER, "grow", Encode!(&160u64).unwrap()).unwrap();
+    for mib in 0..8 {
+        write_pages(&host, id, mib * 256, 256, mib as u8 + 1);
+    }
+    host.checkpoint().unwrap();
+    (host, id)
+}
+
+fn newest_checkpoint(state: &Path) -> PathBuf {
+    let mut dirs: Vec<PathBuf> =
+        std::fs::read_dir(state.join("checkpoints")).unwrap().map(|e| e.unwrap().path()).collect();
+    dirs.sort();
+    dirs.pop().unwrap()
+}
+
+fn chunk_objects(store: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(store.join("chunks")).unwrap().map(|e| e.unwrap().path()).collect()
+}
+
+#[test]
+fn a_restored_checkpoint_opens_to_the_same_state() {
+    let (a, store, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let remote = Remote::local(store.path()).unwrap();
+    let (host, id) = primary(a.path());
+    let first = remote.ship_checkpoint(&newest_checkpoint(a.path())).unwrap();
+    assert!(first.uploaded >= 8, "8 MiB of data is at least 8 chunks: {first:?}");
+    assert!(!first.already_shipped);
+    // Shipping again finds the manifest and uploads nothing.
+    let again = remote.ship_checkpoint(&newest_checkpoint(a.path())).unwrap();
+    assert!(again.already_shipped && again.uploaded == 0, "{again:?}");
+
+    // One page changes: a fresh remote (no memory of what it shipped) still
+    // uploads only the chunk holding it, besides the small files.
+    write_pages(&host, id, 5, 1, 9);
+    host.checkpoint().unwrap();
+    let fresh = Remote::local(store.path()).unwrap();
+    let second = fresh.ship_checkpoint(&newest_checkpoint(a.path())).unwrap();
+    assert!(second.uploaded < first.uploaded / 2, "{second:?} after {first:?}");
+    let digest = host.state_digest().unwrap();
+    let height = host.height().height;
+    host.close().unwrap();
+
+    assert_eq!(remote.heights().unwrap().last(), Some(&height));
+    let restored = remote.restore_checkpoint(None, b.path()).unwrap();
+    assert_eq!(restored.height, height);
+    let copy = Host::open(b.path(), config()).unwrap();
+    assert_eq!(copy.height().height, height);
+    assert_eq!(copy.state_digest().unwrap(), digest);
+    // Restoring over an existing checkpoint is refused.
+    let error = remote.restore_checkpoint(Some(height), b.path()).unwrap_err();
+    assert!(matches!(error, ReplicationError::Exists { .. }), "{error}");
+}
+
+#[test]
+fn an_interrupted_shipment_resumes_with_what_is_missing() {
+    let (a, store) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (host, _) = primary(a.path());
+    let checkpoint = newest_checkpoint(a.path());
+    let first = Remote::local(store.path()).unwrap().ship_checkpoint(&checkpoint).unwrap();
+    // As if the shipment stopped before its manifest and three chunks.
+    std::fs::remove_dir_all(store.path().join("checkpoints")).unwrap();
+    for chunk in chunk_objects(store.path()).into_iter().take(3) {
+        std::fs::remove_file(chunk).unwrap();
+    }
+    assert!(Remote::local(store.path()).unwrap().heights().unwrap().is_empty());
+    let resumed = Remote::local(store.path()).unwrap().ship_checkpoint(&checkpoint).unwrap();
+    assert_eq!(resumed.uploaded, 3, "{resumed:?} after {first:?}");
+    assert_eq!(Remote::local(store.path()).unwrap().heights().unwrap(), [host.height().height]);
+    host.close().unwrap();
+}
+
+#[test]
+fn damaged_or_missing_objects_are_named_and_nothing_is_published() {
+    let (a, store) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let remote = Remote::local(store.path()).unwrap();
+    let (host, _) = primary(a.path());
+    remote.ship_checkpoint(&newest_checkpoint(a.path())).unwrap();
+    host.close().unwrap();
+    let chunks = chunk_objects(store.path());
+    let name = |p: &Path| format!("chunks/{}", p.file_name().unwrap().to_str().unwrap());
+
+    // One flipped byte in one chunk.
+    let mut bytes = std::fs::read(&chunks[0]).unwrap();
+    bytes[100] ^= 0x40;
+    std::fs::write(&chunks[0], bytes).unwrap();
+    let fresh = tempfile::tempdir().unwrap();
+    match remote.restore_checkpoint(None, fresh.path()) {
+        Err(ReplicationError::Corrupt { object, .. }) => assert_eq!(object, name(&chunks[0])),
+        other => panic!("expected the damaged chunk named, got {other:?}"),
+    }
+    assert!(!fresh.path().join("checkpoints").exists(), "a damaged restore published a checkpoint");
+
+    // A chunk deleted from the store.
+    std::fs::remove_file(&chunks[0]).unwrap();
+    match remote.restore_checkpoint(None, fresh.path()) {
+        Err(ReplicationError::Missing { object }) => assert_eq!(object, name(&chunks[0])),
+        other => panic!("expected the missing chunk named, got {other:?}"),
+    }
+    assert!(!fresh.path().join("checkpoints").exists());
+}
