@@ -74,7 +74,9 @@ pub enum Command {
     /// Replay the logged history and check every recorded digest.
     Verify(Verify),
     /// Roll the state back to a kept checkpoint, discarding every later
-    /// round (refused without --yes; says what would be lost).
+    /// round (refused without --yes; says what would be lost); or, with
+    /// --from, build a fresh state directory from a store `serve
+    /// --replicate-to` shipped to.
     Restore(Restore),
     /// Run the micropayments demo: load, a crash, recovery, verification.
     Demo(Demo),
@@ -397,12 +399,19 @@ pub struct Verify {
 /// `restore`.
 #[derive(Debug, Args)]
 pub struct Restore {
-    /// The checkpoint to roll back to (`checkpoint list` shows them).
-    #[arg(long)]
-    pub height: u64,
+    /// The checkpoint to roll back to (`checkpoint list` shows them), or,
+    /// with --from, the shipped checkpoint to start from (default: the
+    /// newest).
+    #[arg(long, required_unless_present = "from")]
+    pub height: Option<u64>,
     /// Really discard the later rounds.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "from")]
     pub yes: bool,
+    /// The store to restore from (`file:///path`): its checkpoint, then the
+    /// shipped log after it, into the state directory, which must hold no
+    /// checkpoint yet.
+    #[arg(long, value_name = "URL")]
+    pub from: Option<String>,
 }
 
 /// `demo`.
@@ -480,4 +489,12 @@ pub struct Serve {
     /// host's).
     #[arg(long)]
     pub query_queue: Option<usize>,
+    /// Ship every checkpoint and sealed log segment to this store
+    /// (`file:///path`) in the background; `restore --from` rebuilds the
+    /// state from it on any machine.
+    #[arg(long, value_name = "URL")]
+    pub replicate_to: Option<String>,
+    /// Seconds between shipping passes.
+    #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
+    pub replicate_every: f64,
 }

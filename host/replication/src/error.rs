@@ -59,6 +59,12 @@ pub enum ReplicationError {
         /// What is wrong.
         reason: String,
     },
+    /// A store URL this build cannot open.
+    #[error("cannot open the store {url}: use file:///absolute/path")]
+    Unsupported {
+        /// The URL.
+        url: String,
+    },
     /// Restoring would overwrite a checkpoint that already exists.
     #[error("checkpoint {height} already exists in {}: restore into a fresh state directory", dir.display())]
     Exists {

@@ -17,21 +17,33 @@
 //! Chunks of zeros are neither uploaded nor downloaded: restored files keep
 //! their holes.
 //!
-//! Entry points: [`Remote`] ([`Remote::ship_checkpoint`],
+//! Sealed write-ahead log segments ship whole, as `log/<segment name>`
+//! (the log never appends to a sealed segment); a restore fetches those
+//! after its checkpoint, and the host replays them, checking each record's
+//! hash chain, up to the last shipped round.
+//!
+//! Entry points: [`Remote`] ([`Remote::ship_state_dir`], [`Remote::restore`],
+//! and their parts [`Remote::ship_checkpoint`], [`Remote::ship_segment`],
 //! [`Remote::restore_checkpoint`], [`Remote::heights`]).
 //!
-//! Not yet here (issue 15): log segments, shipping in the background from
-//! `serve`, restore and follow commands, and S3 tests.
+//! [`Replicator`] ships a live state directory in the background.
+//!
+//! Not yet here (issue 15): followers (read replicas) and S3 tests.
 
 #![deny(unsafe_code)]
 
 mod error;
+mod log;
 mod names;
 mod remote;
+mod replicator;
 mod restore;
 mod ship;
+mod state;
 
 pub use error::ReplicationError;
 pub use remote::Remote;
+pub use replicator::{ReplicationStatus, Replicator};
 pub use restore::Restored;
 pub use ship::Shipped;
+pub use state::ShippedDir;

@@ -46,6 +46,15 @@ impl Remote {
         Remote::new(Arc::new(store))
     }
 
+    /// The store at `url`. `file:///absolute/path` is a local directory
+    /// (created if missing); other schemes are refused, naming it.
+    pub fn from_url(url: &str) -> Result<Remote, ReplicationError> {
+        match url.strip_prefix("file://") {
+            Some(path) if path.starts_with('/') => Remote::local(Path::new(path)),
+            _ => Err(ReplicationError::Unsupported { url: url.to_string() }),
+        }
+    }
+
     /// The heights of the checkpoints in the store, ascending. A
     /// checkpoint is there once its manifest is, which is shipped last.
     pub fn heights(&self) -> Result<Vec<u64>, ReplicationError> {
@@ -73,11 +82,24 @@ impl Remote {
 
     /// Whether `object` is in the store.
     pub(crate) fn exists(&self, object: &ObjectPath) -> Result<bool, ReplicationError> {
+        self.size(object).map(|size| size.is_some())
+    }
+
+    /// The size of `object`, or `None` if the store lacks it.
+    pub(crate) fn size(&self, object: &ObjectPath) -> Result<Option<u64>, ReplicationError> {
         match self.block_on(self.store.head(object)) {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(source) => Err(ReplicationError::Store { op: "look up", object: object.to_string(), source }),
         }
+    }
+
+    /// The objects directly under `prefix`.
+    pub(crate) fn list(&self, prefix: &ObjectPath) -> Result<Vec<ObjectPath>, ReplicationError> {
+        let listed = self
+            .block_on(self.store.list_with_delimiter(Some(prefix)))
+            .map_err(ReplicationError::store("list", prefix))?;
+        Ok(listed.objects.into_iter().map(|o| o.location).collect())
     }
 
     pub(crate) fn put(&self, object: &ObjectPath, bytes: Bytes) -> Result<(), ReplicationError> {

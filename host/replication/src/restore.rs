@@ -5,7 +5,7 @@ use std::path::Path;
 
 use checkpoint::Manifest;
 use checkpoint::hash::{CHUNK_SIZE, chunk_hashes_of};
-use checkpoint::layout::{MANIFEST_FILE, checkpoint_dir_name};
+use checkpoint::layout::{CHECKPOINTS_DIR, MANIFEST_FILE, TMP_DIR, checkpoint_dir_name};
 
 use crate::error::ReplicationError;
 use crate::names;
@@ -20,8 +20,11 @@ pub struct Restored {
     pub files: usize,
     /// Chunks downloaded (holes are not).
     pub downloaded: u64,
-    /// Bytes downloaded, the manifest included.
+    /// Bytes downloaded, the manifest (and log) included.
     pub downloaded_bytes: u64,
+    /// With [`Remote::restore`]: the first height of the log fetched after
+    /// the checkpoint (`None`: no shipped log continues it).
+    pub log_from: Option<u64>,
 }
 
 impl Remote {
@@ -36,7 +39,7 @@ impl Remote {
             None => *self.heights()?.last().ok_or(ReplicationError::Missing { object: "checkpoints/".into() })?,
         };
         let name = checkpoint_dir_name(height);
-        let checkpoints = state_dir.join("checkpoints");
+        let checkpoints = state_dir.join(CHECKPOINTS_DIR);
         let target = checkpoints.join(&name);
         if target.exists() {
             return Err(ReplicationError::Exists { dir: state_dir.to_path_buf(), height });
@@ -48,7 +51,7 @@ impl Remote {
         if manifest.height() != height {
             return Err(corrupt(format!("it is the manifest of height {}", manifest.height())));
         }
-        let staging = state_dir.join("tmp").join(format!("restore-{name}"));
+        let staging = state_dir.join(TMP_DIR).join(format!("restore-{name}"));
         if staging.exists() {
             std::fs::remove_dir_all(&staging).map_err(ReplicationError::io("remove", &staging))?;
         }

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use candid::Encode;
+use candid::{Decode, Encode};
 use canister_host::{Host, HostConfig, InstallMode, Principal};
 use replication::{Remote, ReplicationError};
 
@@ -129,4 +129,106 @@ fn damaged_or_missing_objects_are_named_and_nothing_is_published() {
         other => panic!("expected the missing chunk named, got {other:?}"),
     }
     assert!(!fresh.path().join("checkpoints").exists());
+}
+
+/// The first heights of the state directory's log segments.
+fn segment_heights(state: &Path) -> Vec<u64> {
+    let mut heights: Vec<u64> = std::fs::read_dir(state.join(checkpoint::layout::WAL_DIR))
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            u64::from_str_radix(name.strip_prefix("seg-")?.strip_suffix(".log")?, 16).ok()
+        })
+        .collect();
+    heights.sort();
+    heights
+}
+
+#[test]
+fn a_restore_replays_the_shipped_log_up_to_the_last_sealed_segment() {
+    let (a, store, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let config = HostConfig { wal_segment_bytes: 4096, ..config() };
+    let host = Host::open(a.path(), config.clone()).unwrap();
+    let id = host.create_canister(OWNER, vec![], None).unwrap();
+    host.install_code(OWNER, id, InstallMode::Install, canisters::COUNTER.to_vec(), vec![]).unwrap();
+    host.checkpoint().unwrap();
+    let before = host.height().height;
+    for _ in 0..200 {
+        host.update_call(id, OWNER, "inc", Encode!().unwrap()).unwrap();
+    }
+    let remote = Remote::local(store.path()).unwrap();
+    let shipped = remote.ship_state_dir(a.path()).unwrap();
+    let segments = segment_heights(a.path());
+    assert!(segments.len() >= 3, "small segments roll often: {segments:?}");
+    assert_eq!(shipped.segments, segments[..segments.len() - 1], "every sealed segment, and not the active one");
+    assert_eq!(remote.ship_state_dir(a.path()).unwrap(), replication::ShippedDir::default(), "nothing twice");
+
+    let restored = remote.restore(None, b.path()).unwrap();
+    assert_eq!(restored.height, before);
+    assert!(restored.log_from.is_some_and(|first| first <= before + 1), "{restored:?}");
+    let copy = Host::open(b.path(), config).unwrap();
+    // Every round in a sealed segment is back; the active segment's are
+    // the store's recovery point.
+    let last_shipped = segments.last().unwrap() - 1;
+    assert_eq!(copy.height().height, last_shipped);
+    let value = copy.query_call(id, OWNER, "get", Encode!().unwrap()).unwrap();
+    assert_eq!(Decode!(&value, u64).unwrap(), last_shipped - before);
+    host.close().unwrap();
+}
+
+/// Wait until `done` holds of the replicator's status.
+fn wait_for(replicator: &replication::Replicator, what: &str, done: impl Fn(&replication::ReplicationStatus) -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let status = replicator.status();
+        if done(&status) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "never {what}: {status:?}");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn shipping_survives_a_store_outage_and_catches_up() {
+    let (a, root, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let store = root.path().join("store");
+    let config = HostConfig { wal_segment_bytes: 4096, checkpoint_interval: 50, ..config() };
+    let host = Host::open(a.path(), config.clone()).unwrap();
+    let id = host.create_canister(OWNER, vec![], None).unwrap();
+    host.install_code(OWNER, id, InstallMode::Install, canisters::COUNTER.to_vec(), vec![]).unwrap();
+    let installed = host.height().height;
+    let every = std::time::Duration::from_millis(20);
+    let replicator =
+        replication::Replicator::start(Remote::local(&store).unwrap(), a.path().to_path_buf(), every).unwrap();
+    let inc = || drop(host.update_call(id, OWNER, "inc", Encode!().unwrap()).unwrap());
+    (0..60).for_each(|_| inc());
+    wait_for(&replicator, "shipped", |s| s.shipped_height.is_some() && s.last_error.is_none());
+
+    // The store goes away (its directory replaced by a file): rounds go on,
+    // and passes fail and say so.
+    let away = root.path().join("away");
+    std::fs::rename(&store, &away).unwrap();
+    std::fs::write(&store, b"not a directory").unwrap();
+    (0..150).for_each(|_| inc());
+    wait_for(&replicator, "failed", |s| s.failures > 0 && s.last_error.is_some() && s.backlog_segments > 0);
+    let during = replicator.status();
+
+    // Back: the next passes ship the backlog.
+    std::fs::remove_file(&store).unwrap();
+    std::fs::rename(&away, &store).unwrap();
+    let height = host.height().height;
+    wait_for(&replicator, "caught up", |s| s.last_error.is_none() && s.shipped_height >= Some(height - 50));
+    let after = replicator.stop();
+    assert!(after.uploaded_bytes > during.uploaded_bytes && after.backlog_segments == 0, "{after:?}");
+
+    let restored = Remote::local(&store).unwrap().restore(None, b.path()).unwrap();
+    let copy = Host::open(b.path(), config).unwrap();
+    let reached = copy.height().height;
+    assert!(reached >= after.shipped_height.unwrap(), "{restored:?} reached {reached}, {after:?}");
+    // Each round after the install was one increment: the restored counter
+    // is the primary's at that round.
+    let value = copy.query_call(id, OWNER, "get", Encode!().unwrap()).unwrap();
+    assert_eq!(Decode!(&value, u64).unwrap(), reached - installed);
+    host.close().unwrap();
 }

@@ -66,6 +66,9 @@ pub struct ServerConfig {
     /// Longest any request may take; past it the server answers 503 and
     /// the client retries (a call already started keeps running).
     pub request_timeout: Duration,
+    /// More metrics `/metrics` serves beside the host's and the server's
+    /// (shipping to a store, say).
+    pub extra_metrics: Option<canister_host::prometheus::Registry>,
 }
 
 impl Default for ServerConfig {
@@ -78,6 +81,7 @@ impl Default for ServerConfig {
             max_statuses: 100_000,
             request_timeout: Duration::from_secs(60),
             statuses_journal: None,
+            extra_metrics: None,
         }
     }
 }

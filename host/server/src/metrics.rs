@@ -87,6 +87,9 @@ pub(crate) async fn metrics(State(s): State<Arc<Shared>>) -> Response {
     }
     let mut families = s.host.gather_metrics();
     families.extend(s.metrics.registry.gather());
+    if let Some(extra) = &s.config.extra_metrics {
+        families.extend(extra.gather());
+    }
     let mut text = Vec::new();
     match TextEncoder::new().encode(&families, &mut text) {
         Ok(()) => ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], text).into_response(),

@@ -1,6 +1,7 @@
 //! `serve`: the IC's HTTP interface over this state directory, until
 //! SIGINT or SIGTERM; then the requests in flight finish and the host
-//! checkpoints.
+//! checkpoints. With `--replicate-to`, a thread ships checkpoints and
+//! sealed log segments to a store meanwhile.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,12 +32,27 @@ pub fn run(cx: &Context, args: Serve) -> anyhow::Result<Report> {
     host_config.query_threads = args.query_threads.unwrap_or(host_config.query_threads);
     host_config.query_queue = args.query_queue.unwrap_or(host_config.query_queue);
     let host = Arc::new(cx.open_with(host_config)?);
+    let replicator = match &args.replicate_to {
+        Some(url) => {
+            if !(args.replicate_every > 0.0 && args.replicate_every.is_finite()) {
+                return Err(usage("--replicate-every must be a positive number of seconds"));
+            }
+            let remote = replication::Remote::from_url(url).map_err(|e| usage(e.to_string()))?;
+            let every = Duration::from_secs_f64(args.replicate_every);
+            Some(
+                replication::Replicator::start(remote, cx.dir.clone(), every)
+                    .context("starting the shipping thread")?,
+            )
+        }
+        None => None,
+    };
     let keys = wire::keys::Keys::load_or_create(&cx.dir.join(KEYS)).context("loading the server's keys")?;
     let config = server::ServerConfig {
         max_concurrent: args.max_concurrent,
         max_body_bytes: args.max_body_bytes,
         request_timeout: Duration::from_secs(args.request_timeout.max(1)),
         statuses_journal: Some(cx.dir.join(STATUSES)),
+        extra_metrics: replicator.as_ref().map(|r| r.registry().clone()),
         ..server::ServerConfig::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
@@ -64,9 +80,21 @@ pub fn run(cx: &Context, args: Serve) -> anyhow::Result<Report> {
     drop(runtime);
     let host = Arc::try_unwrap(host).map_err(|_| anyhow::anyhow!("requests still hold the host after shutdown"))?;
     host.close().context("checkpointing on shutdown")?;
+    // One last pass ships the final checkpoint.
+    let shipped = replicator.map(replication::Replicator::stop);
+    let note = match &shipped {
+        Some(s) if s.last_error.is_none() => "; shipped to the store".to_string(),
+        Some(s) => format!("; shipping failed, the store lags: {}", s.last_error.as_deref().unwrap_or_default()),
+        None => String::new(),
+    };
     Ok(Report::new(
-        format!("stopped serving {url}; checkpoint written"),
-        serde_json::json!({ "url": url, "stopped": true }),
+        format!("stopped serving {url}; checkpoint written{note}"),
+        serde_json::json!({
+            "url": url,
+            "stopped": true,
+            "shipped_height": shipped.as_ref().and_then(|s| s.shipped_height),
+            "shipping_error": shipped.as_ref().and_then(|s| s.last_error.clone()),
+        }),
     ))
 }
 

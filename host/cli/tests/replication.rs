@@ -1,0 +1,88 @@
+//! `serve --replicate-to` killed with SIGKILL while ic-agent clients send
+//! updates; `restore --from` on a fresh state directory then holds every
+//! round the store had been shipped, and exactly the primary's state at
+//! that round.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use candid::{Decode, Encode, Principal};
+use ic_agent::Agent;
+
+mod common;
+
+const COUNTER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../canisters/wasm/counter.wasm");
+
+fn cli(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(common::bin()).args(args).env("CANISTER_HOST_DIR", dir).output().unwrap();
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A gauge from the server's `/metrics`, over plain HTTP/1.1.
+fn gauge(port: u16, name: &str) -> Option<u64> {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(stream, "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    let line = text.lines().find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))?;
+    line[name.len()..].trim().parse::<f64>().ok().map(|v| v as u64)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restore_from_the_store_holds_every_shipped_round_after_kill_9() {
+    let (primary, store, fresh) =
+        (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (primary.path(), fresh.path());
+    let url = format!("file://{}", store.path().display());
+    let id = cli(a, &["create", "--name", "counter"]).split_whitespace().next().unwrap().to_string();
+    let counter = Principal::from_text(&id).unwrap();
+    cli(a, &["install", "counter", "--wasm", COUNTER]);
+
+    let server = common::Server::start_with(a, &["--replicate-to", &url, "--replicate-every", "0.05"]);
+    let endpoint = server.url();
+    let acked = Arc::new(AtomicU64::new(0));
+    let mut clients = Vec::new();
+    for _ in 0..8 {
+        let agent = Agent::builder().with_url(endpoint.as_str()).build().unwrap();
+        agent.fetch_root_key().await.unwrap();
+        let acked = acked.clone();
+        clients.push(tokio::spawn(async move {
+            for _ in 0..100_000 {
+                match agent.update(&counter, "inc").with_arg(Encode!().unwrap()).await {
+                    Ok(reply) => drop(acked.fetch_max(Decode!(&reply, u64).unwrap(), Ordering::SeqCst)),
+                    Err(_) => return,
+                }
+            }
+        }));
+    }
+    // Past a few checkpoints (one per 100 rounds), shipped.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let shipped = loop {
+        let shipped = gauge(server.port, "canister_host_replication_shipped_height").unwrap_or(0);
+        if shipped >= 300 {
+            break shipped;
+        }
+        assert!(Instant::now() < deadline, "the store never reached round 300 (at {shipped})");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    drop(server); // SIGKILL, mid-stream and mid-shipment
+    for client in clients {
+        client.await.unwrap();
+    }
+
+    let report: serde_json::Value = serde_json::from_str(&cli(b, &["--json", "restore", "--from", &url])).unwrap();
+    let height = report["height"].as_u64().unwrap();
+    assert!(height >= shipped, "restored to round {height}, but the store had shipped round {shipped}: {report}");
+    let restored = cli(b, &["query", "counter", "get"]);
+    // The primary, restarted, answers for that round from its own log.
+    let then = cli(a, &["query", "counter", "get", "--at-height", &height.to_string()]);
+    assert_eq!(restored, then, "the restored state differs from the primary's at round {height}");
+    let now: u64 =
+        cli(a, &["query", "counter", "get"]).trim().trim_start_matches('(').split(' ').next().unwrap().parse().unwrap();
+    assert!(now >= acked.load(Ordering::SeqCst), "the primary lost an acknowledged update");
+}

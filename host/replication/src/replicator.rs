@@ -1,0 +1,179 @@
+//! Shipping a live state directory in the background.
+//!
+//! A thread ships what the directory holds and the store lacks
+//! ([`Remote::ship_state_dir`]) at a fixed interval, and once more when
+//! stopped. It only reads files the host has published (checkpoints) or
+//! sealed (log segments), so it never blocks a round or a reply; when the
+//! store is unreachable it records the failure and tries again at the next
+//! tick, and what was not shipped waits on the local disk (the log keeps
+//! every round since the oldest kept checkpoint).
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{RecvTimeoutError, Sender, bounded};
+use prometheus::{IntCounter, IntGauge, Registry};
+
+use crate::log::local_segments;
+use crate::remote::Remote;
+use crate::state::local_checkpoints;
+
+/// Where shipping stands.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReplicationStatus {
+    /// Passes over the state directory finished (successful or not).
+    pub passes: u64,
+    /// Passes that failed (the store unreachable, say).
+    pub failures: u64,
+    /// The last failure, if the last pass failed.
+    pub last_error: Option<String>,
+    /// Bytes uploaded since the start.
+    pub uploaded_bytes: u64,
+    /// The last round the store holds (in a sealed segment or as a
+    /// checkpoint), as of the last successful pass: a restore gets at
+    /// least this far.
+    pub shipped_height: Option<u64>,
+    /// Sealed segments the last pass saw and the store may lack (0 after a
+    /// successful pass).
+    pub backlog_segments: u64,
+}
+
+struct Metrics {
+    registry: Registry,
+    passes: IntCounter,
+    failures: IntCounter,
+    uploaded: IntCounter,
+    shipped_height: IntGauge,
+    backlog: IntGauge,
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str| {
+            let c = IntCounter::new(name, help).expect("valid counter options");
+            registry.register(Box::new(c.clone())).expect("each name registered once");
+            c
+        };
+        let gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).expect("valid gauge options");
+            registry.register(Box::new(g.clone())).expect("each name registered once");
+            g
+        };
+        Metrics {
+            passes: counter("canister_host_replication_passes_total", "Passes shipping the state directory."),
+            failures: counter("canister_host_replication_failures_total", "Passes that failed; the next retries."),
+            uploaded: counter("canister_host_replication_uploaded_bytes_total", "Bytes uploaded to the store."),
+            shipped_height: gauge(
+                "canister_host_replication_shipped_height",
+                "The last round in the store's log: a restore gets this far (the recovery point).",
+            ),
+            backlog: gauge(
+                "canister_host_replication_backlog_segments",
+                "Sealed log segments not yet confirmed in the store.",
+            ),
+            registry,
+        }
+    }
+}
+
+/// The background shipper of one state directory.
+pub struct Replicator {
+    stop: Option<Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+    status: Arc<Mutex<ReplicationStatus>>,
+    registry: Registry,
+}
+
+impl Replicator {
+    /// Ship `state_dir` to `remote` every `interval`, on a thread of its
+    /// own.
+    pub fn start(remote: Remote, state_dir: PathBuf, interval: Duration) -> std::io::Result<Replicator> {
+        let (stop, stopped) = bounded::<()>(1);
+        let status = Arc::new(Mutex::new(ReplicationStatus::default()));
+        let metrics = Metrics::new();
+        let registry = metrics.registry.clone();
+        let shared = status.clone();
+        let thread = std::thread::Builder::new().name("canister-host-replication".into()).spawn(move || {
+            loop {
+                let last = matches!(stopped.recv_timeout(interval), Ok(()) | Err(RecvTimeoutError::Disconnected));
+                pass(&remote, &state_dir, &shared, &metrics);
+                if last {
+                    return;
+                }
+            }
+        })?;
+        Ok(Replicator { stop: Some(stop), thread: Some(thread), status, registry })
+    }
+
+    /// Where shipping stands now.
+    pub fn status(&self) -> ReplicationStatus {
+        self.status.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The shipping metrics, for a Prometheus endpoint to serve.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Make one last pass (after the host's final checkpoint, say), stop,
+    /// and say where shipping stands.
+    pub fn stop(mut self) -> ReplicationStatus {
+        self.finish();
+        self.status()
+    }
+
+    fn finish(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Replicator {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// One pass: ship, and record how it went.
+fn pass(remote: &Remote, state_dir: &std::path::Path, status: &Mutex<ReplicationStatus>, metrics: &Metrics) {
+    // Listed first: every segment but the newest of these is sealed, so a
+    // successful pass ships all the rounds before the newest one starts,
+    // and every checkpoint listed.
+    let segments = local_segments(&state_dir.join(checkpoint::layout::WAL_DIR)).unwrap_or_default();
+    let newest_checkpoint = local_checkpoints(state_dir).ok().and_then(|c| c.last().map(|(h, _)| *h));
+    let result = remote.ship_state_dir(state_dir);
+    let mut s = status.lock().unwrap_or_else(|e| e.into_inner());
+    s.passes += 1;
+    metrics.passes.inc();
+    match result {
+        Ok(shipped) => {
+            s.last_error = None;
+            s.uploaded_bytes += shipped.bytes;
+            metrics.uploaded.inc_by(shipped.bytes);
+            // Every sealed segment is in the store: the log there ends just
+            // before the active segment starts.
+            let logged = segments.last().and_then(|(active_first, _)| active_first.checked_sub(1));
+            let shipped = logged.max(newest_checkpoint).max(s.shipped_height);
+            if let Some(height) = shipped {
+                s.shipped_height = Some(height);
+                metrics.shipped_height.set(i64::try_from(height).unwrap_or(i64::MAX));
+            }
+            s.backlog_segments = 0;
+        }
+        Err(error) => {
+            tracing::warn!(%error, "shipping the state directory failed; retrying at the next pass");
+            s.failures += 1;
+            metrics.failures.inc();
+            s.last_error = Some(error.to_string());
+            s.backlog_segments = segments.len().saturating_sub(1) as u64;
+        }
+    }
+    metrics.backlog.set(i64::try_from(s.backlog_segments).unwrap_or(i64::MAX));
+}
