@@ -407,9 +407,9 @@ pub struct Restore {
     /// Really discard the later rounds.
     #[arg(long, conflicts_with = "from")]
     pub yes: bool,
-    /// The store to restore from (`file:///path`): its checkpoint, then the
-    /// shipped log after it, into the state directory, which must hold no
-    /// checkpoint yet.
+    /// The store to restore from (`file:///path` or `s3://bucket/prefix`):
+    /// its checkpoint, then the shipped log after it, into the state
+    /// directory, which must hold no checkpoint yet.
     #[arg(long, value_name = "URL")]
     pub from: Option<String>,
 }
@@ -490,7 +490,8 @@ pub struct Serve {
     #[arg(long)]
     pub query_queue: Option<usize>,
     /// Ship every checkpoint and sealed log segment to this store
-    /// (`file:///path`) in the background; `restore --from` rebuilds the
+    /// (`file:///path`, or `s3://bucket/prefix` with the AWS_* environment
+    /// variables) in the background; `restore --from` rebuilds the
     /// state from it on any machine.
     #[arg(long, value_name = "URL")]
     pub replicate_to: Option<String>,

@@ -60,7 +60,7 @@ pub enum ReplicationError {
         reason: String,
     },
     /// A store URL this build cannot open.
-    #[error("cannot open the store {url}: use file:///absolute/path")]
+    #[error("cannot open the store {url}: use file:///absolute/path or s3://bucket[/prefix]")]
     Unsupported {
         /// The URL.
         url: String,
@@ -85,7 +85,7 @@ impl ReplicationError {
     pub(crate) fn store(
         op: &'static str,
         object: &object_store::path::Path,
-    ) -> impl FnOnce(object_store::Error) -> ReplicationError {
+    ) -> impl FnOnce(object_store::Error) -> ReplicationError + use<> {
         let object = object.to_string();
         move |source| match source {
             object_store::Error::NotFound { .. } => ReplicationError::Missing { object },

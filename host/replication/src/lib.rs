@@ -1,6 +1,6 @@
-//! Checkpoints shipped to object storage and restored from it, through the
-//! `object_store` crate (local files today; S3, GCS and Azure share its
-//! interface).
+//! Checkpoints and log shipped to object storage and restored from it,
+//! through the `object_store` crate: local directories (`file://`) and S3
+//! or S3-compatible servers (`s3://`); GCS and Azure share its interface.
 //!
 //! A checkpoint is stored content-addressed: each 1 MiB chunk of each file
 //! as `chunks/<chunk hash>`, named by the hash the checkpoint's manifest
@@ -28,7 +28,7 @@
 //!
 //! [`Replicator`] ships a live state directory in the background.
 //!
-//! Not yet here (issue 15): followers (read replicas) and S3 tests.
+//! Not yet here (issue 15): followers (read replicas).
 
 #![deny(unsafe_code)]
 

@@ -7,8 +7,10 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use checkpoint::Hash;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
+use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, ObjectStoreExt};
 
 use crate::error::ReplicationError;
@@ -46,13 +48,47 @@ impl Remote {
         Remote::new(Arc::new(store))
     }
 
-    /// The store at `url`. `file:///absolute/path` is a local directory
-    /// (created if missing); other schemes are refused, naming it.
+    /// The store at `url`:
+    /// - `file:///absolute/path`: a local directory (created if missing);
+    /// - `s3://bucket[/prefix]`: an S3 bucket (or an S3-compatible server),
+    ///   configured from the environment as the AWS tools are:
+    ///   `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, and
+    ///   `AWS_ENDPOINT` with `AWS_ALLOW_HTTP=true` for a local server.
+    ///
+    /// Other schemes are refused, naming the URL.
     pub fn from_url(url: &str) -> Result<Remote, ReplicationError> {
-        match url.strip_prefix("file://") {
-            Some(path) if path.starts_with('/') => Remote::local(Path::new(path)),
-            _ => Err(ReplicationError::Unsupported { url: url.to_string() }),
+        Remote::from_url_with(url, std::iter::empty::<(&str, &str)>())
+    }
+
+    /// [`Remote::from_url`], with S3 settings given rather than read from
+    /// the environment: `("aws_endpoint", "http://127.0.0.1:9000")`,
+    /// `("aws_allow_http", "true")`, `("aws_access_key_id", ...)`, and the
+    /// rest of `object_store`'s `AmazonS3ConfigKey` names.
+    pub fn from_url_with<K: AsRef<str>, V: Into<String>>(
+        url: &str,
+        options: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Remote, ReplicationError> {
+        if let Some(path) = url.strip_prefix("file://").filter(|p| p.starts_with('/')) {
+            return Remote::local(Path::new(path));
         }
+        let Some(rest) = url.strip_prefix("s3://") else {
+            return Err(ReplicationError::Unsupported { url: url.to_string() });
+        };
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(ReplicationError::Unsupported { url: url.to_string() });
+        }
+        let open = ReplicationError::store("open", &ObjectPath::from(bucket));
+        let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+        for (key, value) in options {
+            let key: AmazonS3ConfigKey = key.as_ref().parse().map_err(|_| ReplicationError::Unsupported {
+                url: format!("{url} (unknown S3 setting {})", key.as_ref()),
+            })?;
+            builder = builder.with_config(key, value);
+        }
+        let s3 = builder.build().map_err(open)?;
+        let prefix = prefix.trim_matches('/');
+        if prefix.is_empty() { Remote::new(Arc::new(s3)) } else { Remote::new(Arc::new(PrefixStore::new(s3, prefix))) }
     }
 
     /// The heights of the checkpoints in the store, ascending. A
@@ -73,6 +109,12 @@ impl Remote {
 
     pub(crate) fn block_on<F: Future>(&self, future: F) -> F::Output {
         self.runtime.block_on(future)
+    }
+
+    /// Forget which chunks are stored, so the next shipment asks the store
+    /// again: after a failure, the store may have lost what it held.
+    pub fn forget_known(&self) {
+        self.known.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
     /// Whether this remote already knows the chunk `hash` is in the store.

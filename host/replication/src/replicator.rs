@@ -168,6 +168,8 @@ fn pass(remote: &Remote, state_dir: &std::path::Path, status: &Mutex<Replication
             s.backlog_segments = 0;
         }
         Err(error) => {
+            // The store may come back without what it had: ask it again.
+            remote.forget_known();
             tracing::warn!(%error, "shipping the state directory failed; retrying at the next pass");
             s.failures += 1;
             metrics.failures.inc();

@@ -1,0 +1,210 @@
+//! Shipping and restoring against a real S3 API: a local `moto_server`
+//! (PyPI `moto[server]`, which CI installs), started by the test on a free
+//! loopback port. Skipped with a note when moto is not installed, unless
+//! `CANISTER_HOST_REQUIRE_CLIENTS` is set (CI sets it).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use candid::{Decode, Encode};
+use canister_host::{Host, HostConfig, InstallMode, Principal};
+use replication::{Remote, ReplicationError, Replicator};
+
+const OWNER: Principal = Principal::from_slice(&[0x53; 29]);
+const BUCKET: &str = "canister-host";
+
+/// `moto_server`: `CANISTER_HOST_MOTO_SERVER`, else on the `PATH`.
+fn moto_server() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("CANISTER_HOST_MOTO_SERVER") {
+        return Some(PathBuf::from(path));
+    }
+    let found = Command::new("moto_server").arg("--help").stdout(Stdio::null()).stderr(Stdio::null()).status();
+    found.is_ok_and(|s| s.success()).then(|| PathBuf::from("moto_server"))
+}
+
+/// A `moto_server` child, killed when dropped.
+struct Moto {
+    child: Child,
+    port: u16,
+}
+
+impl Moto {
+    /// Start one on `port` (0: a free one) with an empty bucket.
+    fn start(port: u16) -> Option<Moto> {
+        let Some(bin) = moto_server() else {
+            assert!(
+                std::env::var_os("CANISTER_HOST_REQUIRE_CLIENTS").is_none(),
+                "moto_server is not installed: run `pip install 'moto[server]'`"
+            );
+            eprintln!("moto_server is not installed: run `pip install 'moto[server]'` to run this test");
+            return None;
+        };
+        let port = if port == 0 {
+            std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+        } else {
+            port
+        };
+        let child = Command::new(bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let moto = Moto { child, port };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while moto.request("PUT", &format!("/{BUCKET}")).is_none_or(|status| status != 200) {
+            assert!(Instant::now() < deadline, "moto_server never answered on port {port}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(moto)
+    }
+
+    /// An unsigned HTTP/1.1 request; the response's status code.
+    fn request(&self, method: &str, path: &str) -> Option<u16> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        write!(stream, "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            .ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        response.split_whitespace().nth(1)?.parse().ok()
+    }
+
+    fn remote(&self) -> Remote {
+        let endpoint = format!("http://127.0.0.1:{}", self.port);
+        let options = [
+            ("aws_endpoint", endpoint.as_str()),
+            ("aws_allow_http", "true"),
+            ("aws_access_key_id", "test"),
+            ("aws_secret_access_key", "test"),
+            ("aws_region", "us-east-1"),
+        ];
+        Remote::from_url_with(&format!("s3://{BUCKET}/primary"), options).unwrap()
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn config() -> HostConfig {
+    HostConfig { workers: 1, fsync: false, wal_segment_bytes: 4096, checkpoint_interval: 50, ..HostConfig::default() }
+}
+
+/// The primary's state directory, a fresh one to restore into, and the
+/// primary with a counter canister: its id and the height after its
+/// install.
+fn primary() -> (tempfile::TempDir, tempfile::TempDir, Host, Principal, u64) {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let host = Host::open(a.path(), config()).unwrap();
+    let id = host.create_canister(OWNER, vec![], None).unwrap();
+    host.install_code(OWNER, id, InstallMode::Install, canisters::COUNTER.to_vec(), vec![]).unwrap();
+    let installed = host.height().height;
+    (a, b, host, id, installed)
+}
+
+fn inc(host: &Host, id: Principal, times: usize) {
+    for _ in 0..times {
+        host.update_call(id, OWNER, "inc", Encode!().unwrap()).unwrap();
+    }
+}
+
+fn count(host: &Host, id: Principal) -> u64 {
+    Decode!(&host.query_call(id, OWNER, "get", Encode!().unwrap()).unwrap(), u64).unwrap()
+}
+
+fn wait_for(replicator: &Replicator, what: &str, done: impl Fn(&replication::ReplicationStatus) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done(&replicator.status()) {
+        assert!(Instant::now() < deadline, "never {what}: {:?}", replicator.status());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Restore the store into `dir` and open it: the count is the number of
+/// rounds after the install.
+fn restore_and_check(remote: &Remote, dir: &Path, id: Principal, installed: u64) -> u64 {
+    remote.restore(None, dir).unwrap();
+    let copy = Host::open(dir, config()).unwrap();
+    let height = copy.height().height;
+    assert_eq!(count(&copy, id), height - installed);
+    height
+}
+
+#[test]
+fn shipped_state_restores_from_s3() {
+    let Some(moto) = Moto::start(0) else { return };
+    let (a, b, host, id, installed) = primary();
+    inc(&host, id, 120);
+    let remote = moto.remote();
+    let shipped = remote.ship_state_dir(a.path()).unwrap();
+    assert!(!shipped.checkpoints.is_empty() && !shipped.segments.is_empty(), "{shipped:?}");
+    // Everything up to the active segment is in the store.
+    let height = restore_and_check(&remote, b.path(), id, installed);
+    assert!(height >= 100, "restored only to round {height}");
+    host.close().unwrap();
+}
+
+#[test]
+fn a_damaged_object_in_s3_is_named() {
+    let Some(moto) = Moto::start(0) else { return };
+    let (a, b, host, id, _) = primary();
+    inc(&host, id, 10);
+    host.checkpoint().unwrap();
+    let remote = moto.remote();
+    remote.ship_state_dir(a.path()).unwrap();
+    // Overwrite the first chunk with other bytes, through the S3 API.
+    let s3 = object_store::aws::AmazonS3Builder::new()
+        .with_bucket_name(BUCKET)
+        .with_endpoint(format!("http://127.0.0.1:{}", moto.port))
+        .with_allow_http(true)
+        .with_access_key_id("test")
+        .with_secret_access_key("test")
+        .with_region("us-east-1")
+        .build()
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let damaged = runtime.block_on(async {
+        use futures_util::TryStreamExt;
+        use object_store::{ObjectStore, ObjectStoreExt};
+        let prefix = object_store::path::Path::from("primary/chunks");
+        let chunks: Vec<_> = s3.list(Some(&prefix)).try_collect().await.unwrap();
+        let first = chunks[0].location.clone();
+        s3.put(&first, bytes::Bytes::from_static(b"not the chunk").into()).await.unwrap();
+        first.to_string()
+    });
+    match remote.restore(None, b.path()) {
+        Err(ReplicationError::Corrupt { object, .. }) => assert_eq!(format!("primary/{object}"), damaged),
+        other => panic!("expected {damaged} named as corrupt, got {other:?}"),
+    }
+    host.close().unwrap();
+}
+
+#[test]
+fn the_backlog_survives_an_s3_outage() {
+    let Some(moto) = Moto::start(0) else { return };
+    let (a, b, host, id, installed) = primary();
+    let replicator = Replicator::start(moto.remote(), a.path().to_path_buf(), Duration::from_millis(20)).unwrap();
+    inc(&host, id, 60);
+    wait_for(&replicator, "shipped", |s| s.shipped_height.is_some() && s.last_error.is_none());
+
+    // The server dies (and its memory with it): rounds go on, passes fail.
+    let port = moto.port;
+    drop(moto);
+    inc(&host, id, 120);
+    wait_for(&replicator, "failed", |s| s.failures > 0 && s.last_error.is_some());
+
+    // A new, empty server on the same port: the next passes ship it all.
+    let moto = Moto::start(port).unwrap();
+    let height = host.height().height;
+    wait_for(&replicator, "caught up", |s| s.last_error.is_none() && s.shipped_height >= Some(height - 50));
+    let status = replicator.stop();
+    let restored = restore_and_check(&moto.remote(), b.path(), id, installed);
+    assert!(restored >= status.shipped_height.unwrap(), "restored to {restored}: {status:?}");
+    host.close().unwrap();
+}
