@@ -59,6 +59,16 @@ pub enum ReplicationError {
         /// What is wrong.
         reason: String,
     },
+    /// A follower was asked to run an update.
+    #[error("this is a read replica: send updates to the primary{}", primary.as_ref().map_or(String::new(), |p| format!(" at {p}")))]
+    ReadOnly {
+        /// Where the primary serves, if known.
+        primary: Option<String>,
+    },
+    /// Replaying the fetched state failed (a record that breaks the chain,
+    /// a digest the replay does not reproduce).
+    #[error("replaying the shipped state: {0}")]
+    Host(#[from] canister_host::HostError),
     /// A store URL this build cannot open.
     #[error("cannot open the store {url}: use file:///absolute/path or s3://bucket[/prefix]")]
     Unsupported {

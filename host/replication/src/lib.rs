@@ -28,11 +28,13 @@
 //!
 //! [`Replicator`] ships a live state directory in the background.
 //!
-//! Not yet here (issue 15): followers (read replicas).
+//! [`Follower`] is a read replica: it tails the store, replays what it
+//! fetches (checking every digest) and answers queries on it.
 
 #![deny(unsafe_code)]
 
 mod error;
+mod follower;
 mod log;
 mod names;
 mod remote;
@@ -42,6 +44,7 @@ mod ship;
 mod state;
 
 pub use error::ReplicationError;
+pub use follower::Follower;
 pub use remote::Remote;
 pub use replicator::{ReplicationStatus, Replicator};
 pub use restore::Restored;

@@ -85,6 +85,24 @@ impl Remote {
         Ok(segments)
     }
 
+    /// Download the shipped segments after the one starting at `first`
+    /// into `wal_dir`.
+    pub(crate) fn fetch_segments_after(&self, first: u64, wal_dir: &Path) -> Result<(), ReplicationError> {
+        for (_, name) in self.remote_segments()?.iter().filter(|(f, _)| *f > first) {
+            self.fetch_segment(name, wal_dir)?;
+        }
+        Ok(())
+    }
+
+    /// Download segment `name` into `wal_dir`; returns its size.
+    fn fetch_segment(&self, name: &str, wal_dir: &Path) -> Result<u64, ReplicationError> {
+        let data = self.get(&object(name))?;
+        let path = wal_dir.join(name);
+        std::fs::write(&path, &data).map_err(ReplicationError::io("write", &path))?;
+        std::fs::File::open(&path).and_then(|f| f.sync_all()).map_err(ReplicationError::io("sync", &path))?;
+        Ok(data.len() as u64)
+    }
+
     /// Download the shipped segments a restore of checkpoint `height`
     /// replays into `wal_dir`: from the one holding `height + 1` on.
     /// Returns the first height fetched and the bytes, or `None` when no
@@ -98,11 +116,7 @@ impl Remote {
         std::fs::create_dir_all(wal_dir).map_err(ReplicationError::io("create", wal_dir))?;
         let mut bytes = 0;
         for (_, name) in &segments[start..] {
-            let data = self.get(&object(name))?;
-            let path = wal_dir.join(name);
-            std::fs::write(&path, &data).map_err(ReplicationError::io("write", &path))?;
-            std::fs::File::open(&path).and_then(|f| f.sync_all()).map_err(ReplicationError::io("sync", &path))?;
-            bytes += data.len() as u64;
+            bytes += self.fetch_segment(name, wal_dir)?;
         }
         Ok(Some((segments[start].0, bytes)))
     }
