@@ -150,7 +150,7 @@ fn memory(base: Option<checkpoint::FileRef>, map: &PageMap, size: u64) -> FileSp
 }
 
 /// Time `cp --sparse=always src dst`; the copy is deleted untimed.
-fn cp_sparse(src: &Path, dst: &Path, case: &str) -> Result<Duration, BenchError> {
+pub(super) fn cp_sparse(src: &Path, dst: &Path, case: &str) -> Result<Duration, BenchError> {
     let start = Instant::now();
     let status = Command::new("cp").arg("--sparse=always").arg(src).arg(dst).status().case(case)?;
     let elapsed = start.elapsed();

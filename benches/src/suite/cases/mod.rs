@@ -12,6 +12,7 @@ mod memory;
 mod message;
 mod plain;
 mod reopen;
+mod replication;
 mod scaling;
 
 use std::path::Path;
@@ -39,6 +40,7 @@ pub(crate) fn run_all(r: &mut Runner) -> Result<(), BenchError> {
     history::run(r)?;
     reopen::run(r)?;
     checkpoints::run(r)?;
+    replication::run(r)?;
     Ok(())
 }
 

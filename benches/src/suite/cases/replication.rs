@@ -1,0 +1,143 @@
+//! Shipping a canister's checkpoint to a store in a local directory and
+//! restoring it (`replication::Remote`), against `cp --sparse=always` of
+//! the heap file (`cp/dense_{size}`, measured here unless the checkpoint
+//! cases already did):
+//!
+//! - `replication/ship_{64MiB,1GiB}`: the first shipment, every chunk
+//!   uploaded (each MiB of the heap holds different bytes, so none is
+//!   stored once for several);
+//! - `replication/ship_{size}_1_dirty`: the next checkpoint after one page
+//!   changed, to a store holding the first: only the changed chunks go;
+//! - `replication/restore_{size}`: the checkpoint into a fresh state
+//!   directory, every chunk checked against the manifest.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use candid::Encode;
+use canister_host::{Host, Principal};
+use replication::Remote;
+
+use super::checkpoints::cp_sparse;
+use super::{BenchError, OWNER, Runner, host_config, install, open_host, size_label};
+use crate::MIB;
+use crate::suite::error::CaseContext;
+
+const PAGE: u64 = 4096;
+const CHUNK: u64 = 1 << 20;
+
+pub(super) fn run(r: &mut Runner) -> Result<(), BenchError> {
+    let sizes: &[u64] = if r.quick() { &[64 * MIB] } else { &[64 * MIB, 1024 * MIB] };
+    for &size in sizes {
+        let label = size_label(size);
+        let names = [
+            format!("replication/ship_{label}"),
+            format!("replication/ship_{label}_1_dirty"),
+            format!("replication/restore_{label}"),
+        ];
+        if r.any(&names) {
+            measure(r, size, &names)?;
+        }
+    }
+    Ok(())
+}
+
+fn measure(r: &mut Runner, size: u64, [ship, ship_dirty, restore]: &[String; 3]) -> Result<(), BenchError> {
+    let case = ship.as_str();
+    let host = open_host(r, case, host_config(false, 1))?;
+    let id = install(&host, case, canisters::MEMORY_STRESS, vec![])?;
+    host.update_call(id, OWNER, "grow", Encode!(&(size / 65536)).case(case)?).case(case)?;
+    // Two bytes per page, from the chunk's number: no two chunks alike.
+    let start = canisters::MEMORY_STRESS_HEAP_START;
+    for chunk in 0..(size - start) / CHUNK {
+        for (byte, value) in [(0, chunk as u8), (1, (chunk >> 8) as u8)] {
+            write(&host, id, start + chunk * CHUNK + byte, CHUNK / PAGE, value, case)?;
+        }
+    }
+    let first = checkpoint(&host, r, case)?;
+    write(&host, id, start, 1, 0xee, case)?;
+    let second = checkpoint(&host, r, case)?;
+    drop(host);
+
+    let cp = format!("cp/dense_{}", size_label(size));
+    if !r.has(&cp) {
+        let heap = largest_file(&first).case(case)?;
+        let copy = r.scratch().join("replication-cp");
+        r.timed(&cp, &[], 3, || cp_sparse(&heap, &copy, &cp))?;
+    }
+    let samples = if size > 64 * MIB { 3 } else { 5 };
+    let stores = r.scratch().join("replication-stores");
+    let fresh = |n: &str| -> Result<(PathBuf, Remote), BenchError> {
+        let dir = stores.join(n);
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok((dir.clone(), Remote::local(&dir).case(n)?))
+    };
+    // Ship `checkpoint` to a fresh store already holding `prior`, timed.
+    let time_ship = |name: &str, prior: Option<&Path>, checkpoint: &Path| -> Result<(Duration, u64), BenchError> {
+        let (dir, remote) = fresh(name)?;
+        if let Some(prior) = prior {
+            remote.ship_checkpoint(prior).case(name)?;
+        }
+        // A new remote: it knows only what it asks the store.
+        let remote = Remote::local(&dir).case(name)?;
+        let began = Instant::now();
+        let uploaded = remote.ship_checkpoint(checkpoint).case(name)?.uploaded_bytes;
+        let elapsed = began.elapsed();
+        std::fs::remove_dir_all(dir).case(name)?;
+        Ok((elapsed, uploaded))
+    };
+    for (name, baselines, prior, checkpoint) in [
+        (ship, vec![cp.as_str()], None, &first),
+        (ship_dirty, vec![ship.as_str(), &cp], Some(first.as_path()), &second),
+    ] {
+        let mut uploaded = 0;
+        let result = r.timed(name, &baselines, samples, || {
+            let (elapsed, bytes) = time_ship(name, prior, checkpoint)?;
+            uploaded = bytes;
+            Ok(elapsed)
+        })?;
+        result.bytes.insert("uploaded".into(), uploaded);
+    }
+    let (store, remote) = fresh(restore)?;
+    remote.ship_checkpoint(&first).case(restore)?;
+    let target = r.scratch().join("replication-restored");
+    r.timed(restore, &[&cp], samples, || {
+        let _ = std::fs::remove_dir_all(&target);
+        let began = Instant::now();
+        remote.restore_checkpoint(None, &target).case(restore)?;
+        Ok(began.elapsed())
+    })?;
+    let _ = std::fs::remove_dir_all(&target);
+    std::fs::remove_dir_all(store).case(restore)?;
+    Ok(())
+}
+
+fn write(host: &Host, id: Principal, offset: u64, pages: u64, value: u8, case: &str) -> Result<(), BenchError> {
+    let arg = Encode!(&offset, &pages, &PAGE, &false, &value).case(case)?;
+    host.update_call(id, OWNER, "write_pages", arg).case(case).map(drop)
+}
+
+/// Take a checkpoint; its directory.
+fn checkpoint(host: &Host, r: &Runner, case: &str) -> Result<PathBuf, BenchError> {
+    let height = host.checkpoint().case(case)?;
+    let dir = r.scratch().join(case.replace('/', "_"));
+    Ok(dir.join(checkpoint::layout::CHECKPOINTS_DIR).join(checkpoint::layout::checkpoint_dir_name(height)))
+}
+
+/// The largest file under `dir` (a checkpoint's heap).
+fn largest_file(dir: &Path) -> std::io::Result<PathBuf> {
+    let mut best: Option<(u64, PathBuf)> = None;
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(d)? {
+            let entry = entry?;
+            let meta = entry.metadata()?;
+            if meta.is_dir() {
+                dirs.push(entry.path());
+            } else if best.as_ref().is_none_or(|(len, _)| meta.len() > *len) {
+                best = Some((meta.len(), entry.path()));
+            }
+        }
+    }
+    best.map(|(_, p)| p).ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no file"))
+}
