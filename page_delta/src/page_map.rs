@@ -103,10 +103,7 @@ impl PageMap {
 
     /// The contents of page `index`: delta first, then base, then zero.
     pub fn get_page(&self, index: PageIndex) -> &PageBytes {
-        if let Some(page) = self.delta.get(index) {
-            return page.bytes();
-        }
-        self.base.as_ref().and_then(|b| b.page(index)).unwrap_or(&ZERO_PAGE)
+        self.get_page_traced(index).0
     }
 
     /// [`PageMap::get_page`], and whether the bytes came from the base

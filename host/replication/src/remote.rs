@@ -22,11 +22,11 @@ use crate::names;
 /// runtime of their own, so call them from a plain thread (not from
 /// inside another async runtime).
 pub struct Remote {
-    pub(crate) store: Arc<dyn ObjectStore>,
+    store: Arc<dyn ObjectStore>,
     runtime: tokio::runtime::Runtime,
     /// Chunks known to be in the store (shipped or seen by this `Remote`),
     /// so a later shipment need not ask for them again.
-    pub(crate) known: Mutex<HashSet<Hash>>,
+    known: Mutex<HashSet<Hash>>,
 }
 
 impl Remote {
@@ -94,11 +94,8 @@ impl Remote {
     /// The heights of the checkpoints in the store, ascending. A
     /// checkpoint is there once its manifest is, which is shipped last.
     pub fn heights(&self) -> Result<Vec<u64>, ReplicationError> {
-        let prefix = names::checkpoints();
-        let listed = self
-            .block_on(self.store.list_with_delimiter(Some(&prefix)))
-            .map_err(ReplicationError::store("list", &prefix))?;
-        let mut heights: Vec<u64> = listed
+        let mut heights: Vec<u64> = self
+            .listing(&names::checkpoints())?
             .common_prefixes
             .iter()
             .filter_map(|dir| dir.filename().and_then(checkpoint::layout::parse_checkpoint_dir_name))
@@ -122,6 +119,11 @@ impl Remote {
         self.known.lock().unwrap_or_else(|e| e.into_inner()).contains(hash)
     }
 
+    /// Remember that the chunk `hash` is in the store.
+    pub(crate) fn mark_known(&self, hash: &Hash) {
+        self.known.lock().unwrap_or_else(|e| e.into_inner()).insert(*hash);
+    }
+
     /// Whether `object` is in the store.
     pub(crate) fn exists(&self, object: &ObjectPath) -> Result<bool, ReplicationError> {
         self.size(object).map(|size| size.is_some())
@@ -138,10 +140,12 @@ impl Remote {
 
     /// The objects directly under `prefix`.
     pub(crate) fn list(&self, prefix: &ObjectPath) -> Result<Vec<ObjectPath>, ReplicationError> {
-        let listed = self
-            .block_on(self.store.list_with_delimiter(Some(prefix)))
-            .map_err(ReplicationError::store("list", prefix))?;
-        Ok(listed.objects.into_iter().map(|o| o.location).collect())
+        Ok(self.listing(prefix)?.objects.into_iter().map(|o| o.location).collect())
+    }
+
+    /// The objects and "directories" directly under `prefix`.
+    fn listing(&self, prefix: &ObjectPath) -> Result<object_store::ListResult, ReplicationError> {
+        self.block_on(self.store.list_with_delimiter(Some(prefix))).map_err(ReplicationError::store("list", prefix))
     }
 
     pub(crate) fn put(&self, object: &ObjectPath, bytes: Bytes) -> Result<(), ReplicationError> {

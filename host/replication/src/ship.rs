@@ -66,7 +66,7 @@ impl Remote {
                     shipped.uploaded += 1;
                     shipped.uploaded_bytes += len;
                 }
-                self.known.lock().unwrap_or_else(|e| e.into_inner()).insert(*hash);
+                self.mark_known(hash);
             }
         }
         shipped.uploaded_bytes += bytes.len() as u64;
