@@ -83,6 +83,10 @@ pub enum Command {
     /// Serve the IC's HTTP interface (agent-js, ic-agent, icp-cli, dfx talk
     /// to it unchanged) until SIGINT or SIGTERM, then checkpoint.
     Serve(Serve),
+    /// Keep a read replica of a store `serve --replicate-to` ships to in
+    /// the state directory, and serve queries from it over the IC's HTTP
+    /// interface; updates are refused, naming the primary.
+    Follow(Follow),
     /// Run the benchmark suite: every case beside its baselines, as
     /// p50/p90/p99 and ratios; write a report; check for regressions.
     Bench(Bench),
@@ -463,9 +467,9 @@ pub struct Bench {
 /// The committed baseline, relative to the repository's root.
 pub const DEFAULT_BASELINE: &str = "benches/baseline.json";
 
-/// `serve`.
+/// Where and how an HTTP server listens (`serve`, `follow`).
 #[derive(Debug, Args)]
-pub struct Serve {
+pub struct Listen {
     /// The address to listen on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:4943")]
     pub listen: std::net::SocketAddr,
@@ -482,6 +486,13 @@ pub struct Serve {
     /// Seconds any request may take before the server answers 503.
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub request_timeout: u64,
+}
+
+/// `serve`.
+#[derive(Debug, Args)]
+pub struct Serve {
+    #[command(flatten)]
+    pub http: Listen,
     /// Threads running queries (default: the host's).
     #[arg(long)]
     pub query_threads: Option<usize>,
@@ -489,13 +500,34 @@ pub struct Serve {
     /// host's).
     #[arg(long)]
     pub query_queue: Option<usize>,
-    /// Ship every checkpoint and sealed log segment to this store
-    /// (`file:///path`, or `s3://bucket/prefix` with the AWS_* environment
-    /// variables) in the background; `restore --from` rebuilds the
-    /// state from it on any machine.
+    /// Ship every checkpoint and the log to this store (`file:///path`,
+    /// or `s3://bucket/prefix` with the AWS_* environment variables) in the
+    /// background, sealing the log at every pass so the store trails by
+    /// about one pass; `restore --from` rebuilds the state from it on any
+    /// machine, and `follow --from` serves queries from it.
     #[arg(long, value_name = "URL")]
     pub replicate_to: Option<String>,
-    /// Seconds between shipping passes.
+    /// Seconds between shipping passes (each seals a log segment when
+    /// there were rounds, so shorter intervals store more, smaller ones).
     #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
     pub replicate_every: f64,
+}
+
+/// `follow`.
+#[derive(Debug, Args)]
+pub struct Follow {
+    /// The store a primary ships to (`serve --replicate-to`):
+    /// `file:///path`, or `s3://bucket/prefix` with the AWS_* environment
+    /// variables.
+    #[arg(long, value_name = "URL")]
+    pub from: String,
+    /// Where the primary serves, named in the error updates get.
+    #[arg(long, value_name = "URL")]
+    pub primary: Option<String>,
+    /// Seconds between looks at the store for new checkpoints and log
+    /// segments.
+    #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
+    pub every: f64,
+    #[command(flatten)]
+    pub http: Listen,
 }

@@ -86,3 +86,70 @@ async fn a_restore_from_the_store_holds_every_shipped_round_after_kill_9() {
         cli(a, &["query", "counter", "get"]).trim().trim_start_matches('(').split(' ').next().unwrap().parse().unwrap();
     assert!(now >= acked.load(Ordering::SeqCst), "the primary lost an acknowledged update");
 }
+
+/// `counter.get` through `agent`, as a number.
+async fn get(agent: &Agent, counter: Principal) -> Result<u64, String> {
+    let reply = agent.query(&counter, "get").with_arg(Encode!().unwrap()).call().await.map_err(|e| e.to_string())?;
+    Ok(Decode!(&reply, u64).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_follower_serves_queries_over_http_and_refuses_updates_naming_the_primary() {
+    let (primary, store, replica) =
+        (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = primary.path();
+    let url = format!("file://{}", store.path().display());
+    let id = cli(a, &["create", "--name", "counter"]).split_whitespace().next().unwrap().to_string();
+    let counter = Principal::from_text(&id).unwrap();
+    cli(a, &["install", "counter", "--wasm", COUNTER]);
+    let server = common::Server::start_with(a, &["--replicate-to", &url, "--replicate-every", "0.05"]);
+    let to_primary = Agent::builder().with_url(server.url()).build().unwrap();
+    to_primary.fetch_root_key().await.unwrap();
+
+    let replica_dir = replica.path().join("replica");
+    let follower = common::Server::run(
+        "follow",
+        &replica_dir,
+        &replica.path().join("port"),
+        &["--from", &url, "--primary", &server.url(), "--every", "0.05"],
+    );
+    let to_replica = Agent::builder().with_url(follower.url()).build().unwrap();
+    to_replica.fetch_root_key().await.unwrap();
+
+    // Each acknowledged update shows on the follower, which answers with
+    // a signed query response its agent verifies.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for round in 1..=3u64 {
+        for _ in 0..10 {
+            to_primary.update(&counter, "inc").with_arg(Encode!().unwrap()).await.unwrap();
+        }
+        while get(&to_replica, counter).await.ok() != Some(10 * round) {
+            assert!(
+                Instant::now() < deadline,
+                "the follower never showed {} ({:?})",
+                10 * round,
+                get(&to_replica, counter).await
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    // read_state answers from the replayed state.
+    let hash = |agent: &Agent| {
+        let agent = agent.clone();
+        async move { agent.read_state_canister_info(counter, "module_hash").await.unwrap() }
+    };
+    assert_eq!(hash(&to_replica).await, hash(&to_primary).await);
+    assert!(gauge(follower.port, "canister_host_follower_round").is_some_and(|r| r >= 30));
+
+    // Updates are refused, naming the primary; the state stays as it was.
+    let refused = to_replica.update(&counter, "inc").with_arg(Encode!().unwrap()).await.unwrap_err().to_string();
+    assert!(refused.contains("read replica") && refused.contains(&server.url()), "{refused}");
+    assert_eq!(get(&to_primary, counter).await.unwrap(), 30);
+
+    // A follower is not pointed at a primary's own directory.
+    let out =
+        Command::new(common::bin()).args(["follow", "--from", &url]).env("CANISTER_HOST_DIR", a).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("in use by process"), "{stderr}");
+}

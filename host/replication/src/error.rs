@@ -65,6 +65,17 @@ pub enum ReplicationError {
         /// Where the primary serves, if known.
         primary: Option<String>,
     },
+    /// A follower was pointed at a state directory that is not a replica
+    /// (a primary's, say), which catching up would overwrite.
+    #[error("{} holds a state of its own, not a replica: follow into a fresh directory", dir.display())]
+    NotAReplica {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// The follower's directory cannot be taken (another process holds
+    /// it, say).
+    #[error(transparent)]
+    Directory(#[from] checkpoint::Error),
     /// Replaying the fetched state failed (a record that breaks the chain,
     /// a digest the replay does not reproduce).
     #[error("replaying the shipped state: {0}")]

@@ -18,7 +18,8 @@
 //! their holes.
 //!
 //! Sealed write-ahead log segments ship whole, as `log/<segment name>`
-//! (the log never appends to a sealed segment); a restore fetches those
+//! (the log never appends to a sealed segment, and the shipper seals the
+//! active one at each pass through the host's [`canister_host::LogSealer`]); a restore fetches those
 //! after its checkpoint, and the host replays them, checking each record's
 //! hash chain, up to the last shipped round.
 //!
@@ -29,7 +30,8 @@
 //! [`Replicator`] ships a live state directory in the background.
 //!
 //! [`Follower`] is a read replica: it tails the store, replays what it
-//! fetches (checking every digest) and answers queries on it.
+//! fetches (checking every digest) and answers queries on it;
+//! [`Follower::follow`] keeps it caught up in the background.
 
 #![deny(unsafe_code)]
 
@@ -44,7 +46,7 @@ mod ship;
 mod state;
 
 pub use error::ReplicationError;
-pub use follower::Follower;
+pub use follower::{Follower, Following};
 pub use remote::Remote;
 pub use replicator::{ReplicationStatus, Replicator};
 pub use restore::Restored;

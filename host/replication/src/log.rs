@@ -20,6 +20,11 @@ pub(crate) fn segment_height(name: &str) -> Option<u64> {
     u64::from_str_radix(hex, 16).ok()
 }
 
+/// The file name of the segment starting at `first`.
+fn segment_name(first: u64) -> String {
+    format!("seg-{first:016x}.log")
+}
+
 fn object(name: &str) -> ObjectPath {
     ObjectPath::from(format!("log/{name}"))
 }
@@ -52,6 +57,9 @@ impl Remote {
             path: path.to_path_buf(),
             reason: "not a log segment (seg-<height>.log)".into(),
         })?;
+        if self.known_segments().contains(name) {
+            return Ok(0);
+        }
         let object = object(name);
         let bytes = match std::fs::read(path) {
             Ok(bytes) => bytes,
@@ -60,6 +68,7 @@ impl Remote {
         };
         if let Some(size) = self.size(&object)? {
             if size == bytes.len() as u64 {
+                self.known_segments().insert(name.to_string());
                 return Ok(0);
             }
             let reason = format!("it holds {size} bytes and the sealed segment {} bytes", bytes.len());
@@ -67,13 +76,18 @@ impl Remote {
         }
         let len = bytes.len() as u64;
         self.put(&object, Bytes::from(bytes))?;
+        self.known_segments().insert(name.to_string());
         Ok(len)
     }
 
-    /// The shipped segments, by first height.
-    pub(crate) fn remote_segments(&self) -> Result<Vec<(u64, String)>, ReplicationError> {
+    /// The shipped segments, by first height; with `after`, only those
+    /// starting after that height (listing only those).
+    pub(crate) fn remote_segments(&self, after: Option<u64>) -> Result<Vec<(u64, String)>, ReplicationError> {
         let prefix = ObjectPath::from("log");
-        let listed = self.list(&prefix)?;
+        let listed = match after {
+            Some(first) => self.list_after(&prefix, &object(&segment_name(first)))?,
+            None => self.list(&prefix)?,
+        };
         let mut segments: Vec<(u64, String)> = listed
             .into_iter()
             .filter_map(|o| {
@@ -86,12 +100,14 @@ impl Remote {
     }
 
     /// Download the shipped segments after the one starting at `first`
-    /// into `wal_dir`.
-    pub(crate) fn fetch_segments_after(&self, first: u64, wal_dir: &Path) -> Result<(), ReplicationError> {
-        for (_, name) in self.remote_segments()?.iter().filter(|(f, _)| *f > first) {
+    /// into `wal_dir`; returns how many there were.
+    pub(crate) fn fetch_segments_after(&self, first: u64, wal_dir: &Path) -> Result<usize, ReplicationError> {
+        let newer: Vec<(u64, String)> =
+            self.remote_segments(Some(first))?.into_iter().filter(|(f, _)| *f > first).collect();
+        for (_, name) in &newer {
             self.fetch_segment(name, wal_dir)?;
         }
-        Ok(())
+        Ok(newer.len())
     }
 
     /// Download segment `name` into `wal_dir`; returns its size.
@@ -109,7 +125,7 @@ impl Remote {
     /// shipped segment continues the checkpoint (the log after it was
     /// never shipped, or only later parts were).
     pub(crate) fn fetch_log_after(&self, height: u64, wal_dir: &Path) -> Result<Option<(u64, u64)>, ReplicationError> {
-        let segments = self.remote_segments()?;
+        let segments = self.remote_segments(None)?;
         let Some(start) = segments.iter().rposition(|(first, _)| *first <= height + 1) else {
             return Ok(None);
         };

@@ -27,6 +27,9 @@ pub struct Remote {
     /// Chunks known to be in the store (shipped or seen by this `Remote`),
     /// so a later shipment need not ask for them again.
     known: Mutex<HashSet<Hash>>,
+    /// Log segments known to be in the store, likewise (only those still
+    /// in the local log are kept).
+    known_segments: Mutex<HashSet<String>>,
 }
 
 impl Remote {
@@ -36,7 +39,7 @@ impl Remote {
             .enable_all()
             .build()
             .map_err(ReplicationError::io("start the object store runtime for", "the remote"))?;
-        Ok(Remote { store, runtime, known: Mutex::new(HashSet::new()) })
+        Ok(Remote { store, runtime, known: Mutex::default(), known_segments: Mutex::default() })
     }
 
     /// A remote in the local directory `dir` (created if missing): for a
@@ -112,6 +115,12 @@ impl Remote {
     /// again: after a failure, the store may have lost what it held.
     pub fn forget_known(&self) {
         self.known.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.known_segments().clear();
+    }
+
+    /// The log segments known to be in the store, by name.
+    pub(crate) fn known_segments(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.known_segments.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Whether this remote already knows the chunk `hash` is in the store.
@@ -141,6 +150,18 @@ impl Remote {
     /// The objects directly under `prefix`.
     pub(crate) fn list(&self, prefix: &ObjectPath) -> Result<Vec<ObjectPath>, ReplicationError> {
         Ok(self.listing(prefix)?.objects.into_iter().map(|o| o.location).collect())
+    }
+
+    /// The objects under `prefix` whose names sort after `offset`, in no
+    /// particular order (S3 lists from `offset` on, rather than everything).
+    pub(crate) fn list_after(
+        &self,
+        prefix: &ObjectPath,
+        offset: &ObjectPath,
+    ) -> Result<Vec<ObjectPath>, ReplicationError> {
+        use futures_util::TryStreamExt;
+        let listed = self.block_on(self.store.list_with_offset(Some(prefix), offset).try_collect::<Vec<_>>());
+        Ok(listed.map_err(ReplicationError::store("list", prefix))?.into_iter().map(|o| o.location).collect())
     }
 
     /// The objects and "directories" directly under `prefix`.

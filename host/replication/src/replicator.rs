@@ -2,7 +2,9 @@
 //!
 //! A thread ships what the directory holds and the store lacks
 //! ([`Remote::ship_state_dir`]) at a fixed interval, and once more when
-//! stopped. It only reads files the host has published (checkpoints) or
+//! stopped. Given the host's [`LogSealer`], each pass first seals the
+//! log's active segment, so the store's recovery point trails the host by
+//! about one interval rather than by a whole segment. It only reads files the host has published (checkpoints) or
 //! sealed (log segments), so it never blocks a round or a reply; when the
 //! store is unreachable it records the failure and tries again at the next
 //! tick, and what was not shipped waits on the local disk (the log keeps
@@ -13,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use canister_host::LogSealer;
 use crossbeam_channel::{RecvTimeoutError, Sender, bounded};
 use prometheus::{IntCounter, IntGauge, Registry};
 
@@ -89,8 +92,20 @@ pub struct Replicator {
 
 impl Replicator {
     /// Ship `state_dir` to `remote` every `interval`, on a thread of its
-    /// own.
+    /// own: checkpoints, and log segments as the log seals them (when it
+    /// outgrows a segment).
     pub fn start(remote: Remote, state_dir: PathBuf, interval: Duration) -> std::io::Result<Replicator> {
+        Replicator::start_with(remote, state_dir, interval, None)
+    }
+
+    /// [`Replicator::start`], sealing the log through `sealer` before each
+    /// pass, so every round logged by then ships in that pass.
+    pub fn start_with(
+        remote: Remote,
+        state_dir: PathBuf,
+        interval: Duration,
+        sealer: Option<LogSealer>,
+    ) -> std::io::Result<Replicator> {
         let (stop, stopped) = bounded::<()>(1);
         let status = Arc::new(Mutex::new(ReplicationStatus::default()));
         let metrics = Metrics::new();
@@ -99,7 +114,14 @@ impl Replicator {
         let thread = std::thread::Builder::new().name("canister-host-replication".into()).spawn(move || {
             loop {
                 let last = matches!(stopped.recv_timeout(interval), Ok(()) | Err(RecvTimeoutError::Disconnected));
-                pass(&remote, &state_dir, &shared, &metrics);
+                let mut seal = || {
+                    if let Some(Err(error)) = sealer.as_ref().map(LogSealer::seal) {
+                        // A closed host has nothing more to seal; its final
+                        // checkpoint still ships.
+                        tracing::debug!(%error, "not sealing the log before shipping");
+                    }
+                };
+                pass(&remote, &state_dir, &mut seal, &shared, &metrics);
                 if last {
                     return;
                 }
@@ -142,13 +164,19 @@ impl Drop for Replicator {
 }
 
 /// One pass: ship, and record how it went.
-fn pass(remote: &Remote, state_dir: &std::path::Path, status: &Mutex<ReplicationStatus>, metrics: &Metrics) {
-    // Listed first: every segment but the newest of these is sealed, so a
-    // successful pass ships all the rounds before the newest one starts,
-    // and every checkpoint listed.
+fn pass(
+    remote: &Remote,
+    state_dir: &std::path::Path,
+    seal: &mut dyn FnMut(),
+    status: &Mutex<ReplicationStatus>,
+    metrics: &Metrics,
+) {
+    // Listed first: every segment but the newest of these is sealed (and
+    // sealing adds one), so a successful pass ships all the rounds before
+    // the newest one starts, and every checkpoint listed.
     let segments = local_segments(&state_dir.join(checkpoint::layout::WAL_DIR)).unwrap_or_default();
     let newest_checkpoint = local_checkpoints(state_dir).ok().and_then(|c| c.last().map(|(h, _)| *h));
-    let result = remote.ship_state_dir(state_dir);
+    let result = remote.ship_state_dir_with(state_dir, seal);
     let mut s = status.lock().unwrap_or_else(|e| e.into_inner());
     s.passes += 1;
     metrics.passes.inc();
@@ -159,8 +187,7 @@ fn pass(remote: &Remote, state_dir: &std::path::Path, status: &Mutex<Replication
             metrics.uploaded.inc_by(shipped.bytes);
             // Every sealed segment is in the store: the log there ends just
             // before the active segment starts.
-            let logged = segments.last().and_then(|(active_first, _)| active_first.checked_sub(1));
-            let shipped = logged.max(newest_checkpoint).max(s.shipped_height);
+            let shipped = shipped.logged_through.max(newest_checkpoint).max(s.shipped_height);
             if let Some(height) = shipped {
                 s.shipped_height = Some(height);
                 metrics.shipped_height.set(i64::try_from(height).unwrap_or(i64::MAX));

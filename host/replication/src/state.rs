@@ -19,6 +19,9 @@ pub struct ShippedDir {
     pub segments: Vec<u64>,
     /// Bytes uploaded.
     pub bytes: u64,
+    /// The last round in the sealed segments (all in the store after the
+    /// pass): the round before the active segment's first.
+    pub logged_through: Option<u64>,
 }
 
 /// The published checkpoints of `state_dir`, by height.
@@ -43,6 +46,18 @@ impl Remote {
     /// published, and so are segments once sealed; ones pruned meanwhile
     /// are skipped.
     pub fn ship_state_dir(&self, state_dir: &Path) -> Result<ShippedDir, ReplicationError> {
+        self.ship_state_dir_with(state_dir, &mut || {})
+    }
+
+    /// [`Remote::ship_state_dir`], calling `before_log` between shipping
+    /// the checkpoints and listing the log: sealing the log there makes
+    /// the shipped log reach every checkpoint shipped with it, so a
+    /// follower can replay up to them rather than download them.
+    pub fn ship_state_dir_with(
+        &self,
+        state_dir: &Path,
+        before_log: &mut dyn FnMut(),
+    ) -> Result<ShippedDir, ReplicationError> {
         let mut shipped = ShippedDir::default();
         for (height, dir) in local_checkpoints(state_dir)? {
             match self.ship_checkpoint(&dir) {
@@ -57,8 +72,14 @@ impl Remote {
                 Err(e) => return Err(e),
             }
         }
+        before_log();
         let segments = local_segments(&state_dir.join(WAL_DIR))?;
+        let local_names: std::collections::HashSet<String> =
+            segments.iter().filter_map(|(_, p)| Some(p.file_name()?.to_str()?.to_string())).collect();
+        // What the log pruned needs no remembering.
+        self.known_segments().retain(|name| local_names.contains(name));
         let sealed = segments.len().saturating_sub(1);
+        shipped.logged_through = segments.last().and_then(|(active_first, _)| active_first.checked_sub(1));
         for (first, path) in &segments[..sealed] {
             let bytes = self.ship_segment(path)?;
             if bytes > 0 {

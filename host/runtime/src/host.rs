@@ -4,7 +4,7 @@
 //! thread and never wait for a round.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -95,7 +95,9 @@ pub struct HostCounters {
 /// A running host.
 pub struct Host {
     shared: Arc<Shared>,
-    commands: Option<Sender<Command>>,
+    /// Shared only as weak references ([`LogSealer`]): dropping this one
+    /// disconnects the scheduler, which is how it learns to stop.
+    commands: Option<Arc<Sender<Command>>>,
     scheduler: Option<JoinHandle<()>>,
     recovered: RecoveryReport,
 }
@@ -150,7 +152,7 @@ impl Host {
             .stack_size(WASM_THREAD_STACK)
             .spawn(move || scheduler.run(rx))
             .map_err(|e| HostError::Stopped(format!("cannot start the scheduler thread: {e}")))?;
-        Ok(Host { shared, commands: Some(tx), scheduler: Some(thread), recovered: report })
+        Ok(Host { shared, commands: Some(Arc::new(tx)), scheduler: Some(thread), recovered: report })
     }
 
     /// The executor messages run on (compiling, limits).
@@ -450,6 +452,19 @@ impl Host {
         rx.recv().map_err(|_| HostError::Stopped("the scheduler stopped".into()))?.map_err(HostError::Operation)
     }
 
+    /// Seal the log's active segment between rounds, if it holds a
+    /// record, so everything logged so far is in sealed segments (which
+    /// shipping copies); returns whether one was sealed.
+    pub fn seal_log(&self) -> Result<bool, HostError> {
+        self.log_sealer().seal()
+    }
+
+    /// A handle sealing the log from another thread (a shipper's) that
+    /// does not keep the host open: once the host closes it only fails.
+    pub fn log_sealer(&self) -> LogSealer {
+        LogSealer { commands: self.commands.as_ref().map_or_else(Weak::new, Arc::downgrade) }
+    }
+
     /// Finish pending work, take a checkpoint and stop.
     pub fn close(mut self) -> Result<(), HostError> {
         let (tx, rx) = crossbeam_channel::bounded(1);
@@ -464,6 +479,25 @@ impl Host {
         if let Some(thread) = self.scheduler.take() {
             let _ = thread.join();
         }
+    }
+}
+
+/// Seals a host's log ([`Host::log_sealer`]).
+#[derive(Clone)]
+pub struct LogSealer {
+    commands: Weak<Sender<Command>>,
+}
+
+impl LogSealer {
+    /// [`Host::seal_log`], or an error once the host has closed.
+    pub fn seal(&self) -> Result<bool, HostError> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let commands = self.commands.upgrade().ok_or_else(|| HostError::Stopped("the host is closed".into()))?;
+        let sent = commands.send(Command::SealLog(tx));
+        // Not held while waiting: the host may be closing.
+        drop(commands);
+        sent.map_err(|_| HostError::Stopped("the host's scheduler has stopped".into()))?;
+        rx.recv().map_err(|_| HostError::Stopped("the scheduler stopped".into()))?.map_err(HostError::Operation)
     }
 }
 

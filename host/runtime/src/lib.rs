@@ -56,13 +56,13 @@ pub use embedder::{
     MethodKind, ModuleCache, ModuleCacheCounters, RejectCode, TrackingMode, WasmPages,
 };
 pub use error::{CallError, HostError};
-pub use host::{CallHandle, Host, HostCounters, MODULE_CACHE};
+pub use host::{CallHandle, Host, HostCounters, LogSealer, MODULE_CACHE};
 pub use prometheus;
 pub use query::Certifier;
 pub use recovery::RecoveryReport;
 pub use registry::{Registry, canister_id};
 pub use replay::Divergence;
 pub use restore::{RestorePlan, restore};
-pub use time_travel::PastState;
+pub use time_travel::{LiveReplay, PastState};
 pub use verify::{VerifyOptions, VerifyProgress, VerifyReport, verify};
 pub use view::{CanisterInfo, LastRound, SnapshotSummary};

@@ -70,6 +70,8 @@ pub(crate) enum Command {
     Checkpoint(Sender<Result<u64, String>>),
     /// Read the state between rounds.
     Read(Reader),
+    /// Seal the log's active segment, if it holds any record.
+    SealLog(Sender<Result<bool, String>>),
     /// Finish, checkpoint and stop.
     Close(Sender<Result<(), String>>),
 }
@@ -194,6 +196,9 @@ impl Scheduler {
                     let _ = reply.send(self.checkpoint_now().map_err(|e| e.to_string()));
                 }
                 Some(Command::Read(f)) => f(&self),
+                Some(Command::SealLog(reply)) => {
+                    let _ = reply.send(self.wal.seal().map_err(|e| e.to_string()));
+                }
                 Some(Command::Close(reply)) => {
                     let result = match self.wait_for_checkpoint() {
                         Ok(()) if self.round.height > self.checkpointed => self.checkpoint_now().map(drop),

@@ -3,8 +3,11 @@
 //! or below that round, replays the log up to it in memory (checking every
 //! digest on the way), and runs the query there. Like verification it
 //! takes no lock and writes nothing, so it runs beside a live host.
+//!
+//! [`LiveReplay`] keeps such a replay going as its log grows: a read
+//! replica's state.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use candid::Principal;
@@ -13,8 +16,8 @@ use embedder::{ExecutionConfig, Executor};
 
 use crate::error::{CallError, HostError};
 use crate::query;
-use crate::query_pool::on_wasm_stack;
-use crate::verify::{VerifyOptions, replay_here};
+use crate::query_pool::{QueryPool, on_wasm_stack};
+use crate::verify::{ReplayedState, VerifyOptions, replay_here};
 use crate::view::{CanisterInfo, CommittedView, LastRound};
 
 /// The state as of a past round, replayed in memory, to query.
@@ -23,6 +26,9 @@ pub struct PastState {
     checkpoint: u64,
     view: Arc<CommittedView>,
     executor: Arc<Executor>,
+    /// Where queries run (a live replay's shared threads); `None`: on a
+    /// thread of their own.
+    queries: Option<Arc<QueryPool>>,
 }
 
 impl PastState {
@@ -48,9 +54,14 @@ impl PastState {
         if let Some(divergence) = replayed.report.divergence {
             return Err(HostError::ReplayDiverged(divergence));
         }
+        Ok(PastState::of(&replayed, from, None))
+    }
+
+    /// The state `replayed` reached, from checkpoint `checkpoint`.
+    fn of(replayed: &ReplayedState, checkpoint: u64, queries: Option<Arc<QueryPool>>) -> PastState {
         let ids: Vec<Principal> = replayed.registry.iter().map(|c| c.id()).collect();
         let view = Arc::new(CommittedView::empty(replayed.round).advance(replayed.round, &replayed.registry, ids));
-        Ok(PastState { round: replayed.round, checkpoint: from, view, executor: replayed.executor })
+        PastState { round: replayed.round, checkpoint, view, executor: replayed.executor.clone(), queries }
     }
 
     /// The round this is the state after, and its time.
@@ -77,7 +88,77 @@ impl PastState {
         method: &str,
         arg: Vec<u8>,
     ) -> Result<Vec<u8>, CallError> {
-        let job = query::prepare(&self.executor, &self.view, canister, sender, method, arg, None)?;
-        on_wasm_stack(job)
+        self.query_certified(canister, sender, method, arg, None)
+    }
+
+    /// [`PastState::query`], with `certifier` certifying the canister's
+    /// certified data as of this state (for `ic0.data_certificate_*`).
+    pub fn query_certified(
+        &self,
+        canister: Principal,
+        sender: Principal,
+        method: &str,
+        arg: Vec<u8>,
+        certifier: Option<query::Certifier>,
+    ) -> Result<Vec<u8>, CallError> {
+        let job = query::prepare(&self.executor, &self.view, canister, sender, method, arg, certifier)?;
+        match &self.queries {
+            Some(pool) => pool.run(job).map_err(CallError::Unavailable)?,
+            None => on_wasm_stack(job),
+        }
+    }
+}
+
+/// A replay that carries on as its state directory's log grows: it loads
+/// the newest checkpoint once, then replays only the rounds added since
+/// the last [`LiveReplay::advance`], checking every digest.
+pub struct LiveReplay {
+    path: PathBuf,
+    replayed: ReplayedState,
+    checkpoint: u64,
+    queries: Arc<QueryPool>,
+}
+
+impl LiveReplay {
+    /// Load the newest checkpoint in `path` and replay the whole log after
+    /// it. Messages execute with `execution` (its limits must match the
+    /// recorded history's); queries run on `query_threads` threads.
+    pub fn open(path: &Path, execution: ExecutionConfig, query_threads: usize) -> Result<LiveReplay, HostError> {
+        let checkpoint =
+            StateDir::open_read_only(path)?.heights()?.last().copied().ok_or_else(|| {
+                HostError::Operation(format!("{} holds no checkpoint to replay from", path.display()))
+            })?;
+        let options = VerifyOptions { from_height: Some(checkpoint), workers: 1, execution, ..Default::default() };
+        let replayed = on_wasm_stack(|| replay_here(path, &options, &mut |_| {}))?;
+        if let Some(divergence) = replayed.report.divergence {
+            return Err(HostError::ReplayDiverged(divergence));
+        }
+        let queries = QueryPool::new(query_threads.max(1), 1024)
+            .map_err(|e| HostError::Operation(format!("cannot start the query threads: {e}")))?;
+        Ok(LiveReplay { path: path.to_path_buf(), replayed, checkpoint, queries: Arc::new(queries) })
+    }
+
+    /// Replay the rounds the log gained; returns how many. After an error
+    /// (a record breaking the chain, a digest not reproduced) this replay
+    /// must be dropped: open a new one.
+    pub fn advance(&mut self) -> Result<u64, HostError> {
+        let (replayed, path) = (&mut self.replayed, &self.path);
+        on_wasm_stack(|| replayed.replay_more(path))
+    }
+
+    /// The state as of the last round replayed, to query while the replay
+    /// goes on.
+    pub fn state(&self) -> PastState {
+        PastState::of(&self.replayed, self.checkpoint, Some(self.queries.clone()))
+    }
+
+    /// The last round replayed.
+    pub fn round(&self) -> LastRound {
+        self.replayed.round
+    }
+
+    /// The checkpoint the replay started from.
+    pub fn checkpoint(&self) -> u64 {
+        self.checkpoint
     }
 }

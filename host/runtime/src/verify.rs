@@ -126,6 +126,29 @@ pub(crate) struct ReplayedState {
     pub(crate) executor: Arc<Executor>,
     /// The last round replayed (or the checkpoint's, if none was).
     pub(crate) round: LastRound,
+    /// The workers that replayed it, to replay more with.
+    pub(crate) pool: WorkerPool,
+}
+
+impl ReplayedState {
+    /// Replay the rounds the log at `path` gained after the last one
+    /// replayed (checking each record's chain and digests, as before).
+    /// Returns how many there were. A divergence is an error, after which
+    /// the state is the diverged round's: discard it.
+    pub(crate) fn replay_more(&mut self, path: &Path) -> Result<u64, HostError> {
+        let dir = StateDir::open_read_only(path)?;
+        let (wal, found) = Wal::open_read_only_with(dir.fs().clone(), &dir.wal_dir())?;
+        let mut rounds = 0;
+        let (registry, round) = (&mut self.registry, &mut self.round);
+        let divergence = replay(&self.pool, registry, &wal, &found.records, round.height, |replayed| {
+            rounds += 1;
+            *round = LastRound { height: replayed.height, time: replayed.time };
+        })?;
+        match divergence {
+            Some(divergence) => Err(HostError::ReplayDiverged(divergence)),
+            None => Ok(rounds),
+        }
+    }
 }
 
 /// Load checkpoint `options.from_height` (default: the oldest) of the state
@@ -193,5 +216,5 @@ pub(crate) fn replay_here(
     })?;
     report.final_state = state_digest(&registry);
     report.elapsed = started.elapsed();
-    Ok(ReplayedState { report, registry, executor, round })
+    Ok(ReplayedState { report, registry, executor, round, pool })
 }

@@ -114,9 +114,14 @@ impl From<ApiError> for Refused {
 /// started). Returns its request id.
 fn start(s: &Arc<Shared>, url_id: &str, headers: &HeaderMap, body: &[u8]) -> Result<[u8; 32], Refused> {
     let (request, url_id) = accept(headers, body, RequestKind::Call, url_id)?;
+    if let Some(why) = s.host.refuses_calls() {
+        // Not a canister's reject: the call never reached a host that
+        // could run it, so the agent shows the message as an HTTP error.
+        return Err(ApiError::new(StatusCode::FORBIDDEN, why).into());
+    }
     let canister = request.canister_id().unwrap_or(url_id);
-    let stand_in = request.method_and_arg().and_then(|(method, _)| StandIn::of(&s.host, canister, method));
-    if canister != Principal::management_canister() && stand_in.is_none() && s.host.canister_info(canister).is_err() {
+    let stand_in = request.method_and_arg().and_then(|(method, _)| StandIn::of(&*s.host, canister, method));
+    if canister != Principal::management_canister() && stand_in.is_none() && s.host.canister_info(canister).is_none() {
         return Err(Refused::Rejected(Rejection {
             status: None,
             reject_code: 3,
@@ -146,11 +151,11 @@ fn run(s: &Shared, request: Request, canister: Principal, stand_in: Option<Stand
     let sender = request.sender();
     let Some((method, arg)) = request.method_and_arg() else { return };
     let result = if canister == Principal::management_canister() {
-        s.host.management_call(sender, method, arg.to_vec())
+        s.host.management(sender, method, arg.to_vec())
     } else if let Some(stand_in) = stand_in {
-        stand_in.call(&s.host, s.signer.keys().subnet_id(), sender, arg)
+        stand_in.call(&*s.host, s.signer.keys().subnet_id(), sender, arg)
     } else {
-        s.host.update_call(canister, sender, method, arg.to_vec())
+        s.host.update(canister, sender, method, arg.to_vec())
     };
     match status_of(result) {
         Some(status) => s.statuses.finish(rid, status),

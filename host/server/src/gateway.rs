@@ -108,12 +108,12 @@ fn canister_of(headers: &HeaderMap, query: Option<&str>) -> Result<Principal, Ap
 fn answer(s: &Arc<Shared>, canister: Principal, request: HttpRequest) -> Result<HttpResponse, ApiError> {
     s.host
         .canister_info(canister)
-        .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, format!("Canister {canister} not found on this host.")))?;
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("Canister {canister} not found on this host.")))?;
     let anonymous = Principal::anonymous();
     let arg = Encode!(&request).map_err(|e| internal(format!("cannot encode the request (a bug): {e}")))?;
     let reply = s
         .host
-        .query_call_certified(canister, anonymous, "http_request", arg, Some(crate::queries::certifier(s)))
+        .query(canister, anonymous, "http_request", arg, Some(crate::queries::certifier(s)))
         .map_err(|e| rejected(canister, "http_request", e))?;
     let response = decode(canister, "http_request", &reply)?;
     if response.upgrade != Some(true) {
@@ -123,7 +123,7 @@ fn answer(s: &Arc<Shared>, canister: Principal, request: HttpRequest) -> Result<
     let arg = Encode!(&update).map_err(|e| internal(format!("cannot encode the request (a bug): {e}")))?;
     let reply = s
         .host
-        .update_call(canister, anonymous, "http_request_update", arg)
+        .update(canister, anonymous, "http_request_update", arg)
         .map_err(|e| rejected(canister, "http_request_update", e))?;
     decode(canister, "http_request_update", &reply)
 }

@@ -1,5 +1,6 @@
 //! `canister-host serve`: the IC's HTTP interface (as the interface
-//! specification describes it) over a [`Host`], so agent-js, ic-agent and
+//! specification describes it) over a [`canister_host::Host`] (or a read
+//! replica of one, which refuses calls: see [`Backend`]), so agent-js, ic-agent and
 //! icp-cli talk to this host unchanged.
 //!
 //! - `GET /api/v2/status`: the root key, health;
@@ -16,6 +17,7 @@
 //! Nothing is acknowledged before the host has made it durable: a call's
 //! status says `replied` only once its round is in the synced log.
 
+mod backend;
 mod calls;
 mod errors;
 mod gateway;
@@ -37,11 +39,11 @@ use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use canister_host::Host;
 use tower_http::cors::{Any, CorsLayer};
 use wire::keys::Keys;
 use wire::signer::Signer;
 
+pub use backend::Backend;
 pub use errors::ServeError;
 use statuses::Statuses;
 
@@ -88,7 +90,7 @@ impl Default for ServerConfig {
 
 /// What every handler shares.
 pub(crate) struct Shared {
-    pub host: Arc<Host>,
+    pub host: Arc<dyn Backend>,
     /// The keys, and the group signer of certificates.
     pub signer: Signer,
     pub statuses: Statuses,
@@ -97,16 +99,17 @@ pub(crate) struct Shared {
     pub metrics: metrics::ServerMetrics,
 }
 
-/// The router over `host`, signing with `keys`. Fails only if the
-/// request-status journal cannot be read or rewritten.
-pub fn router(host: Arc<Host>, keys: Keys, config: ServerConfig) -> Result<Router, ServeError> {
+/// The router over `host` (a [`canister_host::Host`], or another
+/// [`Backend`]), signing with `keys`. Fails only if the request-status
+/// journal cannot be read or rewritten.
+pub fn router<B: Backend>(host: Arc<B>, keys: Keys, config: ServerConfig) -> Result<Router, ServeError> {
     let statuses = match &config.statuses_journal {
         Some(path) => Statuses::journaled(config.status_retention, config.max_statuses, path)
             .map_err(|source| ServeError::Journal { path: path.clone(), source })?,
         None => Statuses::new(config.status_retention, config.max_statuses),
     };
     let shared = Arc::new(Shared {
-        host,
+        host: host as Arc<dyn Backend>,
         signer: Signer::new(keys),
         statuses,
         permits: tokio::sync::Semaphore::new(config.max_concurrent),

@@ -42,15 +42,15 @@ pub(crate) async fn query(
     };
     let shared = s.clone();
     let result = tokio::task::spawn_blocking(move || {
-        if let Some(stand_in) = StandIn::of(&shared.host, canister, &method).filter(|s| s.is_query()) {
-            return stand_in.call(&shared.host, shared.signer.keys().subnet_id(), sender, &arg);
+        if let Some(stand_in) = StandIn::of(&*shared.host, canister, &method).filter(|s| s.is_query()) {
+            return stand_in.call(&*shared.host, shared.signer.keys().subnet_id(), sender, &arg);
         }
         if canister == Principal::management_canister() {
             // ic-utils asks for canister_status as a query; the host
             // answers it from the committed state like an update.
-            return shared.host.management_call(sender, &method, arg);
+            return shared.host.management(sender, &method, arg);
         }
-        shared.host.query_call_certified(canister, sender, &method, arg, Some(certifier(&shared)))
+        shared.host.query(canister, sender, &method, arg, Some(certifier(&shared)))
     })
     .await;
     let outcome = match result.map(status_of) {

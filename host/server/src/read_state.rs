@@ -183,7 +183,7 @@ pub(crate) fn certify_status(s: &Shared, id: RequestId, status: &Status) -> Vec<
 
 /// `canister/<id>/<rest>` facts, for a canister that exists.
 fn add_canister(s: &Shared, tree: &mut Tree, id: Principal, rest: &[&[u8]], sender: Principal) -> Result<(), ApiError> {
-    let Ok(info) = s.host.canister_info(id) else {
+    let Some(info) = s.host.canister_info(id) else {
         tree.ensure(&[b"canister".as_slice()]);
         return Ok(());
     };

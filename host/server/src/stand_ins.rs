@@ -8,9 +8,11 @@
 
 use candid::types::reserved::Reserved;
 use candid::{CandidType, Decode, Deserialize, Encode, Nat};
-use canister_host::{CallError, ErrorCode, Host};
+use canister_host::{CallError, ErrorCode};
 use ic_management_canister_types::{CanisterIdRecord, CanisterSettings, ProvisionalCreateCanisterWithCyclesArgs};
 use wire::Principal;
+
+use crate::Backend;
 
 /// The cycles minting canister (CMC) on the IC.
 const CYCLES_MINTING_CANISTER: &str = "rkp4c-7iaaa-aaaaa-aaaca-cai";
@@ -29,7 +31,7 @@ pub(crate) enum StandIn {
 impl StandIn {
     /// The stand-in for `method` of `canister`, unless the host runs a
     /// canister with that id.
-    pub fn of(host: &Host, canister: Principal, method: &str) -> Option<StandIn> {
+    pub fn of(host: &dyn Backend, canister: Principal, method: &str) -> Option<StandIn> {
         // The method first: it rules out nearly every call without
         // rendering the id as text.
         let (id, stand_in) = match method {
@@ -37,7 +39,7 @@ impl StandIn {
             "create_canister" => (CYCLES_LEDGER, StandIn::CreateCanister),
             _ => return None,
         };
-        (canister.to_text() == id && host.canister_info(canister).is_err()).then_some(stand_in)
+        (canister.to_text() == id && host.canister_info(canister).is_none()).then_some(stand_in)
     }
 
     /// Whether it may run as a query (it changes nothing).
@@ -46,7 +48,13 @@ impl StandIn {
     }
 
     /// Answer `arg` from `sender`, on a host whose one subnet is `subnet`.
-    pub fn call(self, host: &Host, subnet: Principal, sender: Principal, arg: &[u8]) -> Result<Vec<u8>, CallError> {
+    pub fn call(
+        self,
+        host: &dyn Backend,
+        subnet: Principal,
+        sender: Principal,
+        arg: &[u8],
+    ) -> Result<Vec<u8>, CallError> {
         match self {
             StandIn::DefaultSubnets => encode(Encode!(&vec![subnet])),
             StandIn::CreateCanister => create_canister(host, sender, arg),
@@ -78,7 +86,7 @@ enum CreateCanisterResult {
 
 /// Create the canister with the cycles asked for, controlled by the
 /// settings' controllers or else by `sender`, as the cycles ledger does.
-fn create_canister(host: &Host, sender: Principal, arg: &[u8]) -> Result<Vec<u8>, CallError> {
+fn create_canister(host: &dyn Backend, sender: Principal, arg: &[u8]) -> Result<Vec<u8>, CallError> {
     let args = Decode!(arg, CreateCanisterArgs).map_err(|e| CallError::Failed {
         code: ErrorCode::InvalidManagementPayload,
         message: format!("the cycles ledger stand-in cannot decode the create_canister argument: {e}"),
@@ -90,8 +98,7 @@ fn create_canister(host: &Host, sender: Principal, arg: &[u8]) -> Result<Vec<u8>
         specified_id: None,
         sender_canister_version: None,
     };
-    let reply =
-        host.management_call(sender, "provisional_create_canister_with_cycles", encode(Encode!(&provisional))?)?;
+    let reply = host.management(sender, "provisional_create_canister_with_cycles", encode(Encode!(&provisional))?)?;
     let CanisterIdRecord { canister_id } = Decode!(&reply, CanisterIdRecord)
         .map_err(|e| CallError::Unavailable(format!("the management canister's reply did not decode (a bug): {e}")))?;
     encode(Encode!(&CreateCanisterResult::Ok { block_id: Nat::from(0u8), canister_id }))

@@ -5,6 +5,7 @@ mod bench;
 mod call;
 mod canister;
 mod checkpoints;
+mod follow;
 mod serve;
 
 pub use serve::URL_FILE as SERVER_URL_FILE;
@@ -53,6 +54,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Option<Report>> {
         Command::Verify(args) => verify::run(&cx, args)?,
         Command::Restore(args) => checkpoints::restore(&cx, args)?,
         Command::Serve(args) => serve::run(&cx, args)?,
+        Command::Follow(args) => follow::run(&cx, args)?,
         Command::Bench(args) => bench::run(&cx, args)?,
         Command::Demo(args) => crate::demo::run(&cx, args)?,
         Command::DemoLoad(args) => return crate::demo::load::run(&cx, args).map(|()| None),

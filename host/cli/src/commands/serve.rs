@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use canister_host::HostConfig;
 
 use super::Report;
-use crate::args::Serve;
+use crate::args::{Listen, Serve};
 use crate::exit::usage;
 use crate::state::Context;
 
@@ -25,9 +25,7 @@ pub const URL_FILE: &str = "http/url";
 
 /// Run `serve`.
 pub fn run(cx: &Context, args: Serve) -> anyhow::Result<Report> {
-    if args.max_concurrent == 0 {
-        return Err(usage("--max-concurrent must be at least 1"));
-    }
+    check_listen(&args.http)?;
     let mut host_config = HostConfig::default();
     host_config.query_threads = args.query_threads.unwrap_or(host_config.query_threads);
     host_config.query_queue = args.query_queue.unwrap_or(host_config.query_queue);
@@ -40,44 +38,18 @@ pub fn run(cx: &Context, args: Serve) -> anyhow::Result<Report> {
             let remote = replication::Remote::from_url(url).map_err(|e| usage(e.to_string()))?;
             let every = Duration::from_secs_f64(args.replicate_every);
             Some(
-                replication::Replicator::start(remote, cx.dir.clone(), every)
+                replication::Replicator::start_with(remote, cx.dir.clone(), every, Some(host.log_sealer()))
                     .context("starting the shipping thread")?,
             )
         }
         None => None,
     };
-    let keys = wire::keys::Keys::load_or_create(&cx.dir.join(KEYS)).context("loading the server's keys")?;
     let config = server::ServerConfig {
-        max_concurrent: args.max_concurrent,
-        max_body_bytes: args.max_body_bytes,
-        request_timeout: Duration::from_secs(args.request_timeout.max(1)),
         statuses_journal: Some(cx.dir.join(STATUSES)),
         extra_metrics: replicator.as_ref().map(|r| r.registry().clone()),
         ..server::ServerConfig::default()
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
-    let url_file = cx.dir.join(URL_FILE);
-    let served = runtime.block_on(async {
-        let listener = server::bind(args.listen).await?;
-        let addr = listener.local_addr().context("reading the bound address")?;
-        let url = format!("http://{addr}");
-        std::fs::write(&url_file, &url).with_context(|| format!("writing {}", url_file.display()))?;
-        if let Some(path) = &args.port_file {
-            std::fs::write(path, addr.port().to_string()).with_context(|| format!("writing {}", path.display()))?;
-        }
-        if !cx.quiet {
-            eprintln!(
-                "serving the IC HTTP interface at {url} (state directory {}); stop with Ctrl-C",
-                cx.dir.display()
-            );
-        }
-        let router = server::router(host.clone(), keys, config)?;
-        server::serve(listener, router, shutdown_signal()).await?;
-        anyhow::Ok(url)
-    });
-    let _ = std::fs::remove_file(&url_file);
-    let url = served?;
-    drop(runtime);
+    let url = serve_http(cx, &args.http, host.clone(), config, "serving the IC HTTP interface")?;
     let host = Arc::try_unwrap(host).map_err(|_| anyhow::anyhow!("requests still hold the host after shutdown"))?;
     host.close().context("checkpointing on shutdown")?;
     // One last pass ships the final checkpoint.
@@ -96,6 +68,53 @@ pub fn run(cx: &Context, args: Serve) -> anyhow::Result<Report> {
             "shipping_error": shipped.as_ref().and_then(|s| s.last_error.clone()),
         }),
     ))
+}
+
+/// Refuse listening options no server can honour, before any work.
+pub(super) fn check_listen(http: &Listen) -> anyhow::Result<()> {
+    if http.max_concurrent == 0 {
+        return Err(usage("--max-concurrent must be at least 1"));
+    }
+    Ok(())
+}
+
+/// Serve `backend` over HTTP as `http` says, until SIGINT or SIGTERM and
+/// the requests in flight finish; `doing` says what, on stderr. The keys
+/// and the URL file live in the state directory. Returns the URL served.
+pub(super) fn serve_http<B: server::Backend>(
+    cx: &Context,
+    http: &Listen,
+    backend: Arc<B>,
+    config: server::ServerConfig,
+    doing: &str,
+) -> anyhow::Result<String> {
+    let keys = wire::keys::Keys::load_or_create(&cx.dir.join(KEYS)).context("loading the server's keys")?;
+    let config = server::ServerConfig {
+        max_concurrent: http.max_concurrent,
+        max_body_bytes: http.max_body_bytes,
+        request_timeout: Duration::from_secs(http.request_timeout.max(1)),
+        ..config
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    let url_file = cx.dir.join(URL_FILE);
+    let served = runtime.block_on(async {
+        let listener = server::bind(http.listen).await?;
+        let addr = listener.local_addr().context("reading the bound address")?;
+        let url = format!("http://{addr}");
+        std::fs::write(&url_file, &url).with_context(|| format!("writing {}", url_file.display()))?;
+        if let Some(path) = &http.port_file {
+            std::fs::write(path, addr.port().to_string()).with_context(|| format!("writing {}", path.display()))?;
+        }
+        if !cx.quiet {
+            eprintln!("{doing} at {url} (state directory {}); stop with Ctrl-C", cx.dir.display());
+        }
+        let router = server::router(backend, keys, config)?;
+        server::serve(listener, router, shutdown_signal()).await?;
+        anyhow::Ok(url)
+    });
+    let _ = std::fs::remove_file(&url_file);
+    drop(runtime);
+    served
 }
 
 /// SIGINT or SIGTERM.

@@ -50,18 +50,23 @@ impl Server {
     /// Serve `dir` with extra `serve` arguments.
     pub fn start_with(dir: &Path, args: &[&str]) -> Server {
         std::fs::create_dir_all(dir).unwrap();
-        let port_file = dir.join("port");
-        let _ = std::fs::remove_file(&port_file);
+        Server::run("serve", dir, &dir.join("port"), args)
+    }
+
+    /// Run `command` (`serve`, `follow`) on `dir`, listening on a free
+    /// port it writes to `port_file`, with extra `args`.
+    pub fn run(command: &str, dir: &Path, port_file: &Path, args: &[&str]) -> Server {
+        let _ = std::fs::remove_file(port_file);
         let child = Command::new(bin())
-            .args(["serve", "--listen", "127.0.0.1:0", "--port-file"])
-            .arg(&port_file)
+            .args([command, "--listen", "127.0.0.1:0", "--port-file"])
+            .arg(port_file)
             .args(args)
             .env("CANISTER_HOST_DIR", dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let port = wait_for_port(&port_file);
+        let port = wait_for_port(port_file);
         Server { child, port }
     }
 

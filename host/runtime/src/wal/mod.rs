@@ -261,6 +261,22 @@ impl Wal {
         Ok(())
     }
 
+    /// Seal the active segment, if it holds a record: the next record
+    /// goes to a new segment, created now, so the sealed one is final at
+    /// once (a shipper may copy it). Returns whether a segment was sealed.
+    pub fn seal(&mut self) -> Result<bool, WalError> {
+        assert!(!self.read_only, "sealing a log opened read-only");
+        let holds_records = self.active.as_ref().is_some_and(|(_, len)| *len > HEADER_LEN);
+        match self.last_height {
+            Some(last) if holds_records => {
+                self.start_segment(last + 1)?;
+                self.roll_next = false;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     /// Delete the segments holding only records at or below `height`
     /// (always keeping the active one).
     pub fn prune_through(&mut self, height: u64) -> Result<usize, WalError> {

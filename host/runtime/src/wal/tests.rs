@@ -167,3 +167,43 @@ fn truncating_after_a_height_keeps_the_chain_and_appends_continue() {
     assert_eq!(records.last().unwrap(), &(7, b"round 7".to_vec()));
     assert!(recovered.truncated.is_none());
 }
+
+#[test]
+fn sealing_starts_the_next_segment_at_once_and_only_after_a_record() {
+    let tmp = tempfile::tempdir().unwrap();
+    let segments = || std::fs::read_dir(tmp.path()).unwrap().count();
+    let (mut log, _) = Wal::open(tmp.path(), true, 1 << 20).unwrap();
+    assert!(!log.seal().unwrap(), "nothing to seal in an empty log");
+    log.append(1, b"one").unwrap();
+    log.append(2, b"two").unwrap();
+    assert!(log.seal().unwrap());
+    assert_eq!(segments(), 2, "the next segment exists before its first record");
+    assert!(!log.seal().unwrap(), "an empty active segment is not sealed again");
+    let sealed = std::fs::read(tmp.path().join(format!("seg-{:016x}.log", 1))).unwrap();
+    log.append(3, b"three").unwrap();
+    assert_eq!(
+        std::fs::read(tmp.path().join(format!("seg-{:016x}.log", 1))).unwrap(),
+        sealed,
+        "a sealed segment changed"
+    );
+    drop(log);
+    // Reopened, the chain runs on through the seal, and appends go on.
+    let (records, recovered) = bodies(tmp.path());
+    assert_eq!(records.iter().map(|(h, _)| *h).collect::<Vec<_>>(), [1, 2, 3]);
+    assert!(recovered.truncated.is_none());
+    write(tmp.path(), 4..=4, 1 << 20);
+    assert_eq!(bodies(tmp.path()).0.len(), 4);
+}
+
+#[test]
+fn a_log_closed_just_after_a_seal_reopens_and_appends() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut log, _) = Wal::open(tmp.path(), true, 1 << 20).unwrap();
+    log.append(1, b"one").unwrap();
+    assert!(log.seal().unwrap());
+    drop(log); // the new segment holds only its header
+    write(tmp.path(), 2..=3, 1 << 20);
+    let (records, recovered) = bodies(tmp.path());
+    assert_eq!(records.iter().map(|(h, _)| *h).collect::<Vec<_>>(), [1, 2, 3]);
+    assert!(recovered.truncated.is_none());
+}
