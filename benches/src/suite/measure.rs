@@ -65,6 +65,13 @@ impl<'a> Runner<'a> {
         self.record(name, baselines, vec![elapsed.as_nanos() as f64], None)
     }
 
+    /// Record samples a case measured itself (the times of events it
+    /// waited for, say) as case `name`.
+    pub(crate) fn samples(&mut self, name: &str, baselines: &[&str], samples: &[Duration]) -> &mut CaseResult {
+        (self.progress)(name);
+        self.record(name, baselines, samples.iter().map(|d| d.as_nanos() as f64).collect(), None)
+    }
+
     /// How long a cheap case samples for.
     fn budget(&self) -> Duration {
         if self.quick() { Duration::from_millis(300) } else { Duration::from_secs(2) }

@@ -1,7 +1,8 @@
-//! `serve --replicate-to` killed with SIGKILL while ic-agent clients send
-//! updates; `restore --from` on a fresh state directory then holds every
-//! round the store had been shipped, and exactly the primary's state at
-//! that round.
+//! `serve --replicate-to` (a directory store, and S3 on a local
+//! `moto_server`) killed with SIGKILL while ic-agent clients send updates
+//! and it ships; `restore --from` on a fresh state directory then holds
+//! every round the store had been shipped, and exactly the primary's state
+//! at that round. And `follow` serving a replica over HTTP.
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -18,7 +19,17 @@ mod common;
 const COUNTER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../canisters/wasm/counter.wasm");
 
 fn cli(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(common::bin()).args(args).env("CANISTER_HOST_DIR", dir).output().unwrap();
+    cli_with(dir, args, &[])
+}
+
+/// [`cli`] with environment variables `env` (a store's settings).
+fn cli_with(dir: &Path, args: &[&str], env: &[(String, String)]) -> String {
+    let out = Command::new(common::bin())
+        .args(args)
+        .envs(env.iter().cloned())
+        .env("CANISTER_HOST_DIR", dir)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
@@ -34,16 +45,32 @@ fn gauge(port: u16, name: &str) -> Option<u64> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_restore_from_the_store_holds_every_shipped_round_after_kill_9() {
-    let (primary, store, fresh) =
-        (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+async fn a_restore_from_a_directory_store_holds_every_shipped_round_after_kill_9() {
+    let store = tempfile::tempdir().unwrap();
+    kill_9_while_shipping_then_restore(&format!("file://{}", store.path().display()), &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restore_from_s3_holds_every_shipped_round_after_kill_9_during_uploads() {
+    let Some(moto) = testkit::moto::Moto::start(0) else { return };
+    let url = format!("s3://{}/primary", testkit::moto::BUCKET);
+    kill_9_while_shipping_then_restore(&url, &moto.env()).await;
+}
+
+/// Serve a counter shipping to `url` (reached with environment `env`)
+/// under 8 ic-agent clients; SIGKILL it while it ships; `restore --from`
+/// on a fresh directory then holds at least every round the store had
+/// been shipped, and exactly the primary's state at that round.
+async fn kill_9_while_shipping_then_restore(url: &str, env: &[(String, String)]) {
+    let (primary, fresh) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (a, b) = (primary.path(), fresh.path());
-    let url = format!("file://{}", store.path().display());
     let id = cli(a, &["create", "--name", "counter"]).split_whitespace().next().unwrap().to_string();
     let counter = Principal::from_text(&id).unwrap();
     cli(a, &["install", "counter", "--wasm", COUNTER]);
 
-    let server = common::Server::start_with(a, &["--replicate-to", &url, "--replicate-every", "0.05"]);
+    // Passes back to back: the kill lands in one, mid-upload.
+    let args = ["--replicate-to", url, "--replicate-every", "0.005"];
+    let server = common::Server::run("serve", a, &a.join("port"), &args, env);
     let endpoint = server.url();
     let acked = Arc::new(AtomicU64::new(0));
     let mut clients = Vec::new();
@@ -60,7 +87,8 @@ async fn a_restore_from_the_store_holds_every_shipped_round_after_kill_9() {
             }
         }));
     }
-    // Past a few checkpoints (one per 100 rounds), shipped.
+    // Past a few checkpoints (one per 100 rounds), shipped; uploads go on
+    // at every pass (a sealed segment each), so the kill lands among them.
     let deadline = Instant::now() + Duration::from_secs(120);
     let shipped = loop {
         let shipped = gauge(server.port, "canister_host_replication_shipped_height").unwrap_or(0);
@@ -75,7 +103,8 @@ async fn a_restore_from_the_store_holds_every_shipped_round_after_kill_9() {
         client.await.unwrap();
     }
 
-    let report: serde_json::Value = serde_json::from_str(&cli(b, &["--json", "restore", "--from", &url])).unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&cli_with(b, &["--json", "restore", "--from", url], env)).unwrap();
     let height = report["height"].as_u64().unwrap();
     assert!(height >= shipped, "restored to round {height}, but the store had shipped round {shipped}: {report}");
     let restored = cli(b, &["query", "counter", "get"]);
@@ -112,6 +141,7 @@ async fn a_follower_serves_queries_over_http_and_refuses_updates_naming_the_prim
         &replica_dir,
         &replica.path().join("port"),
         &["--from", &url, "--primary", &server.url(), "--every", "0.05"],
+        &[],
     );
     let to_replica = Agent::builder().with_url(follower.url()).build().unwrap();
     to_replica.fetch_root_key().await.unwrap();

@@ -3,93 +3,19 @@
 //! loopback port. Skipped with a note when moto is not installed, unless
 //! `CANISTER_HOST_REQUIRE_CLIENTS` is set (CI sets it).
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use candid::{Decode, Encode};
 use canister_host::{Host, HostConfig, InstallMode, Principal};
 use replication::{Remote, ReplicationError, Replicator};
+use testkit::moto::{BUCKET, Moto};
 
 const OWNER: Principal = Principal::from_slice(&[0x53; 29]);
-const BUCKET: &str = "canister-host";
 
-/// `moto_server`: `CANISTER_HOST_MOTO_SERVER`, else on the `PATH`.
-fn moto_server() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("CANISTER_HOST_MOTO_SERVER") {
-        return Some(PathBuf::from(path));
-    }
-    let found = Command::new("moto_server").arg("--help").stdout(Stdio::null()).stderr(Stdio::null()).status();
-    found.is_ok_and(|s| s.success()).then(|| PathBuf::from("moto_server"))
-}
-
-/// A `moto_server` child, killed when dropped.
-struct Moto {
-    child: Child,
-    port: u16,
-}
-
-impl Moto {
-    /// Start one on `port` (0: a free one) with an empty bucket.
-    fn start(port: u16) -> Option<Moto> {
-        let Some(bin) = moto_server() else {
-            assert!(
-                std::env::var_os("CANISTER_HOST_REQUIRE_CLIENTS").is_none(),
-                "moto_server is not installed: run `pip install 'moto[server]'`"
-            );
-            eprintln!("moto_server is not installed: run `pip install 'moto[server]'` to run this test");
-            return None;
-        };
-        let port = if port == 0 {
-            std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-        } else {
-            port
-        };
-        let child = Command::new(bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let moto = Moto { child, port };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while moto.request("PUT", &format!("/{BUCKET}")).is_none_or(|status| status != 200) {
-            assert!(Instant::now() < deadline, "moto_server never answered on port {port}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Some(moto)
-    }
-
-    /// An unsigned HTTP/1.1 request; the response's status code.
-    fn request(&self, method: &str, path: &str) -> Option<u16> {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        write!(stream, "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-            .ok()?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).ok()?;
-        response.split_whitespace().nth(1)?.parse().ok()
-    }
-
-    fn remote(&self) -> Remote {
-        let endpoint = format!("http://127.0.0.1:{}", self.port);
-        let options = [
-            ("aws_endpoint", endpoint.as_str()),
-            ("aws_allow_http", "true"),
-            ("aws_access_key_id", "test"),
-            ("aws_secret_access_key", "test"),
-            ("aws_region", "us-east-1"),
-        ];
-        Remote::from_url_with(&format!("s3://{BUCKET}/primary"), options).unwrap()
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The store under `primary/` in the server's bucket.
+fn remote(moto: &Moto) -> Remote {
+    Remote::from_url_with(&format!("s3://{BUCKET}/primary"), moto.options()).unwrap()
 }
 
 fn config() -> HostConfig {
@@ -141,7 +67,7 @@ fn shipped_state_restores_from_s3() {
     let Some(moto) = Moto::start(0) else { return };
     let (a, b, host, id, installed) = primary();
     inc(&host, id, 120);
-    let remote = moto.remote();
+    let remote = remote(&moto);
     let shipped = remote.ship_state_dir(a.path()).unwrap();
     assert!(!shipped.checkpoints.is_empty() && !shipped.segments.is_empty(), "{shipped:?}");
     // Everything up to the active segment is in the store.
@@ -156,12 +82,12 @@ fn a_damaged_object_in_s3_is_named() {
     let (a, b, host, id, _) = primary();
     inc(&host, id, 10);
     host.checkpoint().unwrap();
-    let remote = moto.remote();
+    let remote = remote(&moto);
     remote.ship_state_dir(a.path()).unwrap();
     // Overwrite the first chunk with other bytes, through the S3 API.
     let s3 = object_store::aws::AmazonS3Builder::new()
         .with_bucket_name(BUCKET)
-        .with_endpoint(format!("http://127.0.0.1:{}", moto.port))
+        .with_endpoint(moto.endpoint())
         .with_allow_http(true)
         .with_access_key_id("test")
         .with_secret_access_key("test")
@@ -189,7 +115,7 @@ fn a_damaged_object_in_s3_is_named() {
 fn the_backlog_survives_an_s3_outage() {
     let Some(moto) = Moto::start(0) else { return };
     let (a, b, host, id, installed) = primary();
-    let replicator = Replicator::start(moto.remote(), a.path().to_path_buf(), Duration::from_millis(20)).unwrap();
+    let replicator = Replicator::start(remote(&moto), a.path().to_path_buf(), Duration::from_millis(20)).unwrap();
     inc(&host, id, 60);
     wait_for(&replicator, "shipped", |s| s.shipped_height.is_some() && s.last_error.is_none());
 
@@ -204,7 +130,7 @@ fn the_backlog_survives_an_s3_outage() {
     let height = host.height().height;
     wait_for(&replicator, "caught up", |s| s.last_error.is_none() && s.shipped_height >= Some(height - 50));
     let status = replicator.stop();
-    let restored = restore_and_check(&moto.remote(), b.path(), id, installed);
+    let restored = restore_and_check(&remote(&moto), b.path(), id, installed);
     assert!(restored >= status.shipped_height.unwrap(), "restored to {restored}: {status:?}");
     host.close().unwrap();
 }

@@ -1,6 +1,9 @@
 //! Helpers shared by the tests of the host crates: one engine per test
 //! binary, executors in each tracking mode, the example canisters installed
-//! and called, and the arguments of `memory_stress`'s sweeps.
+//! and called, the arguments of `memory_stress`'s sweeps, and a local S3
+//! server ([`moto`]).
+
+pub mod moto;
 
 use std::sync::{Arc, OnceLock};
 

@@ -9,14 +9,23 @@
 //! - `replication/ship_{size}_1_dirty`: the next checkpoint after one page
 //!   changed, to a store holding the first: only the changed chunks go;
 //! - `replication/restore_{size}`: the checkpoint into a fresh state
-//!   directory, every chunk checked against the manifest.
+//!   directory, every chunk checked against the manifest;
+//! - `replication/follower_lag`: under load (two threads sending updates
+//!   without pause), how long after an update is acknowledged a read
+//!   replica's query shows it, with shipping and catching up every
+//!   [`LAG_INTERVAL`]; against `replication/lag_interval`, that interval
+//!   (recorded as a case, so the ratio says what the lag costs beyond
+//!   waiting for the next pass). `replication/ack_under_load` is how long
+//!   the same updates took to be acknowledged.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use candid::Encode;
+use candid::{Decode, Encode};
 use canister_host::{Host, Principal};
-use replication::Remote;
+use replication::{Follower, Remote, Replicator};
 
 use super::checkpoints::cp_sparse;
 use super::{BenchError, OWNER, Runner, host_config, install, open_host, size_label};
@@ -26,7 +35,14 @@ use crate::suite::error::CaseContext;
 const PAGE: u64 = 4096;
 const CHUNK: u64 = 1 << 20;
 
+/// How often the lag case ships, and how often its follower catches up.
+const LAG_INTERVAL: Duration = Duration::from_millis(50);
+
 pub(super) fn run(r: &mut Runner) -> Result<(), BenchError> {
+    let lag = ["replication/follower_lag", "replication/lag_interval", "replication/ack_under_load"];
+    if r.any(&lag) {
+        follower_lag(r, lag)?;
+    }
     let sizes: &[u64] = if r.quick() { &[64 * MIB] } else { &[64 * MIB, 1024 * MIB] };
     for &size in sizes {
         let label = size_label(size);
@@ -110,6 +126,77 @@ fn measure(r: &mut Runner, size: u64, [ship, ship_dirty, restore]: &[String; 3])
     let _ = std::fs::remove_dir_all(&target);
     std::fs::remove_dir_all(store).case(restore)?;
     Ok(())
+}
+
+fn follower_lag(r: &mut Runner, [lag, interval, ack]: [&str; 3]) -> Result<(), BenchError> {
+    let config = canister_host::HostConfig { checkpoint_interval: 100, ..host_config(true, 1) };
+    let host = Arc::new(open_host(r, lag, config)?);
+    let id = install(&host, lag, canisters::COUNTER, vec![])?;
+    host.checkpoint().case(lag)?;
+    let (store, replica) = (r.scratch().join("replication-lag-store"), r.scratch().join("replication-lag-replica"));
+    for dir in [&store, &replica] {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    let primary = r.scratch().join(lag.replace('/', "_"));
+    let shipper = Remote::local(&store).case(lag)?;
+    let replicator = Replicator::start_with(shipper, primary, LAG_INTERVAL, Some(host.log_sealer())).case(lag)?;
+    let follower = Arc::new(Follower::new(Remote::local(&store).case(lag)?, &replica, None).case(lag)?);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while follower.catch_up().is_err() {
+        if Instant::now() > deadline {
+            return Err(failed(lag, "the follower never caught up with the first shipment"));
+        }
+        std::thread::sleep(LAG_INTERVAL);
+    }
+    let following = follower.follow(LAG_INTERVAL).case(lag)?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let load: Vec<_> = (0..2)
+        .map(|_| {
+            let (host, stop) = (host.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = host.update_call(id, OWNER, "inc", Encode!().unwrap_or_default());
+                }
+            })
+        })
+        .collect();
+    let samples = if r.quick() { 20 } else { 100 };
+    let (mut acks, mut lags) = (Vec::new(), Vec::new());
+    let get = Encode!().case(lag)?;
+    for _ in 0..samples {
+        let sent = Instant::now();
+        let reply = host.update_call(id, OWNER, "inc", get.clone()).case(lag)?;
+        let acked = Instant::now();
+        let value = Decode!(&reply, u64).case(lag)?;
+        loop {
+            let seen = follower.query(id, OWNER, "get", get.clone(), None).ok().and_then(|r| Decode!(&r, u64).ok());
+            if seen.is_some_and(|seen| seen >= value) {
+                break;
+            }
+            if acked.elapsed() > Duration::from_secs(60) {
+                return Err(failed(lag, format!("the follower never showed value {value}")));
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        acks.push(acked - sent);
+        lags.push(acked.elapsed());
+    }
+    stop.store(true, Ordering::Relaxed);
+    load.into_iter().for_each(|t| drop(t.join()));
+    drop(following);
+    replicator.stop();
+    drop(follower);
+    let intervals = vec![LAG_INTERVAL; lags.len()];
+    for (name, baselines, values) in [(ack, vec![], acks), (interval, vec![], intervals), (lag, vec![interval], lags)] {
+        r.samples(name, &baselines, &values).counts.insert("interval_ms".into(), LAG_INTERVAL.as_millis() as u64);
+    }
+    let host = Arc::try_unwrap(host).map_err(|_| failed(lag, "the load still holds the host"))?;
+    host.close().case(lag)
+}
+
+fn failed(case: &str, message: impl Into<String>) -> BenchError {
+    BenchError::Case { case: case.to_string(), message: message.into() }
 }
 
 fn write(host: &Host, id: Principal, offset: u64, pages: u64, value: u8, case: &str) -> Result<(), BenchError> {

@@ -50,17 +50,19 @@ impl Server {
     /// Serve `dir` with extra `serve` arguments.
     pub fn start_with(dir: &Path, args: &[&str]) -> Server {
         std::fs::create_dir_all(dir).unwrap();
-        Server::run("serve", dir, &dir.join("port"), args)
+        Server::run("serve", dir, &dir.join("port"), args, &[])
     }
 
     /// Run `command` (`serve`, `follow`) on `dir`, listening on a free
-    /// port it writes to `port_file`, with extra `args`.
-    pub fn run(command: &str, dir: &Path, port_file: &Path, args: &[&str]) -> Server {
+    /// port it writes to `port_file`, with extra `args` and environment
+    /// variables `env`.
+    pub fn run(command: &str, dir: &Path, port_file: &Path, args: &[&str], env: &[(String, String)]) -> Server {
         let _ = std::fs::remove_file(port_file);
         let child = Command::new(bin())
             .args([command, "--listen", "127.0.0.1:0", "--port-file"])
             .arg(port_file)
             .args(args)
+            .envs(env.iter().cloned())
             .env("CANISTER_HOST_DIR", dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
