@@ -15,8 +15,11 @@
 //!   replica's query shows it, with shipping and catching up every
 //!   [`LAG_INTERVAL`]; against `replication/lag_interval`, that interval
 //!   (recorded as a case, so the ratio says what the lag costs beyond
-//!   waiting for the next pass). `replication/ack_under_load` is how long
-//!   the same updates took to be acknowledged.
+//!   waiting for the next pass);
+//! - `replication/ack_while_shipping`: an update's acknowledgement under
+//!   that load while the log is sealed and shipped every interval and the
+//!   replica catches up, against `replication/ack_under_load`, the same
+//!   before shipping started.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -39,7 +42,12 @@ const CHUNK: u64 = 1 << 20;
 const LAG_INTERVAL: Duration = Duration::from_millis(50);
 
 pub(super) fn run(r: &mut Runner) -> Result<(), BenchError> {
-    let lag = ["replication/follower_lag", "replication/lag_interval", "replication/ack_under_load"];
+    let lag = [
+        "replication/follower_lag",
+        "replication/lag_interval",
+        "replication/ack_under_load",
+        "replication/ack_while_shipping",
+    ];
     if r.any(&lag) {
         follower_lag(r, lag)?;
     }
@@ -128,11 +136,33 @@ fn measure(r: &mut Runner, size: u64, [ship, ship_dirty, restore]: &[String; 3])
     Ok(())
 }
 
-fn follower_lag(r: &mut Runner, [lag, interval, ack]: [&str; 3]) -> Result<(), BenchError> {
+fn follower_lag(r: &mut Runner, [lag, interval, alone, shipping]: [&str; 4]) -> Result<(), BenchError> {
     let config = canister_host::HostConfig { checkpoint_interval: 100, ..host_config(true, 1) };
     let host = Arc::new(open_host(r, lag, config)?);
     let id = install(&host, lag, canisters::COUNTER, vec![])?;
     host.checkpoint().case(lag)?;
+    let inc = Encode!().case(lag)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let load: Vec<_> = (0..2)
+        .map(|_| {
+            let (host, stop, inc) = (host.clone(), stop.clone(), inc.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = host.update_call(id, OWNER, "inc", inc.clone());
+                }
+            })
+        })
+        .collect();
+    let acks = if r.quick() { 300 } else { 3_000 };
+    let time_acks = || -> Result<Vec<Duration>, BenchError> {
+        let timed = |_| {
+            let sent = Instant::now();
+            host.update_call(id, OWNER, "inc", inc.clone()).case(lag).map(|_| sent.elapsed())
+        };
+        (0..acks).map(timed).collect()
+    };
+    let acks_alone = time_acks()?;
+
     let (store, replica) = (r.scratch().join("replication-lag-store"), r.scratch().join("replication-lag-replica"));
     for dir in [&store, &replica] {
         let _ = std::fs::remove_dir_all(dir);
@@ -149,28 +179,15 @@ fn follower_lag(r: &mut Runner, [lag, interval, ack]: [&str; 3]) -> Result<(), B
         std::thread::sleep(LAG_INTERVAL);
     }
     let following = follower.follow(LAG_INTERVAL).case(lag)?;
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let load: Vec<_> = (0..2)
-        .map(|_| {
-            let (host, stop) = (host.clone(), stop.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    let _ = host.update_call(id, OWNER, "inc", Encode!().unwrap_or_default());
-                }
-            })
-        })
-        .collect();
+    let acks_shipping = time_acks()?;
     let samples = if r.quick() { 20 } else { 100 };
-    let (mut acks, mut lags) = (Vec::new(), Vec::new());
-    let get = Encode!().case(lag)?;
+    let mut lags = Vec::new();
     for _ in 0..samples {
-        let sent = Instant::now();
-        let reply = host.update_call(id, OWNER, "inc", get.clone()).case(lag)?;
+        let reply = host.update_call(id, OWNER, "inc", inc.clone()).case(lag)?;
         let acked = Instant::now();
         let value = Decode!(&reply, u64).case(lag)?;
         loop {
-            let seen = follower.query(id, OWNER, "get", get.clone(), None).ok().and_then(|r| Decode!(&r, u64).ok());
+            let seen = follower.query(id, OWNER, "get", inc.clone(), None).ok().and_then(|r| Decode!(&r, u64).ok());
             if seen.is_some_and(|seen| seen >= value) {
                 break;
             }
@@ -179,7 +196,6 @@ fn follower_lag(r: &mut Runner, [lag, interval, ack]: [&str; 3]) -> Result<(), B
             }
             std::thread::sleep(Duration::from_micros(200));
         }
-        acks.push(acked - sent);
         lags.push(acked.elapsed());
     }
     stop.store(true, Ordering::Relaxed);
@@ -188,7 +204,12 @@ fn follower_lag(r: &mut Runner, [lag, interval, ack]: [&str; 3]) -> Result<(), B
     replicator.stop();
     drop(follower);
     let intervals = vec![LAG_INTERVAL; lags.len()];
-    for (name, baselines, values) in [(ack, vec![], acks), (interval, vec![], intervals), (lag, vec![interval], lags)] {
+    for (name, baselines, values) in [
+        (alone, vec![], acks_alone),
+        (shipping, vec![alone], acks_shipping),
+        (interval, vec![], intervals),
+        (lag, vec![interval], lags),
+    ] {
         r.samples(name, &baselines, &values).counts.insert("interval_ms".into(), LAG_INTERVAL.as_millis() as u64);
     }
     let host = Arc::try_unwrap(host).map_err(|_| failed(lag, "the load still holds the host"))?;
