@@ -242,7 +242,9 @@ pub struct Query {
     /// The message.
     #[command(flatten)]
     pub message: Message,
-    /// Run it on the state as of this past round (read-only, no lock).
+    /// Run it on the state as of this past round (read-only, no lock). A
+    /// read replica's directory (`follow`) is always queried this way, at
+    /// its last round.
     #[arg(long, value_name = "HEIGHT")]
     pub at_height: Option<u64>,
 }

@@ -60,6 +60,16 @@ impl Context {
     pub fn open_with(&self, config: HostConfig) -> anyhow::Result<Host> {
         let spinner = self.progress("opening the state directory (compiling modules, replaying the log)");
         let fresh = self.refuse_foreign_dir()?;
+        let marker = self.dir.join(replication::REPLICA_MARKER);
+        if marker.exists() {
+            // A host would append its own rounds, and the follower would
+            // then replace them, or stop at a chain that no longer fits.
+            return Err(usage(format!(
+                "{} is a read replica kept by `canister-host follow`: query it through the follower's server;                  to make it a primary instead (it then stops following), delete {}",
+                self.dir.display(),
+                marker.display()
+            )));
+        }
         let host = Host::open(&self.dir, config).map_err(|e| {
             let locked = matches!(&e, canister_host::HostError::Checkpoint(checkpoint::Error::Locked { .. }));
             let served = std::fs::read_to_string(self.dir.join(crate::commands::SERVER_URL_FILE)).ok();

@@ -176,6 +176,18 @@ async fn a_follower_serves_queries_over_http_and_refuses_updates_naming_the_prim
     assert!(refused.contains("read replica") && refused.contains(&server.url()), "{refused}");
     assert_eq!(get(&to_primary, counter).await.unwrap(), 30);
 
+    // The CLI queries the replica's directory beside the follower;
+    // commands that open a host refuse it. Once the follower stops and the
+    // marker goes, it opens as a primary at the state it had replayed (a
+    // failover).
+    assert_eq!(cli(&replica_dir, &["query", "counter", "get"]).trim(), "(30 : nat64)");
+    let mut call = Command::new(common::bin());
+    let out = call.args(["call", "counter", "inc"]).env("CANISTER_HOST_DIR", &replica_dir).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("read replica kept by"), "{out:?}");
+    drop(follower);
+    std::fs::remove_file(replica_dir.join(replication::REPLICA_MARKER)).unwrap();
+    assert_eq!(cli(&replica_dir, &["call", "counter", "inc"]).trim(), "(31 : nat64)");
+
     // A follower is not pointed at a primary's own directory.
     let out =
         Command::new(common::bin()).args(["follow", "--from", &url]).env("CANISTER_HOST_DIR", a).output().unwrap();

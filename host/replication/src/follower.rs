@@ -33,8 +33,9 @@ use crate::state::local_checkpoints;
 /// the time a restart takes to replay, and the memory its replay holds.
 const REBASE_AFTER_ROUNDS: u64 = 10_000;
 
-/// The file marking a directory as a follower's.
-const REPLICA_MARKER: &str = "REPLICA";
+/// The file marking a directory as a follower's (in its root): only a
+/// follower writes there, and hosts refuse to open it.
+pub const REPLICA_MARKER: &str = "REPLICA";
 
 /// A read replica of the state a store holds.
 pub struct Follower {

@@ -46,7 +46,7 @@ mod ship;
 mod state;
 
 pub use error::ReplicationError;
-pub use follower::{Follower, Following};
+pub use follower::{Follower, Following, REPLICA_MARKER};
 pub use remote::Remote;
 pub use replicator::{ReplicationStatus, Replicator};
 pub use restore::Restored;

@@ -75,21 +75,31 @@ pub fn call(cx: &Context, args: Call) -> anyhow::Result<Report> {
     send(cx, &args.message, as_query)
 }
 
-/// `query`: now, or at a past height without the lock.
+/// `query`: now, or at a past height without the lock. A read replica's
+/// directory (`follow`) is queried like a past height, as of the last
+/// round it holds, beside the follower.
 pub fn query(cx: &Context, args: Query) -> anyhow::Result<Report> {
-    let Some(height) = args.at_height else { return send(cx, &args.message, Some(true)) };
+    let replica = cx.dir.join(replication::REPLICA_MARKER).exists();
+    if args.at_height.is_none() && !replica {
+        return send(cx, &args.message, Some(true));
+    }
+    let height = args.at_height;
     let message = &args.message;
     let dir = cx.existing_dir()?;
-    let spinner = cx.progress(&format!("replaying the history up to round {height}"));
-    let past = PastState::open(dir, HostConfig::default().execution, Some(height)).map_err(|e| match e {
+    let spinner = cx.progress(&match height {
+        Some(height) => format!("replaying the history up to round {height}"),
+        None => "replaying the read replica's log".to_string(),
+    });
+    let past = PastState::open(dir, HostConfig::default().execution, height).map_err(|e| match e {
         // A height outside the kept history.
         HostError::Operation(message) => usage(message),
         e => e.into(),
     })?;
     spinner.finish();
+    let round = past.round().height;
     let canister = past
         .canister(&message.canister)
-        .ok_or_else(|| usage(format!("there was no canister {:?} at round {height}", message.canister)))?;
+        .ok_or_else(|| usage(format!("there was no canister {:?} at round {round}", message.canister)))?;
     // The interface of the module installed then.
     let wasm = canister.state.module.as_ref().map(|m| m.wasm.clone());
     let interface = Interface::find(message.candid.as_deref(), wasm.as_deref())?;
