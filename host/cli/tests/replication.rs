@@ -170,6 +170,8 @@ async fn a_follower_serves_queries_over_http_and_refuses_updates_naming_the_prim
     };
     assert_eq!(hash(&to_replica).await, hash(&to_primary).await);
     assert!(gauge(follower.port, "canister_host_follower_round").is_some_and(|r| r >= 30));
+    let shipped_at = gauge(server.port, "canister_host_replication_last_success_timestamp_seconds");
+    assert!(shipped_at.is_some_and(|t| t > 1_700_000_000), "{shipped_at:?}");
 
     // Updates are refused, naming the primary; the state stays as it was.
     let refused = to_replica.update(&counter, "inc").with_arg(Encode!().unwrap()).await.unwrap_err().to_string();

@@ -256,6 +256,12 @@ impl Follower {
         Some(now.saturating_sub(Duration::from_nanos(round.time)))
     }
 
+    /// A digest of the whole state replayed so far (none before the first
+    /// [`Follower::catch_up`]): the primary's state digest at that round.
+    pub fn state_digest(&self) -> Option<checkpoint::Hash> {
+        self.live.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(LiveReplay::state_digest)
+    }
+
     /// A canister as of the round served.
     pub fn canister(&self, canister: Principal) -> Option<CanisterInfo> {
         self.current()?.canister(&canister.to_text())

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use canister_host::LogSealer;
 use crossbeam_channel::{RecvTimeoutError, Sender, bounded};
-use prometheus::{IntCounter, IntGauge, Registry};
+use prometheus::{Gauge, IntCounter, IntGauge, Registry};
 
 use crate::log::local_segments;
 use crate::remote::Remote;
@@ -50,6 +50,7 @@ struct Metrics {
     uploaded: IntCounter,
     shipped_height: IntGauge,
     backlog: IntGauge,
+    last_success: Gauge,
 }
 
 impl Metrics {
@@ -77,6 +78,16 @@ impl Metrics {
                 "canister_host_replication_backlog_segments",
                 "Sealed log segments not yet confirmed in the store.",
             ),
+            last_success: {
+                let g = Gauge::new(
+                    "canister_host_replication_last_success_timestamp_seconds",
+                    "When the last pass succeeded (seconds since the epoch): the recovery point's age is now minus \
+                     this, plus one interval.",
+                )
+                .expect("valid gauge options");
+                registry.register(Box::new(g.clone())).expect("each name registered once");
+                g
+            },
             registry,
         }
     }
@@ -193,6 +204,8 @@ fn pass(
                 metrics.shipped_height.set(i64::try_from(height).unwrap_or(i64::MAX));
             }
             s.backlog_segments = 0;
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            metrics.last_success.set(now.as_secs_f64());
         }
         Err(error) => {
             // The store may come back without what it had: ask it again.

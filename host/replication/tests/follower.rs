@@ -49,10 +49,12 @@ fn a_follower_replays_what_is_shipped_and_converges() {
     // The primary's final checkpoint: the follower converges to it.
     let value = Decode!(&host.query_call(id, OWNER, "get", Encode!().unwrap()).unwrap(), u64).unwrap();
     let last = host.height().height;
+    let digest = host.state_digest().unwrap();
     host.close().unwrap();
     primary.ship_state_dir(a.path()).unwrap();
     assert_eq!(follower.catch_up().unwrap().height, last);
     assert_eq!(get().unwrap(), value);
+    assert_eq!(follower.state_digest(), Some(digest), "the follower's state differs from the primary's");
 
     let refused = follower.update().unwrap_err();
     assert!(matches!(refused, ReplicationError::ReadOnly { .. }));

@@ -134,3 +134,31 @@ fn the_backlog_survives_an_s3_outage() {
     assert!(restored >= status.shipped_height.unwrap(), "restored to {restored}: {status:?}");
     host.close().unwrap();
 }
+
+#[test]
+fn a_follower_of_an_s3_store_converges_to_the_primarys_digest() {
+    let Some(moto) = Moto::start(0) else { return };
+    let (a, f, host, id, _) = primary();
+    host.checkpoint().unwrap();
+    let replicator = Replicator::start_with(
+        remote(&moto),
+        a.path().to_path_buf(),
+        Duration::from_millis(10),
+        Some(host.log_sealer()),
+    )
+    .unwrap();
+    let follower = replication::Follower::new(remote(&moto), f.path(), None).unwrap();
+    // Rounds in several shipments: the follower lists only the segments
+    // after its last (S3's start-after), and replays each once.
+    for _ in 0..3 {
+        inc(&host, id, 30);
+        let height = host.height().height;
+        wait_for(&replicator, "shipped", |s| s.shipped_height >= Some(height));
+        assert_eq!(follower.catch_up().unwrap().height, height);
+        assert_eq!(follower.state_digest(), Some(host.state_digest().unwrap()), "at round {height}");
+    }
+    let value = follower.query(id, OWNER, "get", Encode!().unwrap(), None).unwrap();
+    assert_eq!(Decode!(&value, u64).unwrap(), count(&host, id));
+    drop(replicator);
+    host.close().unwrap();
+}

@@ -157,6 +157,12 @@ impl LiveReplay {
         self.replayed.round
     }
 
+    /// A digest of the whole state replayed: equal to the primary's
+    /// [`crate::Host::state_digest`] at the same round.
+    pub fn state_digest(&self) -> checkpoint::Hash {
+        crate::round::state_digest(&self.replayed.registry)
+    }
+
     /// The checkpoint the replay started from.
     pub fn checkpoint(&self) -> u64 {
         self.checkpoint
