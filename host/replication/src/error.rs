@@ -31,6 +31,20 @@ pub enum ReplicationError {
         /// What did not match.
         reason: String,
     },
+    /// The store holds other bytes under a name this host ships (a
+    /// manifest of the same height, a log segment of the same first
+    /// round): another history, such as the primary's before it was
+    /// rolled back. Nothing is overwritten.
+    #[error(
+        "object {object} in the store holds another history than this host's ({reason}): was the primary rolled \
+         back with `restore --height`, or do two hosts ship to one store? Ship to a new store or prefix"
+    )]
+    Diverged {
+        /// The object's name in the store.
+        object: String,
+        /// How it differs.
+        reason: String,
+    },
     /// A local file could not be read or written.
     #[error("{op} {}: {source}", path.display())]
     Io {

@@ -57,27 +57,17 @@ impl Remote {
             path: path.to_path_buf(),
             reason: "not a log segment (seg-<height>.log)".into(),
         })?;
-        if self.known_segments().contains(name) {
+        let object = object(name);
+        if self.known_objects().contains(object.as_ref()) {
             return Ok(0);
         }
-        let object = object(name);
         let bytes = match std::fs::read(path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
             Err(e) => return Err(ReplicationError::io("read", path)(e)),
         };
-        if let Some(size) = self.size(&object)? {
-            if size == bytes.len() as u64 {
-                self.known_segments().insert(name.to_string());
-                return Ok(0);
-            }
-            let reason = format!("it holds {size} bytes and the sealed segment {} bytes", bytes.len());
-            return Err(ReplicationError::Corrupt { object: object.to_string(), reason });
-        }
         let len = bytes.len() as u64;
-        self.put(&object, Bytes::from(bytes))?;
-        self.known_segments().insert(name.to_string());
-        Ok(len)
+        Ok(if self.put_once(&object, Bytes::from(bytes))? { len } else { 0 })
     }
 
     /// The shipped segments, by first height; with `after`, only those

@@ -27,9 +27,9 @@ pub struct Remote {
     /// Chunks known to be in the store (shipped or seen by this `Remote`),
     /// so a later shipment need not ask for them again.
     known: Mutex<HashSet<Hash>>,
-    /// Log segments known to be in the store, likewise (only those still
-    /// in the local log are kept).
-    known_segments: Mutex<HashSet<String>>,
+    /// Manifests and log segments known to be in the store with exactly
+    /// the local bytes, by object name (only those still local are kept).
+    known_objects: Mutex<HashSet<String>>,
 }
 
 impl Remote {
@@ -39,7 +39,7 @@ impl Remote {
             .enable_all()
             .build()
             .map_err(ReplicationError::io("start the object store runtime for", "the remote"))?;
-        Ok(Remote { store, runtime, known: Mutex::default(), known_segments: Mutex::default() })
+        Ok(Remote { store, runtime, known: Mutex::default(), known_objects: Mutex::default() })
     }
 
     /// A remote in the local directory `dir` (created if missing): for a
@@ -115,12 +115,40 @@ impl Remote {
     /// again: after a failure, the store may have lost what it held.
     pub fn forget_known(&self) {
         self.known.lock().unwrap_or_else(|e| e.into_inner()).clear();
-        self.known_segments().clear();
+        self.known_objects().clear();
     }
 
-    /// The log segments known to be in the store, by name.
-    pub(crate) fn known_segments(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
-        self.known_segments.lock().unwrap_or_else(|e| e.into_inner())
+    /// The manifests and segments known to be in the store as they are
+    /// locally, by object name.
+    pub(crate) fn known_objects(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.known_objects.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Upload `bytes` as `object`, unless the store has it already; if it
+    /// holds other bytes there, the store keeps another history
+    /// ([`ReplicationError::Diverged`]). Returns whether it uploaded.
+    pub(crate) fn put_once(&self, object: &ObjectPath, bytes: Bytes) -> Result<bool, ReplicationError> {
+        let name = object.to_string();
+        if self.known_objects().contains(&name) {
+            return Ok(false);
+        }
+        let uploaded = match self.size(object)? {
+            None => {
+                self.put(object, bytes)?;
+                true
+            }
+            Some(size) if size != bytes.len() as u64 => {
+                let reason = format!("{size} bytes there, {} here", bytes.len());
+                return Err(ReplicationError::Diverged { object: name, reason });
+            }
+            Some(_) if self.get(object)? != bytes => {
+                let reason = "the same size, other bytes".to_string();
+                return Err(ReplicationError::Diverged { object: name, reason });
+            }
+            Some(_) => false,
+        };
+        self.known_objects().insert(name);
+        Ok(uploaded)
     }
 
     /// Whether this remote already knows the chunk `hash` is in the store.

@@ -7,6 +7,7 @@ use checkpoint::layout::{CHECKPOINTS_DIR, MANIFEST_FILE, WAL_DIR, parse_checkpoi
 
 use crate::error::ReplicationError;
 use crate::log::local_segments;
+use crate::names;
 use crate::remote::Remote;
 use crate::restore::Restored;
 
@@ -59,8 +60,10 @@ impl Remote {
         before_log: &mut dyn FnMut(),
     ) -> Result<ShippedDir, ReplicationError> {
         let mut shipped = ShippedDir::default();
-        for (height, dir) in local_checkpoints(state_dir)? {
-            match self.ship_checkpoint(&dir) {
+        let checkpoints = local_checkpoints(state_dir)?;
+        for (height, dir) in &checkpoints {
+            let height = *height;
+            match self.ship_checkpoint(dir) {
                 Ok(s) if !s.already_shipped => {
                     shipped.checkpoints.push(height);
                     shipped.bytes += s.uploaded_bytes;
@@ -74,10 +77,13 @@ impl Remote {
         }
         before_log();
         let segments = local_segments(&state_dir.join(WAL_DIR))?;
-        let local_names: std::collections::HashSet<String> =
-            segments.iter().filter_map(|(_, p)| Some(p.file_name()?.to_str()?.to_string())).collect();
-        // What the log pruned needs no remembering.
-        self.known_segments().retain(|name| local_names.contains(name));
+        let local: std::collections::HashSet<String> = segments
+            .iter()
+            .filter_map(|(_, p)| Some(format!("log/{}", p.file_name()?.to_str()?)))
+            .chain(checkpoints.iter().map(|(h, _)| names::manifest(*h).to_string()))
+            .collect();
+        // What the host pruned needs no remembering.
+        self.known_objects().retain(|name| local.contains(name));
         let sealed = segments.len().saturating_sub(1);
         shipped.logged_through = segments.last().and_then(|(active_first, _)| active_first.checked_sub(1));
         for (first, path) in &segments[..sealed] {

@@ -234,3 +234,50 @@ fn shipping_survives_a_store_outage_and_catches_up() {
     assert_eq!(Decode!(&value, u64).unwrap(), reached - installed);
     host.close().unwrap();
 }
+
+#[test]
+fn shipping_a_rolled_back_history_to_the_same_store_is_refused_and_overwrites_nothing() {
+    let (a, store) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let config = HostConfig { wal_segment_bytes: 4096, ..config() };
+    let remote = Remote::local(store.path()).unwrap();
+    let host = Host::open(a.path(), config.clone()).unwrap();
+    let id = host.create_canister(OWNER, vec![], None).unwrap();
+    host.install_code(OWNER, id, InstallMode::Install, canisters::COUNTER.to_vec(), vec![]).unwrap();
+    let rolled_back_to = host.checkpoint().unwrap();
+    for _ in 0..60 {
+        host.update_call(id, OWNER, "inc", Encode!().unwrap()).unwrap();
+    }
+    host.checkpoint().unwrap();
+    host.close().unwrap();
+    remote.ship_state_dir(a.path()).unwrap();
+    let stored: Vec<(PathBuf, Vec<u8>)> = walk(store.path()).map(|p| (p.clone(), std::fs::read(p).unwrap())).collect();
+
+    // Another history from the same round on: other segments, and a
+    // checkpoint at a height the store already has.
+    canister_host::restore(a.path(), rolled_back_to, true).unwrap();
+    let host = Host::open(a.path(), config).unwrap();
+    for _ in 0..60 {
+        host.update_call(id, Principal::anonymous(), "inc", Encode!().unwrap()).unwrap();
+        host.update_call(id, OWNER, "inc", Encode!().unwrap()).unwrap();
+    }
+    host.close().unwrap();
+    let refused = Remote::local(store.path()).unwrap().ship_state_dir(a.path()).unwrap_err();
+    assert!(matches!(refused, ReplicationError::Diverged { .. }), "{refused}");
+    assert!(refused.to_string().contains("rolled back"), "{refused}");
+    for (path, bytes) in stored {
+        assert_eq!(std::fs::read(&path).unwrap(), bytes, "{} was overwritten", path.display());
+    }
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> impl Iterator<Item = PathBuf> {
+    let mut files = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() { dirs.push(path) } else { files.push(path) }
+        }
+    }
+    files.into_iter()
+}
