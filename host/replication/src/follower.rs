@@ -180,16 +180,20 @@ impl Follower {
     }
 
     /// Replace the local copy (`local` checkpoints and the log) with the
-    /// store's checkpoint `height` and the log after it.
+    /// store's checkpoint `height` and the log after it. Chunks the local
+    /// checkpoints hold are copied rather than downloaded.
     fn restore_from(&self, height: u64, local: &[(u64, PathBuf)]) -> Result<(), ReplicationError> {
-        // The log must be one unbroken chain from the checkpoint, so
-        // everything local goes; queries meanwhile see the old state.
-        for dir in local.iter().map(|(_, dir)| dir).chain([&self.dir.join(WAL_DIR)]) {
+        let seeds: Vec<PathBuf> = local.iter().map(|(_, dir)| dir.clone()).collect();
+        self.remote.restore_checkpoint_seeded(Some(height), &self.dir, &seeds)?;
+        // The log must be one unbroken chain from the checkpoint, so the
+        // rest goes; queries meanwhile see the old state.
+        let log = self.dir.join(WAL_DIR);
+        for dir in seeds.iter().chain([&log]) {
             if dir.exists() {
                 std::fs::remove_dir_all(dir).map_err(ReplicationError::io("remove", dir))?;
             }
         }
-        self.remote.restore(Some(height), &self.dir).map(drop)
+        self.remote.fetch_log_after(height, &log).map(drop)
     }
 
     /// Fetch the segments after checkpoint `height` this copy lacks,

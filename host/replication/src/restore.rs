@@ -1,11 +1,12 @@
 //! Restoring a shipped checkpoint into a state directory.
 
+use std::collections::HashMap;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use checkpoint::Manifest;
 use checkpoint::hash::{CHUNK_SIZE, chunk_hashes_of};
 use checkpoint::layout::{CHECKPOINTS_DIR, MANIFEST_FILE, TMP_DIR, checkpoint_dir_name};
+use checkpoint::{Hash, Manifest};
 
 use crate::error::ReplicationError;
 use crate::names;
@@ -20,6 +21,9 @@ pub struct Restored {
     pub files: usize,
     /// Chunks downloaded (holes are not).
     pub downloaded: u64,
+    /// Chunks copied from local files instead (a chunk the checkpoint
+    /// holds more than once, or one a seed checkpoint has).
+    pub reused: u64,
     /// Bytes downloaded, the manifest (and log) included.
     pub downloaded_bytes: u64,
     /// With [`Remote::restore`]: the first height of the log fetched after
@@ -34,6 +38,20 @@ impl Remote {
     /// then starts from it. Nothing is published unless every file is
     /// complete and synced.
     pub fn restore_checkpoint(&self, height: Option<u64>, state_dir: &Path) -> Result<Restored, ReplicationError> {
+        self.restore_checkpoint_seeded(height, state_dir, &[])
+    }
+
+    /// [`Remote::restore_checkpoint`], copying every chunk one of the
+    /// published checkpoint directories `seeds` holds (an older
+    /// checkpoint of the same state, say) from there rather than
+    /// downloading it; each copied chunk is checked against the manifest
+    /// like a downloaded one, and downloaded if it does not match.
+    pub fn restore_checkpoint_seeded(
+        &self,
+        height: Option<u64>,
+        state_dir: &Path,
+        seeds: &[PathBuf],
+    ) -> Result<Restored, ReplicationError> {
         let height = match height {
             Some(h) => h,
             None => *self.heights()?.last().ok_or(ReplicationError::Missing { object: "checkpoints/".into() })?,
@@ -61,6 +79,10 @@ impl Remote {
             downloaded_bytes: bytes.len() as u64,
             ..Restored::default()
         };
+        let mut local = LocalChunks::default();
+        for seed in seeds {
+            local.add_checkpoint(seed);
+        }
         for entry in manifest.files() {
             let path = staging.join(&entry.path);
             if let Some(parent) = path.parent() {
@@ -74,15 +96,26 @@ impl Remote {
                 if names::is_zero_chunk(hash, len) {
                     continue;
                 }
-                let object = names::chunk(hash);
-                let chunk = self.get(&object)?;
-                if chunk.len() as u64 != len || chunk_hashes_of(&chunk).first() != Some(hash) {
-                    let reason = format!("{} bytes that do not hash to its name (wanted {len} bytes)", chunk.len());
-                    return Err(ReplicationError::Corrupt { object: object.to_string(), reason });
-                }
+                let chunk = match local.read(hash, len) {
+                    Some(chunk) => {
+                        restored.reused += 1;
+                        chunk
+                    }
+                    None => {
+                        let object = names::chunk(hash);
+                        let chunk = self.get(&object)?.to_vec();
+                        if chunk.len() as u64 != len || chunk_hashes_of(&chunk).first() != Some(hash) {
+                            let reason =
+                                format!("{} bytes that do not hash to its name (wanted {len} bytes)", chunk.len());
+                            return Err(ReplicationError::Corrupt { object: object.to_string(), reason });
+                        }
+                        restored.downloaded += 1;
+                        restored.downloaded_bytes += len;
+                        chunk
+                    }
+                };
                 file.write_all_at(&chunk, offset).map_err(ReplicationError::io("write", &path))?;
-                restored.downloaded += 1;
-                restored.downloaded_bytes += len;
+                local.add(hash, &path, offset, len);
             }
             file.sync_all().map_err(ReplicationError::io("sync", &path))?;
         }
@@ -94,6 +127,53 @@ impl Remote {
         std::fs::rename(&staging, &target).map_err(ReplicationError::io("publish", &target))?;
         sync_path(&checkpoints)?;
         Ok(restored)
+    }
+}
+
+/// Where chunks already on the local disk are, by hash: one place each.
+#[derive(Default)]
+struct LocalChunks {
+    files: Vec<PathBuf>,
+    chunks: HashMap<Hash, (usize, u64, u64)>,
+}
+
+impl LocalChunks {
+    /// Every chunk of the published checkpoint in `dir` (nothing, if its
+    /// manifest cannot be read: a seed is only a shortcut).
+    fn add_checkpoint(&mut self, dir: &Path) {
+        let Some(manifest) = std::fs::read(dir.join(MANIFEST_FILE)).ok().and_then(|b| Manifest::decode(&b).ok()) else {
+            return;
+        };
+        for entry in manifest.files() {
+            let path = dir.join(&entry.path);
+            for (i, hash) in entry.chunks.iter().enumerate() {
+                let offset = i as u64 * CHUNK_SIZE;
+                self.add(hash, &path, offset, (entry.size - offset).min(CHUNK_SIZE));
+            }
+        }
+    }
+
+    /// Chunk `hash` is `len` bytes at `offset` in `path`.
+    fn add(&mut self, hash: &Hash, path: &Path, offset: u64, len: u64) {
+        if self.chunks.contains_key(hash) {
+            return;
+        }
+        if self.files.last().is_none_or(|last| last != path) {
+            self.files.push(path.to_path_buf());
+        }
+        self.chunks.insert(*hash, (self.files.len() - 1, offset, len));
+    }
+
+    /// Chunk `hash` of `len` bytes, read from where it is and checked
+    /// (`None`: not here, or not as the manifest says).
+    fn read(&self, hash: &Hash, len: u64) -> Option<Vec<u8>> {
+        let (file, offset, stored_len) = *self.chunks.get(hash)?;
+        if stored_len != len {
+            return None;
+        }
+        let mut chunk = vec![0; len as usize];
+        std::fs::File::open(&self.files[file]).ok()?.read_exact_at(&mut chunk, offset).ok()?;
+        (chunk_hashes_of(&chunk).first() == Some(hash)).then_some(chunk)
     }
 }
 

@@ -281,3 +281,57 @@ fn walk(dir: &Path) -> impl Iterator<Item = PathBuf> {
     }
     files.into_iter()
 }
+
+#[test]
+fn a_restore_downloads_each_distinct_chunk_once_and_reuses_a_seed_checkpoint() {
+    let (a, store, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let remote = Remote::local(store.path()).unwrap();
+    // Four MiB alike (the test region starts on a chunk boundary), in the
+    // first checkpoint, whose heap file is laid out as memory is.
+    let host = Host::open(a.path(), config()).unwrap();
+    let id = host.create_canister(OWNER, vec![], None).unwrap();
+    host.install_code(OWNER, id, InstallMode::Install, canisters::MEMORY_STRESS.to_vec(), vec![]).unwrap();
+    host.update_call(id, OWNER, "grow", Encode!(&80u64).unwrap()).unwrap();
+    write_pages(&host, id, 0, 4 * 256, 0x77);
+    host.checkpoint().unwrap();
+    let first_dir = newest_checkpoint(a.path());
+    let first = remote.ship_checkpoint(&first_dir).unwrap();
+    let restored = remote.restore_checkpoint(Some(first.height), b.path()).unwrap();
+    assert!(restored.reused >= 3, "the three repeats were downloaded again: {restored:?}");
+    assert_eq!(restored.downloaded + restored.reused, first.chunks - zero_chunks(&first_dir));
+
+    // The next checkpoint, one page changed: restored beside the first,
+    // only the changed chunk comes from the store.
+    write_pages(&host, id, 0, 1, 0xee);
+    host.checkpoint().unwrap();
+    let second = remote.ship_checkpoint(&newest_checkpoint(a.path())).unwrap();
+    let seed = newest_checkpoint(b.path());
+    let next = remote.restore_checkpoint_seeded(Some(second.height), b.path(), &[seed]).unwrap();
+    let unseeded = tempfile::tempdir().unwrap();
+    let full = remote.restore_checkpoint(Some(second.height), unseeded.path()).unwrap();
+    assert!(full.downloaded_bytes >= 1 << 20, "{full:?}");
+    assert!(next.downloaded_bytes < 1 << 20, "unchanged chunks were downloaded: {next:?}");
+    host.close().unwrap();
+    // What the seeded restore built opens to the primary's state.
+    let copy = Host::open(b.path(), config()).unwrap();
+    assert_eq!(copy.height().height, second.height);
+    let digest = copy.state_digest().unwrap();
+    drop(copy);
+    let primary = Host::open(a.path(), config()).unwrap();
+    assert_eq!(primary.state_digest().unwrap(), digest);
+}
+
+/// The chunks of zeros in the checkpoint in `dir` (never downloaded).
+fn zero_chunks(dir: &Path) -> u64 {
+    let manifest = checkpoint::Manifest::decode(&std::fs::read(dir.join("MANIFEST")).unwrap()).unwrap();
+    let mut zeros = 0;
+    for entry in manifest.files() {
+        let chunk = checkpoint::hash::CHUNK_SIZE;
+        for (i, hash) in entry.chunks.iter().enumerate() {
+            let len = (entry.size - i as u64 * chunk).min(chunk);
+            let zero = checkpoint::hash::chunk_hashes_of(&vec![0; len as usize]);
+            zeros += u64::from(zero.first() == Some(hash));
+        }
+    }
+    zeros
+}

@@ -174,6 +174,8 @@ fn restore_from(cx: &Context, url: &str, height: Option<u64>) -> anyhow::Result<
             "height": last,
             "files": restored.files,
             "downloaded_bytes": restored.downloaded_bytes,
+            "chunks_downloaded": restored.downloaded,
+            "chunks_reused": restored.reused,
             "log_from": restored.log_from,
             "digest": hex::encode(digest),
         }),
