@@ -41,11 +41,13 @@ impl Remote {
         self.restore_checkpoint_seeded(height, state_dir, &[])
     }
 
-    /// [`Remote::restore_checkpoint`], copying every chunk one of the
-    /// published checkpoint directories `seeds` holds (an older
-    /// checkpoint of the same state, say) from there rather than
-    /// downloading it; each copied chunk is checked against the manifest
-    /// like a downloaded one, and downloaded if it does not match.
+    /// [`Remote::restore_checkpoint`], taking what the published
+    /// checkpoint directories `seeds` hold (an older checkpoint of the
+    /// same state, say) from there rather than downloading it: a file
+    /// they hold whole is hard-linked (as checkpoints link unchanged
+    /// files), and a chunk they hold is copied, checked against the
+    /// manifest like a downloaded one (and downloaded if it does not
+    /// match).
     pub fn restore_checkpoint_seeded(
         &self,
         height: Option<u64>,
@@ -87,6 +89,10 @@ impl Remote {
             let path = staging.join(&entry.path);
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent).map_err(ReplicationError::io("create", parent))?;
+            }
+            if local.link_whole(entry.size, &entry.chunks, &path) {
+                restored.reused += entry.chunks.len() as u64;
+                continue;
             }
             let file = std::fs::File::create(&path).map_err(ReplicationError::io("create", &path))?;
             file.set_len(entry.size).map_err(ReplicationError::io("size", &path))?;
@@ -130,11 +136,13 @@ impl Remote {
     }
 }
 
-/// Where chunks already on the local disk are, by hash: one place each.
+/// Where chunks already on the local disk are, by hash: one place each;
+/// and the seeds' files, by size and chunks, to link whole.
 #[derive(Default)]
 struct LocalChunks {
     files: Vec<PathBuf>,
     chunks: HashMap<Hash, (usize, u64, u64)>,
+    whole: HashMap<(u64, Vec<Hash>), PathBuf>,
 }
 
 impl LocalChunks {
@@ -150,7 +158,17 @@ impl LocalChunks {
                 let offset = i as u64 * CHUNK_SIZE;
                 self.add(hash, &path, offset, (entry.size - offset).min(CHUNK_SIZE));
             }
+            self.whole.insert((entry.size, entry.chunks.clone()), path);
         }
+    }
+
+    /// Make `target` the seed file holding exactly `size` bytes of
+    /// `chunks`, by a hard link (published checkpoint files never change,
+    /// and the checkpoint layer links them between checkpoints the same
+    /// way). Returns whether there was one.
+    fn link_whole(&self, size: u64, chunks: &[Hash], target: &Path) -> bool {
+        let Some(seed) = self.whole.get(&(size, chunks.to_vec())) else { return false };
+        std::fs::hard_link(seed, target).is_ok()
     }
 
     /// Chunk `hash` is `len` bytes at `offset` in `path`.

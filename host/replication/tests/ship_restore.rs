@@ -311,6 +311,11 @@ fn a_restore_downloads_each_distinct_chunk_once_and_reuses_a_seed_checkpoint() {
     let full = remote.restore_checkpoint(Some(second.height), unseeded.path()).unwrap();
     assert!(full.downloaded_bytes >= 1 << 20, "{full:?}");
     assert!(next.downloaded_bytes < 1 << 20, "unchanged chunks were downloaded: {next:?}");
+    // The unchanged base file is the seed's, linked rather than copied.
+    let linked = walk(&newest_checkpoint(b.path()))
+        .filter(|f| std::os::unix::fs::MetadataExt::nlink(&std::fs::metadata(f).unwrap()) > 1)
+        .count();
+    assert!(linked > 0, "no file was linked from the seed");
     host.close().unwrap();
     // What the seeded restore built opens to the primary's state.
     let copy = Host::open(b.path(), config()).unwrap();

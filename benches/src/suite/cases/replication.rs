@@ -10,6 +10,9 @@
 //!   changed, to a store holding the first: only the changed chunks go;
 //! - `replication/restore_{size}`: the checkpoint into a fresh state
 //!   directory, every chunk checked against the manifest;
+//! - `replication/restore_{size}_1_dirty_seeded`: the next checkpoint
+//!   (one page changed), seeded with the first restored (as a follower
+//!   starting over does): only the changed chunks are downloaded;
 //! - `replication/follower_lag`: under load (two threads sending updates
 //!   without pause), how long after an update is acknowledged a read
 //!   replica's query shows it, with shipping and catching up every
@@ -58,6 +61,7 @@ pub(super) fn run(r: &mut Runner) -> Result<(), BenchError> {
             format!("replication/ship_{label}"),
             format!("replication/ship_{label}_1_dirty"),
             format!("replication/restore_{label}"),
+            format!("replication/restore_{label}_1_dirty_seeded"),
         ];
         if r.any(&names) {
             measure(r, size, &names)?;
@@ -66,7 +70,7 @@ pub(super) fn run(r: &mut Runner) -> Result<(), BenchError> {
     Ok(())
 }
 
-fn measure(r: &mut Runner, size: u64, [ship, ship_dirty, restore]: &[String; 3]) -> Result<(), BenchError> {
+fn measure(r: &mut Runner, size: u64, [ship, ship_dirty, restore, seeded]: &[String; 4]) -> Result<(), BenchError> {
     let case = ship.as_str();
     let host = open_host(r, case, host_config(false, 1))?;
     let id = install(&host, case, canisters::MEMORY_STRESS, vec![])?;
@@ -131,7 +135,24 @@ fn measure(r: &mut Runner, size: u64, [ship, ship_dirty, restore]: &[String; 3])
         remote.restore_checkpoint(None, &target).case(restore)?;
         Ok(began.elapsed())
     })?;
-    let _ = std::fs::remove_dir_all(&target);
+    // The first restored stays as the seed of the second's restores.
+    remote.ship_checkpoint(&second).case(seeded)?;
+    let seed = target
+        .join(checkpoint::layout::CHECKPOINTS_DIR)
+        .join(first.file_name().ok_or_else(|| failed(seeded, "a checkpoint path without a name"))?);
+    let next = r.scratch().join("replication-restored-next");
+    let mut downloaded = 0;
+    let result = r.timed(seeded, &[restore.as_str(), &cp], samples, || {
+        let _ = std::fs::remove_dir_all(&next);
+        let began = Instant::now();
+        let restored = remote.restore_checkpoint_seeded(None, &next, std::slice::from_ref(&seed)).case(seeded)?;
+        downloaded = restored.downloaded_bytes;
+        Ok(began.elapsed())
+    })?;
+    result.bytes.insert("downloaded".into(), downloaded);
+    for dir in [&target, &next] {
+        let _ = std::fs::remove_dir_all(dir);
+    }
     std::fs::remove_dir_all(store).case(restore)?;
     Ok(())
 }
