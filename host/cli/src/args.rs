@@ -513,6 +513,12 @@ pub struct Serve {
     /// there were rounds, so shorter intervals store more, smaller ones).
     #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
     pub replicate_every: f64,
+    /// Keep only the newest N checkpoints in the store, with the log a
+    /// restore of the oldest replays and the chunks they name (older
+    /// ones are deleted after each checkpoint ships). Default: keep
+    /// everything.
+    #[arg(long, value_name = "N", requires = "replicate_to")]
+    pub replicate_keep: Option<usize>,
 }
 
 /// `follow`.

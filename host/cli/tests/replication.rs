@@ -197,3 +197,17 @@ async fn a_follower_serves_queries_over_http_and_refuses_updates_naming_the_prim
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("in use by process"), "{stderr}");
 }
+
+#[test]
+fn keeping_no_checkpoint_in_the_store_is_a_usage_error() {
+    let (dir, store) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let url = format!("file://{}", store.path().display());
+    let out = Command::new(common::bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--replicate-to", &url, "--replicate-keep", "0"])
+        .env("CANISTER_HOST_DIR", dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--replicate-keep must keep at least 1"), "{out:?}");
+    assert!(!dir.path().join("checkpoints").exists(), "the host was opened before the options were checked");
+}

@@ -27,7 +27,9 @@
 //! and their parts [`Remote::ship_checkpoint`], [`Remote::ship_segment`],
 //! [`Remote::restore_checkpoint`], [`Remote::heights`]).
 //!
-//! [`Replicator`] ships a live state directory in the background.
+//! [`Replicator`] ships a live state directory in the background, and
+//! with [`Shipping::keep_checkpoints`] keeps the store bounded
+//! ([`Remote::prune`]).
 //!
 //! [`Follower`] is a read replica: it tails the store, replays what it
 //! fetches (checking every digest) and answers queries on it;
@@ -39,6 +41,7 @@ mod error;
 mod follower;
 mod log;
 mod names;
+mod prune;
 mod remote;
 mod replicator;
 mod restore;
@@ -47,8 +50,9 @@ mod state;
 
 pub use error::ReplicationError;
 pub use follower::{Follower, Following, REPLICA_MARKER};
+pub use prune::Pruned;
 pub use remote::Remote;
-pub use replicator::{ReplicationStatus, Replicator};
+pub use replicator::{ReplicationStatus, Replicator, Shipping};
 pub use restore::Restored;
 pub use ship::Shipped;
 pub use state::ShippedDir;

@@ -25,7 +25,8 @@ fn segment_name(first: u64) -> String {
     format!("seg-{first:016x}.log")
 }
 
-fn object(name: &str) -> ObjectPath {
+/// Where segment `name` lives in the store.
+pub(crate) fn object(name: &str) -> ObjectPath {
     ObjectPath::from(format!("log/{name}"))
 }
 

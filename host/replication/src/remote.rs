@@ -30,6 +30,9 @@ pub struct Remote {
     /// Manifests and log segments known to be in the store with exactly
     /// the local bytes, by object name (only those still local are kept).
     known_objects: Mutex<HashSet<String>>,
+    /// The oldest checkpoint the last pruning kept: older local ones are
+    /// not shipped again (they would only be pruned again).
+    floor: Mutex<Option<u64>>,
 }
 
 impl Remote {
@@ -39,7 +42,7 @@ impl Remote {
             .enable_all()
             .build()
             .map_err(ReplicationError::io("start the object store runtime for", "the remote"))?;
-        Ok(Remote { store, runtime, known: Mutex::default(), known_objects: Mutex::default() })
+        Ok(Remote { store, runtime, known: Mutex::default(), known_objects: Mutex::default(), floor: Mutex::default() })
     }
 
     /// A remote in the local directory `dir` (created if missing): for a
@@ -48,6 +51,9 @@ impl Remote {
         std::fs::create_dir_all(dir).map_err(ReplicationError::io("create the store directory", dir))?;
         let store =
             LocalFileSystem::new_with_prefix(dir).map_err(ReplicationError::store("open", &ObjectPath::from("/")))?;
+        // A pruned checkpoint's directory goes with its manifest, as its
+        // prefix does in a bucket.
+        let store = store.with_automatic_cleanup(true);
         Remote::new(Arc::new(store))
     }
 
@@ -151,6 +157,22 @@ impl Remote {
         Ok(uploaded)
     }
 
+    /// The oldest checkpoint worth shipping (after a pruning).
+    pub(crate) fn floor(&self) -> Option<u64> {
+        *self.floor.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Ship no checkpoint below `height` from now on.
+    pub(crate) fn raise_floor(&self, height: u64) {
+        let mut floor = self.floor.lock().unwrap_or_else(|e| e.into_inner());
+        *floor = floor.max(Some(height));
+    }
+
+    /// Forget that the chunk `hash` is stored (it was deleted).
+    pub(crate) fn forget_chunk(&self, hash: &Hash) {
+        self.known.lock().unwrap_or_else(|e| e.into_inner()).remove(hash);
+    }
+
     /// Whether this remote already knows the chunk `hash` is in the store.
     pub(crate) fn is_known(&self, hash: &Hash) -> bool {
         self.known.lock().unwrap_or_else(|e| e.into_inner()).contains(hash)
@@ -190,6 +212,14 @@ impl Remote {
         use futures_util::TryStreamExt;
         let listed = self.block_on(self.store.list_with_offset(Some(prefix), offset).try_collect::<Vec<_>>());
         Ok(listed.map_err(ReplicationError::store("list", prefix))?.into_iter().map(|o| o.location).collect())
+    }
+
+    /// Delete `object` (gone already is fine).
+    pub(crate) fn delete(&self, object: &ObjectPath) -> Result<(), ReplicationError> {
+        match self.block_on(self.store.delete(object)) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(source) => Err(ReplicationError::Store { op: "delete", object: object.to_string(), source }),
+        }
     }
 
     /// The objects and "directories" directly under `prefix`.

@@ -51,6 +51,7 @@ struct Metrics {
     shipped_height: IntGauge,
     backlog: IntGauge,
     last_success: Gauge,
+    pruned: IntCounter,
 }
 
 impl Metrics {
@@ -70,6 +71,10 @@ impl Metrics {
             passes: counter("canister_host_replication_passes_total", "Passes shipping the state directory."),
             failures: counter("canister_host_replication_failures_total", "Passes that failed; the next retries."),
             uploaded: counter("canister_host_replication_uploaded_bytes_total", "Bytes uploaded to the store."),
+            pruned: counter(
+                "canister_host_replication_pruned_bytes_total",
+                "Bytes removed from the store by pruning (old checkpoints' chunks and log).",
+            ),
             shipped_height: gauge(
                 "canister_host_replication_shipped_height",
                 "The last round in the store's log: a restore gets this far (the recovery point).",
@@ -93,6 +98,19 @@ impl Metrics {
     }
 }
 
+/// How a [`Replicator`] ships, beyond where and how often.
+#[derive(Clone, Default)]
+pub struct Shipping {
+    /// Seal the host's log before each pass, so every round logged by
+    /// then ships in that pass (without it, segments ship as the log
+    /// outgrows them).
+    pub sealer: Option<LogSealer>,
+    /// Keep only the newest this many checkpoints in the store, with the
+    /// log after the oldest of them and the chunks they name
+    /// ([`Remote::prune`]); `None` keeps everything.
+    pub keep_checkpoints: Option<usize>,
+}
+
 /// The background shipper of one state directory.
 pub struct Replicator {
     stop: Option<Sender<()>>,
@@ -106,17 +124,17 @@ impl Replicator {
     /// own: checkpoints, and log segments as the log seals them (when it
     /// outgrows a segment).
     pub fn start(remote: Remote, state_dir: PathBuf, interval: Duration) -> std::io::Result<Replicator> {
-        Replicator::start_with(remote, state_dir, interval, None)
+        Replicator::start_with(remote, state_dir, interval, Shipping::default())
     }
 
-    /// [`Replicator::start`], sealing the log through `sealer` before each
-    /// pass, so every round logged by then ships in that pass.
+    /// [`Replicator::start`], as `shipping` says.
     pub fn start_with(
         remote: Remote,
         state_dir: PathBuf,
         interval: Duration,
-        sealer: Option<LogSealer>,
+        shipping: Shipping,
     ) -> std::io::Result<Replicator> {
+        let Shipping { sealer, keep_checkpoints } = shipping;
         let (stop, stopped) = bounded::<()>(1);
         let status = Arc::new(Mutex::new(ReplicationStatus::default()));
         let metrics = Metrics::new();
@@ -132,7 +150,10 @@ impl Replicator {
                         tracing::debug!(%error, "not sealing the log before shipping");
                     }
                 };
-                pass(&remote, &state_dir, &mut seal, &shared, &metrics);
+                let shipped = pass(&remote, &state_dir, &mut seal, &shared, &metrics);
+                if let (true, Some(keep)) = (shipped, keep_checkpoints) {
+                    prune(&remote, keep, &shared, &metrics);
+                }
                 if last {
                     return;
                 }
@@ -174,14 +195,30 @@ impl Drop for Replicator {
     }
 }
 
-/// One pass: ship, and record how it went.
+/// Prune the store after a pass that shipped a checkpoint; a failure is
+/// counted and retried after the next one.
+fn prune(remote: &Remote, keep: usize, status: &Mutex<ReplicationStatus>, metrics: &Metrics) {
+    match remote.prune(keep) {
+        Ok(pruned) => metrics.pruned.inc_by(pruned.bytes),
+        Err(error) => {
+            tracing::warn!(%error, "pruning the store failed; retrying after the next checkpoint ships");
+            metrics.failures.inc();
+            let mut s = status.lock().unwrap_or_else(|e| e.into_inner());
+            s.failures += 1;
+            s.last_error = Some(error.to_string());
+        }
+    }
+}
+
+/// One pass: ship, and record how it went. Returns whether it shipped a
+/// checkpoint.
 fn pass(
     remote: &Remote,
     state_dir: &std::path::Path,
     seal: &mut dyn FnMut(),
     status: &Mutex<ReplicationStatus>,
     metrics: &Metrics,
-) {
+) -> bool {
     // Listed first: every segment but the newest of these is sealed (and
     // sealing adds one), so a successful pass ships all the rounds before
     // the newest one starts, and every checkpoint listed.
@@ -191,6 +228,7 @@ fn pass(
     let mut s = status.lock().unwrap_or_else(|e| e.into_inner());
     s.passes += 1;
     metrics.passes.inc();
+    let shipped_checkpoint = result.as_ref().is_ok_and(|shipped| !shipped.checkpoints.is_empty());
     match result {
         Ok(shipped) => {
             s.last_error = None;
@@ -218,4 +256,5 @@ fn pass(
         }
     }
     metrics.backlog.set(i64::try_from(s.backlog_segments).unwrap_or(i64::MAX));
+    shipped_checkpoint
 }

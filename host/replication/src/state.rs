@@ -60,7 +60,9 @@ impl Remote {
         before_log: &mut dyn FnMut(),
     ) -> Result<ShippedDir, ReplicationError> {
         let mut shipped = ShippedDir::default();
-        let checkpoints = local_checkpoints(state_dir)?;
+        let floor = self.floor().unwrap_or(0);
+        let checkpoints: Vec<(u64, PathBuf)> =
+            local_checkpoints(state_dir)?.into_iter().filter(|(height, _)| *height >= floor).collect();
         for (height, dir) in &checkpoints {
             let height = *height;
             match self.ship_checkpoint(dir) {

@@ -92,7 +92,7 @@ fn a_follower_of_a_sealing_shipper_replays_every_acknowledged_round_without_down
         Remote::local(store.path()).unwrap(),
         a.path().to_path_buf(),
         std::time::Duration::from_millis(5),
-        Some(host.log_sealer()),
+        replication::Shipping { sealer: Some(host.log_sealer()), ..Default::default() },
     )
     .unwrap();
     let follower = Follower::new(Remote::local(store.path()).unwrap(), f.path(), None).unwrap().rebase_after(1_000);

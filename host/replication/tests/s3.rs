@@ -144,7 +144,7 @@ fn a_follower_of_an_s3_store_converges_to_the_primarys_digest() {
         remote(&moto),
         a.path().to_path_buf(),
         Duration::from_millis(10),
-        Some(host.log_sealer()),
+        replication::Shipping { sealer: Some(host.log_sealer()), ..Default::default() },
     )
     .unwrap();
     let follower = replication::Follower::new(remote(&moto), f.path(), None).unwrap();
@@ -161,4 +161,27 @@ fn a_follower_of_an_s3_store_converges_to_the_primarys_digest() {
     assert_eq!(Decode!(&value, u64).unwrap(), count(&host, id));
     drop(replicator);
     host.close().unwrap();
+}
+
+#[test]
+fn a_replicator_keeping_two_checkpoints_prunes_s3_and_the_newest_still_restores() {
+    let Some(moto) = Moto::start(0) else { return };
+    let (a, b, host, id, installed) = primary();
+    let shipping = replication::Shipping { sealer: Some(host.log_sealer()), keep_checkpoints: Some(2) };
+    let replicator =
+        Replicator::start_with(remote(&moto), a.path().to_path_buf(), Duration::from_millis(10), shipping).unwrap();
+    // A checkpoint every 50 rounds: five of them, each shipped in turn.
+    for _ in 0..5 {
+        inc(&host, id, 50);
+        host.checkpoint().unwrap();
+        let height = host.height().height;
+        wait_for(&replicator, "shipped", |s| s.shipped_height >= Some(height));
+    }
+    let status = replicator.stop();
+    assert!(status.last_error.is_none(), "{status:?}");
+    let heights = remote(&moto).heights().unwrap();
+    assert_eq!(heights.len(), 2, "kept {heights:?}");
+    host.close().unwrap();
+    let restored = restore_and_check(&remote(&moto), b.path(), id, installed);
+    assert!(restored >= heights[1], "restored to {restored}, kept {heights:?}");
 }

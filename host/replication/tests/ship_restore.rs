@@ -340,3 +340,43 @@ fn zero_chunks(dir: &Path) -> u64 {
     }
     zeros
 }
+
+#[test]
+fn pruning_keeps_the_newest_checkpoints_their_log_and_chunks_and_a_restore_still_works() {
+    let (a, store, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let remote = Remote::local(store.path()).unwrap();
+    let config = HostConfig { wal_segment_bytes: 4096, ..config() };
+    let host = Host::open(a.path(), config.clone()).unwrap();
+    let id = host.create_canister(OWNER, vec![], None).unwrap();
+    host.install_code(OWNER, id, InstallMode::Install, canisters::MEMORY_STRESS.to_vec(), vec![]).unwrap();
+    host.update_call(id, OWNER, "grow", Encode!(&80u64).unwrap()).unwrap();
+    // Four checkpoints, each rewriting the same MiB with another value:
+    // every one names a chunk no other does.
+    for value in 1..=4u8 {
+        write_pages(&host, id, 0, 256, value);
+        host.checkpoint().unwrap();
+        remote.ship_state_dir_with(a.path(), &mut || drop(host.seal_log())).unwrap();
+    }
+    let heights = remote.heights().unwrap();
+    let chunks_before = chunk_objects(store.path()).len();
+    let pruned = remote.prune(2).unwrap();
+    assert_eq!(pruned.checkpoints, heights[..heights.len() - 2]);
+    assert_eq!(remote.heights().unwrap(), heights[heights.len() - 2..]);
+    assert!(pruned.chunks >= 2, "the pruned checkpoints' own chunks stayed: {pruned:?}");
+    assert_eq!(chunk_objects(store.path()).len() as u64, chunks_before as u64 - pruned.chunks);
+    assert!(pruned.segments > 0, "{pruned:?}");
+    // Pruning again removes nothing; shipping again re-uploads nothing.
+    assert_eq!(remote.prune(2).unwrap(), replication::Pruned::default());
+    assert_eq!(remote.ship_state_dir(a.path()).unwrap().bytes, 0);
+
+    // The oldest kept checkpoint restores, with the log after it, to the
+    // primary's state.
+    let digest = host.state_digest().unwrap();
+    host.close().unwrap();
+    remote.ship_state_dir(a.path()).unwrap();
+    remote.restore(Some(heights[heights.len() - 2]), b.path()).unwrap();
+    let copy = Host::open(b.path(), config).unwrap();
+    assert_eq!(copy.state_digest().unwrap(), digest);
+    let refused = remote.restore_checkpoint(Some(heights[0]), tempfile::tempdir().unwrap().path()).unwrap_err();
+    assert!(matches!(refused, ReplicationError::Missing { .. }), "{refused}");
+}

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use candid::{Decode, Encode};
 use canister_host::{Host, Principal};
-use replication::{Follower, Remote, Replicator};
+use replication::{Follower, Remote, Replicator, Shipping};
 
 use super::checkpoints::cp_sparse;
 use super::{BenchError, OWNER, Runner, host_config, install, open_host, size_label};
@@ -190,7 +190,8 @@ fn follower_lag(r: &mut Runner, [lag, interval, alone, shipping]: [&str; 4]) -> 
     }
     let primary = r.scratch().join(lag.replace('/', "_"));
     let shipper = Remote::local(&store).case(lag)?;
-    let replicator = Replicator::start_with(shipper, primary, LAG_INTERVAL, Some(host.log_sealer())).case(lag)?;
+    let options = Shipping { sealer: Some(host.log_sealer()), ..Shipping::default() };
+    let replicator = Replicator::start_with(shipper, primary, LAG_INTERVAL, options).case(lag)?;
     let follower = Arc::new(Follower::new(Remote::local(&store).case(lag)?, &replica, None).case(lag)?);
     let deadline = Instant::now() + Duration::from_secs(60);
     while follower.catch_up().is_err() {

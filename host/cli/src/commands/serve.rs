@@ -26,19 +26,30 @@ pub const URL_FILE: &str = "http/url";
 /// Run `serve`.
 pub fn run(cx: &Context, args: Serve) -> anyhow::Result<Report> {
     check_listen(&args.http)?;
-    let mut host_config = HostConfig::default();
-    host_config.query_threads = args.query_threads.unwrap_or(host_config.query_threads);
-    host_config.query_queue = args.query_queue.unwrap_or(host_config.query_queue);
-    let host = Arc::new(cx.open_with(host_config)?);
-    let replicator = match &args.replicate_to {
+    // The store is opened before the host: bad options cost no replay.
+    let remote = match &args.replicate_to {
         Some(url) => {
             if !(args.replicate_every > 0.0 && args.replicate_every.is_finite()) {
                 return Err(usage("--replicate-every must be a positive number of seconds"));
             }
-            let remote = replication::Remote::from_url(url).map_err(|e| usage(e.to_string()))?;
+            if args.replicate_keep == Some(0) {
+                return Err(usage("--replicate-keep must keep at least 1 checkpoint"));
+            }
+            Some(replication::Remote::from_url(url).map_err(|e| usage(e.to_string()))?)
+        }
+        None => None,
+    };
+    let mut host_config = HostConfig::default();
+    host_config.query_threads = args.query_threads.unwrap_or(host_config.query_threads);
+    host_config.query_queue = args.query_queue.unwrap_or(host_config.query_queue);
+    let host = Arc::new(cx.open_with(host_config)?);
+    let replicator = match remote {
+        Some(remote) => {
             let every = Duration::from_secs_f64(args.replicate_every);
+            let shipping =
+                replication::Shipping { sealer: Some(host.log_sealer()), keep_checkpoints: args.replicate_keep };
             Some(
-                replication::Replicator::start_with(remote, cx.dir.clone(), every, Some(host.log_sealer()))
+                replication::Replicator::start_with(remote, cx.dir.clone(), every, shipping)
                     .context("starting the shipping thread")?,
             )
         }
