@@ -29,9 +29,11 @@ use crate::remote::Remote;
 use crate::state::local_checkpoints;
 
 /// Rounds past its checkpoint after which a follower starts over from a
-/// newer shipped one (unless set otherwise): this bounds its log on disk,
-/// the time a restart takes to replay, and the memory its replay holds.
-const REBASE_AFTER_ROUNDS: u64 = 10_000;
+/// newer shipped one (unless set otherwise): this bounds its log on disk
+/// (which each catch-up rescans), the time a restart takes to replay, and
+/// the memory its replay holds. Starting over is a seeded restore, which
+/// links the files that did not change.
+const REBASE_AFTER_ROUNDS: u64 = 1_000;
 
 /// The file marking a directory as a follower's (in its root): only a
 /// follower writes there, and hosts refuse to open it.
@@ -135,7 +137,7 @@ impl Follower {
     }
 
     /// Start over from the store's newest checkpoint once it is `rounds`
-    /// past the one this follower replays from (default 10,000).
+    /// past the one this follower replays from (default 1,000).
     pub fn rebase_after(mut self, rounds: u64) -> Follower {
         self.rebase_after = rounds.max(1);
         self
