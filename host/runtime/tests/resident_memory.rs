@@ -70,8 +70,12 @@ fn freed_pages_and_old_files_do_not_stay_resident() {
 
     // Deleting the canister frees its delta (and its instance) at once.
     assert!(status("RssAnon:") > anon_before + 200 * MIB);
+    // Stopping nudges a trim too: let it finish first, or its completion
+    // could pass for the deletion's (whose nudge follows the reply).
     let done = host.counters().memory_trims;
     host.stop(OWNER, id).unwrap();
+    wait_for_trims(&host, done);
+    let done = host.counters().memory_trims;
     host.delete_canister(OWNER, id).unwrap();
     wait_for_trims(&host, done);
     let anon = status("RssAnon:") - anon_before;
