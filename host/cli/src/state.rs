@@ -65,7 +65,8 @@ impl Context {
             // A host would append its own rounds, and the follower would
             // then replace them, or stop at a chain that no longer fits.
             return Err(usage(format!(
-                "{} is a read replica kept by `canister-host follow`: query it through the follower's server;                  to make it a primary instead (it then stops following), delete {}",
+                "{} is a read replica kept by `canister-host follow`: query it (`canister-host query`, or the \
+                 follower's server); to make it a primary instead (it then stops following), delete {}",
                 self.dir.display(),
                 marker.display()
             )));

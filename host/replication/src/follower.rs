@@ -25,6 +25,7 @@ use prometheus::{Gauge, IntCounter, IntGauge, Registry};
 
 use crate::error::ReplicationError;
 use crate::log::local_segments;
+use crate::metrics::registered;
 use crate::remote::Remote;
 use crate::state::local_checkpoints;
 
@@ -69,40 +70,42 @@ struct Metrics {
 impl Metrics {
     fn new() -> Metrics {
         let registry = Registry::new();
-        let register = |metric: Box<dyn prometheus::core::Collector>| {
-            registry.register(metric).expect("each name registered once");
-        };
-        let catch_ups = IntCounter::new(
-            "canister_host_follower_catch_ups_total",
-            "Times the follower looked for new state in the store.",
-        )
-        .expect("valid options");
-        let failures = IntCounter::new(
-            "canister_host_follower_failures_total",
-            "Catch-ups that failed (the store unreachable, an object corrupt); the next retries.",
-        )
-        .expect("valid options");
-        let round = IntGauge::new("canister_host_follower_round", "The round whose state the follower serves.")
-            .expect("valid options");
-        let round_time = Gauge::new(
-            "canister_host_follower_round_time_seconds",
-            "The primary's time of the round served, in seconds since the epoch.",
-        )
-        .expect("valid options");
-        let lag = Gauge::new(
-            "canister_host_follower_lag_seconds",
-            "Wall clock minus the served round's time: how stale answers may be (an upper bound: an idle primary \
-             runs no rounds).",
-        )
-        .expect("valid options");
-        for metric in [&catch_ups, &failures] {
-            register(Box::new(metric.clone()));
+        Metrics {
+            catch_ups: registered(
+                &registry,
+                IntCounter::new(
+                    "canister_host_follower_catch_ups_total",
+                    "Times the follower looked for new state in the store.",
+                ),
+            ),
+            failures: registered(
+                &registry,
+                IntCounter::new(
+                    "canister_host_follower_failures_total",
+                    "Catch-ups that failed (the store unreachable, an object corrupt); the next retries.",
+                ),
+            ),
+            round: registered(
+                &registry,
+                IntGauge::new("canister_host_follower_round", "The round whose state the follower serves."),
+            ),
+            round_time: registered(
+                &registry,
+                Gauge::new(
+                    "canister_host_follower_round_time_seconds",
+                    "The primary's time of the round served, in seconds since the epoch.",
+                ),
+            ),
+            lag: registered(
+                &registry,
+                Gauge::new(
+                    "canister_host_follower_lag_seconds",
+                    "Wall clock minus the served round's time: how stale answers may be (an upper bound: an idle \
+                     primary runs no rounds).",
+                ),
+            ),
+            registry,
         }
-        register(Box::new(round.clone()));
-        for metric in [&round_time, &lag] {
-            register(Box::new(metric.clone()));
-        }
-        Metrics { registry, catch_ups, failures, round, round_time, lag }
     }
 }
 
@@ -213,7 +216,7 @@ impl Follower {
             None => live.insert(LiveReplay::open(&self.dir, ExecutionConfig::default(), self.query_threads)?),
         };
         let round = replay.round();
-        if fetched || self.current().is_none_or(|s| s.round() != round) {
+        if self.current().is_none_or(|s| s.round() != round) {
             self.metrics.round.set(i64::try_from(round.height).unwrap_or(i64::MAX));
             self.metrics.round_time.set(round.time as f64 / 1e9);
             *self.state.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(replay.state()));
@@ -225,11 +228,10 @@ impl Follower {
     /// checkpoint `height`; returns whether there were any.
     fn fetch_new_segments(&self, height: u64) -> Result<bool, ReplicationError> {
         let log = self.dir.join(WAL_DIR);
-        let have: Vec<u64> = local_segments(&log)?.into_iter().map(|(first, _)| first).collect();
-        match have.last() {
+        match local_segments(&log)?.last() {
             // Nothing after the checkpoint yet: as a restore would.
             None => Ok(self.remote.fetch_log_after(height, &log)?.is_some()),
-            Some(last) => Ok(self.remote.fetch_segments_after(*last, &log)? > 0),
+            Some((last, _)) => Ok(self.remote.fetch_segments_after(*last, &log)? > 0),
         }
     }
 
@@ -290,7 +292,12 @@ impl Follower {
 
     /// Updates are refused: a follower only replays what the primary did.
     pub fn update(&self) -> Result<(), ReplicationError> {
-        Err(ReplicationError::ReadOnly { primary: self.primary.clone() })
+        Err(self.refusal())
+    }
+
+    /// The error every update gets, naming the primary.
+    pub fn refusal(&self) -> ReplicationError {
+        ReplicationError::ReadOnly { primary: self.primary.clone() }
     }
 
     /// The follower's metrics (catch-ups, failures, the round served and

@@ -40,6 +40,7 @@
 mod error;
 mod follower;
 mod log;
+mod metrics;
 mod names;
 mod prune;
 mod remote;

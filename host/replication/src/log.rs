@@ -9,21 +9,11 @@
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
+use canister_host::wal::{segment_first_height, segment_name};
 use object_store::path::Path as ObjectPath;
 
 use crate::error::ReplicationError;
 use crate::remote::Remote;
-
-/// The first height of segment file `name`, if it is one.
-pub(crate) fn segment_height(name: &str) -> Option<u64> {
-    let hex = name.strip_prefix("seg-")?.strip_suffix(".log").filter(|h| h.len() == 16)?;
-    u64::from_str_radix(hex, 16).ok()
-}
-
-/// The file name of the segment starting at `first`.
-fn segment_name(first: u64) -> String {
-    format!("seg-{first:016x}.log")
-}
 
 /// Where segment `name` lives in the store.
 pub(crate) fn object(name: &str) -> ObjectPath {
@@ -40,7 +30,7 @@ pub(crate) fn local_segments(wal_dir: &Path) -> Result<Vec<(u64, PathBuf)>, Repl
     };
     for entry in entries {
         let entry = entry.map_err(ReplicationError::io("list", wal_dir))?;
-        if let Some(height) = entry.file_name().to_str().and_then(segment_height) {
+        if let Some(height) = entry.file_name().to_str().and_then(segment_first_height) {
             segments.push((height, entry.path()));
         }
     }
@@ -53,7 +43,7 @@ impl Remote {
     /// the bytes uploaded. A segment the log pruned meanwhile is skipped
     /// (a newer checkpoint covers it).
     pub fn ship_segment(&self, path: &Path) -> Result<u64, ReplicationError> {
-        let name = path.file_name().and_then(|n| n.to_str()).filter(|n| segment_height(n).is_some());
+        let name = path.file_name().and_then(|n| n.to_str()).filter(|n| segment_first_height(n).is_some());
         let name = name.ok_or_else(|| ReplicationError::BadCheckpoint {
             path: path.to_path_buf(),
             reason: "not a log segment (seg-<height>.log)".into(),
@@ -83,7 +73,7 @@ impl Remote {
             .into_iter()
             .filter_map(|o| {
                 let name = o.filename()?.to_string();
-                Some((segment_height(&name)?, name))
+                Some((segment_first_height(&name)?, name))
             })
             .collect();
         segments.sort();

@@ -130,19 +130,16 @@ impl Remote {
         self.known_objects.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Upload `bytes` as `object`, unless the store has it already; if it
-    /// holds other bytes there, the store keeps another history
-    /// ([`ReplicationError::Diverged`]). Returns whether it uploaded.
-    pub(crate) fn put_once(&self, object: &ObjectPath, bytes: Bytes) -> Result<bool, ReplicationError> {
+    /// Whether the store holds `bytes` as `object` (`false`: it lacks
+    /// it). Other bytes there mean the store keeps another history
+    /// ([`ReplicationError::Diverged`]). A match is remembered.
+    pub(crate) fn holds(&self, object: &ObjectPath, bytes: &[u8]) -> Result<bool, ReplicationError> {
         let name = object.to_string();
         if self.known_objects().contains(&name) {
-            return Ok(false);
+            return Ok(true);
         }
-        let uploaded = match self.size(object)? {
-            None => {
-                self.put(object, bytes)?;
-                true
-            }
+        match self.size(object)? {
+            None => return Ok(false),
             Some(size) if size != bytes.len() as u64 => {
                 let reason = format!("{size} bytes there, {} here", bytes.len());
                 return Err(ReplicationError::Diverged { object: name, reason });
@@ -151,10 +148,21 @@ impl Remote {
                 let reason = "the same size, other bytes".to_string();
                 return Err(ReplicationError::Diverged { object: name, reason });
             }
-            Some(_) => false,
-        };
+            Some(_) => {}
+        }
         self.known_objects().insert(name);
-        Ok(uploaded)
+        Ok(true)
+    }
+
+    /// Upload `bytes` as `object` unless the store [holds](Remote::holds)
+    /// them already; returns whether it uploaded.
+    pub(crate) fn put_once(&self, object: &ObjectPath, bytes: Bytes) -> Result<bool, ReplicationError> {
+        if self.holds(object, &bytes)? {
+            return Ok(false);
+        }
+        self.put(object, bytes)?;
+        self.known_objects().insert(object.to_string());
+        Ok(true)
     }
 
     /// The oldest checkpoint worth shipping (after a pruning).

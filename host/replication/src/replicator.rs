@@ -2,9 +2,10 @@
 //!
 //! A thread ships what the directory holds and the store lacks
 //! ([`Remote::ship_state_dir`]) at a fixed interval, and once more when
-//! stopped. Given the host's [`LogSealer`], each pass first seals the
-//! log's active segment, so the store's recovery point trails the host by
-//! about one interval rather than by a whole segment. It only reads files the host has published (checkpoints) or
+//! stopped. Given the host's [`LogSealer`], each pass seals the log's
+//! active segment after shipping the checkpoints, so the store's recovery
+//! point trails the host by about one interval rather than by a whole
+//! segment. It only reads files the host has published (checkpoints) or
 //! sealed (log segments), so it never blocks a round or a reply; when the
 //! store is unreachable it records the failure and tries again at the next
 //! tick, and what was not shipped waits on the local disk (the log keeps
@@ -20,8 +21,8 @@ use crossbeam_channel::{RecvTimeoutError, Sender, bounded};
 use prometheus::{Gauge, IntCounter, IntGauge, Registry};
 
 use crate::log::local_segments;
+use crate::metrics::registered;
 use crate::remote::Remote;
-use crate::state::local_checkpoints;
 
 /// Where shipping stands.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -57,16 +58,8 @@ struct Metrics {
 impl Metrics {
     fn new() -> Metrics {
         let registry = Registry::new();
-        let counter = |name: &str, help: &str| {
-            let c = IntCounter::new(name, help).expect("valid counter options");
-            registry.register(Box::new(c.clone())).expect("each name registered once");
-            c
-        };
-        let gauge = |name: &str, help: &str| {
-            let g = IntGauge::new(name, help).expect("valid gauge options");
-            registry.register(Box::new(g.clone())).expect("each name registered once");
-            g
-        };
+        let counter = |name: &str, help: &str| registered(&registry, IntCounter::new(name, help));
+        let gauge = |name: &str, help: &str| registered(&registry, IntGauge::new(name, help));
         Metrics {
             passes: counter("canister_host_replication_passes_total", "Passes shipping the state directory."),
             failures: counter("canister_host_replication_failures_total", "Passes that failed; the next retries."),
@@ -83,16 +76,14 @@ impl Metrics {
                 "canister_host_replication_backlog_segments",
                 "Sealed log segments not yet confirmed in the store.",
             ),
-            last_success: {
-                let g = Gauge::new(
+            last_success: registered(
+                &registry,
+                Gauge::new(
                     "canister_host_replication_last_success_timestamp_seconds",
                     "When the last pass succeeded (seconds since the epoch): the recovery point's age is now minus \
                      this, plus one interval.",
-                )
-                .expect("valid gauge options");
-                registry.register(Box::new(g.clone())).expect("each name registered once");
-                g
-            },
+                ),
+            ),
             registry,
         }
     }
@@ -141,15 +132,15 @@ impl Replicator {
         let registry = metrics.registry.clone();
         let shared = status.clone();
         let thread = std::thread::Builder::new().name("canister-host-replication".into()).spawn(move || {
+            let mut seal = || {
+                if let Some(Err(error)) = sealer.as_ref().map(LogSealer::seal) {
+                    // A closed host has nothing more to seal; its final
+                    // checkpoint still ships.
+                    tracing::debug!(%error, "not sealing the log before shipping");
+                }
+            };
             loop {
                 let last = matches!(stopped.recv_timeout(interval), Ok(()) | Err(RecvTimeoutError::Disconnected));
-                let mut seal = || {
-                    if let Some(Err(error)) = sealer.as_ref().map(LogSealer::seal) {
-                        // A closed host has nothing more to seal; its final
-                        // checkpoint still ships.
-                        tracing::debug!(%error, "not sealing the log before shipping");
-                    }
-                };
                 let shipped = pass(&remote, &state_dir, &mut seal, &shared, &metrics);
                 if let (true, Some(keep)) = (shipped, keep_checkpoints) {
                     prune(&remote, keep, &shared, &metrics);
@@ -219,11 +210,6 @@ fn pass(
     status: &Mutex<ReplicationStatus>,
     metrics: &Metrics,
 ) -> bool {
-    // Listed first: every segment but the newest of these is sealed (and
-    // sealing adds one), so a successful pass ships all the rounds before
-    // the newest one starts, and every checkpoint listed.
-    let segments = local_segments(&state_dir.join(checkpoint::layout::WAL_DIR)).unwrap_or_default();
-    let newest_checkpoint = local_checkpoints(state_dir).ok().and_then(|c| c.last().map(|(h, _)| *h));
     let result = remote.ship_state_dir_with(state_dir, seal);
     let mut s = status.lock().unwrap_or_else(|e| e.into_inner());
     s.passes += 1;
@@ -236,7 +222,7 @@ fn pass(
             metrics.uploaded.inc_by(shipped.bytes);
             // Every sealed segment is in the store: the log there ends just
             // before the active segment starts.
-            let shipped = shipped.logged_through.max(newest_checkpoint).max(s.shipped_height);
+            let shipped = shipped.logged_through.max(shipped.checkpoint_through).max(s.shipped_height);
             if let Some(height) = shipped {
                 s.shipped_height = Some(height);
                 metrics.shipped_height.set(i64::try_from(height).unwrap_or(i64::MAX));
@@ -252,6 +238,8 @@ fn pass(
             s.failures += 1;
             metrics.failures.inc();
             s.last_error = Some(error.to_string());
+            // Every segment but the active one waits for the next pass.
+            let segments = local_segments(&state_dir.join(checkpoint::layout::WAL_DIR)).unwrap_or_default();
             s.backlog_segments = segments.len().saturating_sub(1) as u64;
         }
     }

@@ -39,9 +39,10 @@ impl Remote {
         let mut shipped = Shipped { height: manifest.height(), ..Shipped::default() };
         let manifest_object = names::manifest(manifest.height());
         shipped.chunks = manifest.files().iter().map(|f| f.chunks.len() as u64).sum();
-        if self.known_objects().contains(manifest_object.as_ref()) || self.exists(&manifest_object)? {
-            // Shipped, unless the store's manifest is another history's.
-            shipped.already_shipped = !self.put_once(&manifest_object, Bytes::from(bytes))?;
+        // Shipped already (unless the store's manifest is another
+        // history's, which is an error): nothing to do.
+        if self.holds(&manifest_object, &bytes)? {
+            shipped.already_shipped = true;
             return Ok(shipped);
         }
         let mut buf = vec![0u8; CHUNK_SIZE as usize];
@@ -71,6 +72,7 @@ impl Remote {
             }
         }
         shipped.uploaded_bytes += bytes.len() as u64;
+        // Last: its presence means every chunk it names is there.
         self.put_once(&manifest_object, Bytes::from(bytes))?;
         Ok(shipped)
     }

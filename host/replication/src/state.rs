@@ -23,6 +23,8 @@ pub struct ShippedDir {
     /// The last round in the sealed segments (all in the store after the
     /// pass): the round before the active segment's first.
     pub logged_through: Option<u64>,
+    /// The newest local checkpoint, in the store after the pass.
+    pub checkpoint_through: Option<u64>,
 }
 
 /// The published checkpoints of `state_dir`, by height.
@@ -77,11 +79,12 @@ impl Remote {
                 Err(e) => return Err(e),
             }
         }
+        shipped.checkpoint_through = checkpoints.last().map(|(height, _)| *height);
         before_log();
         let segments = local_segments(&state_dir.join(WAL_DIR))?;
         let local: std::collections::HashSet<String> = segments
             .iter()
-            .filter_map(|(_, p)| Some(format!("log/{}", p.file_name()?.to_str()?)))
+            .filter_map(|(_, p)| Some(crate::log::object(p.file_name()?.to_str()?).to_string()))
             .chain(checkpoints.iter().map(|(h, _)| names::manifest(*h).to_string()))
             .collect();
         // What the host pruned needs no remembering.

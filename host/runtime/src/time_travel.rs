@@ -38,22 +38,7 @@ impl PastState {
     /// recorded history's). A replay that does not reproduce the recorded
     /// digests is an error.
     pub fn open(path: &Path, execution: ExecutionConfig, height: Option<u64>) -> Result<PastState, HostError> {
-        let heights = StateDir::open_read_only(path)?.heights()?;
-        let from =
-            heights.iter().rev().find(|h| height.is_none_or(|height| **h <= height)).copied().ok_or_else(|| {
-                HostError::Operation(format!(
-                    "round {} is older than every kept checkpoint ({}); only rounds from the oldest checkpoint on can \
-                 be queried",
-                    height.unwrap_or_default(),
-                    heights.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
-                ))
-            })?;
-        let options =
-            VerifyOptions { from_height: Some(from), to_height: height, workers: 1, execution, ..Default::default() };
-        let replayed = on_wasm_stack(move || replay_here(path, &options, &mut |_| {}))?;
-        if let Some(divergence) = replayed.report.divergence {
-            return Err(HostError::ReplayDiverged(divergence));
-        }
+        let (replayed, from) = replay_to(path, execution, height)?;
         Ok(PastState::of(&replayed, from, None))
     }
 
@@ -109,6 +94,30 @@ impl PastState {
     }
 }
 
+/// Replay the state directory at `path` up to round `height` (default: the
+/// last logged round) from the newest kept checkpoint at or below it;
+/// returns the state and that checkpoint. A replay that does not reproduce
+/// the recorded digests is an error.
+fn replay_to(path: &Path, execution: ExecutionConfig, height: Option<u64>) -> Result<(ReplayedState, u64), HostError> {
+    let heights = StateDir::open_read_only(path)?.heights()?;
+    let from = heights.iter().rev().find(|h| height.is_none_or(|height| **h <= height)).copied();
+    let from = from.ok_or_else(|| match height {
+        Some(height) => HostError::Operation(format!(
+            "round {height} is older than every kept checkpoint ({}); only rounds from the oldest checkpoint on can \
+             be queried",
+            heights.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+        )),
+        None => HostError::Operation(format!("{} holds no checkpoint to replay from", path.display())),
+    })?;
+    let options =
+        VerifyOptions { from_height: Some(from), to_height: height, workers: 1, execution, ..Default::default() };
+    let replayed = on_wasm_stack(move || replay_here(path, &options, &mut |_| {}))?;
+    if let Some(divergence) = replayed.report.divergence {
+        return Err(HostError::ReplayDiverged(divergence));
+    }
+    Ok((replayed, from))
+}
+
 /// A replay that carries on as its state directory's log grows: it loads
 /// the newest checkpoint once, then replays only the rounds added since
 /// the last [`LiveReplay::advance`], checking every digest.
@@ -124,15 +133,7 @@ impl LiveReplay {
     /// it. Messages execute with `execution` (its limits must match the
     /// recorded history's); queries run on `query_threads` threads.
     pub fn open(path: &Path, execution: ExecutionConfig, query_threads: usize) -> Result<LiveReplay, HostError> {
-        let checkpoint =
-            StateDir::open_read_only(path)?.heights()?.last().copied().ok_or_else(|| {
-                HostError::Operation(format!("{} holds no checkpoint to replay from", path.display()))
-            })?;
-        let options = VerifyOptions { from_height: Some(checkpoint), workers: 1, execution, ..Default::default() };
-        let replayed = on_wasm_stack(|| replay_here(path, &options, &mut |_| {}))?;
-        if let Some(divergence) = replayed.report.divergence {
-            return Err(HostError::ReplayDiverged(divergence));
-        }
+        let (replayed, checkpoint) = replay_to(path, execution, None)?;
         let queries = QueryPool::new(query_threads.max(1), 1024)
             .map_err(|e| HostError::Operation(format!("cannot start the query threads: {e}")))?;
         Ok(LiveReplay { path: path.to_path_buf(), replayed, checkpoint, queries: Arc::new(queries) })

@@ -5,7 +5,6 @@
 //! primary: only the primary decides what happens.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use canister_host::prometheus::proto::MetricFamily;
@@ -13,7 +12,7 @@ use canister_host::{CallError, CanisterInfo, Certifier, Principal};
 use replication::{Follower, Remote};
 
 use super::Report;
-use super::serve::{check_listen, serve_http};
+use super::serve::{check_listen, interval, serve_http};
 use crate::args::Follow;
 use crate::exit::usage;
 use crate::state::Context;
@@ -21,9 +20,7 @@ use crate::state::Context;
 /// Run `follow`.
 pub fn run(cx: &Context, args: Follow) -> anyhow::Result<Report> {
     check_listen(&args.http)?;
-    if !(args.every > 0.0 && args.every.is_finite()) {
-        return Err(usage("--every must be a positive number of seconds"));
-    }
+    let every = interval("--every", args.every)?;
     let remote = Remote::from_url(&args.from).map_err(|e| usage(e.to_string()))?;
     cx.refuse_foreign_dir()?;
     let follower = Arc::new(
@@ -37,8 +34,7 @@ pub fn run(cx: &Context, args: Follow) -> anyhow::Result<Report> {
         Ok(_) => {}
         Err(e) => cx.warn(&format!("nothing to serve yet from {} ({e}); retrying every {} s", args.from, args.every)),
     }
-    let following =
-        follower.follow(Duration::from_secs_f64(args.every)).context("starting the thread that catches up")?;
+    let following = follower.follow(every).context("starting the thread that catches up")?;
     let replica = Arc::new(ReadReplica(follower.clone()));
     let url = serve_http(cx, &args.http, replica, server::ServerConfig::default(), "serving a read replica")?;
     drop(following);
@@ -57,7 +53,7 @@ struct ReadReplica(Arc<Follower>);
 
 impl ReadReplica {
     fn refusal(&self) -> String {
-        self.0.update().err().map(|e| e.to_string()).unwrap_or_default()
+        self.0.refusal().to_string()
     }
 }
 

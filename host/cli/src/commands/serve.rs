@@ -29,13 +29,11 @@ pub fn run(cx: &Context, args: Serve) -> anyhow::Result<Report> {
     // The store is opened before the host: bad options cost no replay.
     let remote = match &args.replicate_to {
         Some(url) => {
-            if !(args.replicate_every > 0.0 && args.replicate_every.is_finite()) {
-                return Err(usage("--replicate-every must be a positive number of seconds"));
-            }
+            let every = interval("--replicate-every", args.replicate_every)?;
             if args.replicate_keep == Some(0) {
                 return Err(usage("--replicate-keep must keep at least 1 checkpoint"));
             }
-            Some(replication::Remote::from_url(url).map_err(|e| usage(e.to_string()))?)
+            Some((replication::Remote::from_url(url).map_err(|e| usage(e.to_string()))?, every))
         }
         None => None,
     };
@@ -44,8 +42,7 @@ pub fn run(cx: &Context, args: Serve) -> anyhow::Result<Report> {
     host_config.query_queue = args.query_queue.unwrap_or(host_config.query_queue);
     let host = Arc::new(cx.open_with(host_config)?);
     let replicator = match remote {
-        Some(remote) => {
-            let every = Duration::from_secs_f64(args.replicate_every);
+        Some((remote, every)) => {
             let shipping =
                 replication::Shipping { sealer: Some(host.log_sealer()), keep_checkpoints: args.replicate_keep };
             Some(
@@ -79,6 +76,14 @@ pub fn run(cx: &Context, args: Serve) -> anyhow::Result<Report> {
             "shipping_error": shipped.as_ref().and_then(|s| s.last_error.clone()),
         }),
     ))
+}
+
+/// `seconds` as an interval, or a usage error naming `flag`.
+pub(super) fn interval(flag: &str, seconds: f64) -> anyhow::Result<Duration> {
+    if !(seconds > 0.0 && seconds.is_finite()) {
+        return Err(usage(format!("{flag} must be a positive number of seconds")));
+    }
+    Ok(Duration::from_secs_f64(seconds))
 }
 
 /// Refuse listening options no server can honour, before any work.

@@ -128,6 +128,18 @@ struct Segment {
     first_height: u64,
 }
 
+/// The file name of the segment whose first record is round `first`
+/// (`seg-<first:016x>.log`: names sort as heights do).
+pub fn segment_name(first: u64) -> String {
+    format!("seg-{first:016x}.log")
+}
+
+/// The first round of the segment file `name`, if it is one.
+pub fn segment_first_height(name: &str) -> Option<u64> {
+    let hex = name.strip_prefix("seg-")?.strip_suffix(".log").filter(|h| h.len() == 16)?;
+    u64::from_str_radix(hex, 16).ok()
+}
+
 /// An open write-ahead log, ready to append.
 pub struct Wal {
     /// Every file operation goes through it, so the fault-injection sweeps
@@ -248,7 +260,7 @@ impl Wal {
     }
 
     fn start_segment(&mut self, first_height: u64) -> Result<(), WalError> {
-        let path = self.dir.join(format!("seg-{first_height:016x}.log"));
+        let path = self.dir.join(segment_name(first_height));
         let header = SegmentHeader { first_height, prev_chain: self.last_chain }.encode();
         let mut file = self.fs.create_file(&path).map_err(io_error("create", &path))?;
         file.write_at(0, &header).map_err(io_error("write", &path))?;

@@ -20,8 +20,7 @@ impl Wal {
         let mut segments = Vec::new();
         for entry in fs.list_dir(dir).map_err(io_error("list", dir))? {
             let name = &entry.name;
-            let first = name.strip_prefix("seg-").and_then(|n| n.strip_suffix(".log")).filter(|h| h.len() == 16);
-            match first.and_then(|h| u64::from_str_radix(h, 16).ok()) {
+            match super::segment_first_height(name) {
                 Some(first_height) => segments.push(Segment { path: dir.join(name), first_height }),
                 None => return Err(WalError::ForeignFile(dir.join(name))),
             }
